@@ -1,0 +1,349 @@
+//! The configuration model and its loading: built-in defaults < `kyb-deploy.toml` <
+//! `KYB_DEPLOY_*` environment variables (< command-line flags, applied by the caller).
+
+pub(crate) mod duration;
+mod environment;
+mod verify;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+
+pub use self::environment::{
+    DockerSettings, EcsSettings, EnvironmentConfig, Guards, KubernetesSettings, RollbackPolicy,
+    TargetKind, Timeouts,
+};
+pub use self::verify::{MetricsCheck, ProbeSettings, SmokeTest, StatusCheck, VerifyConfig};
+use crate::error::{Error, Result};
+
+/// The default configuration file name.
+pub const DEFAULT_CONFIG_FILE: &str = "kyb-deploy.toml";
+
+/// Prefix of environment variables that override configuration keys. Nested keys are
+/// separated by a double underscore: `KYB_DEPLOY_ENVIRONMENTS__STAGING__ROLLBACK=never`.
+/// Variables without a double underscore (such as credentials) are not configuration keys.
+pub const ENV_PREFIX: &str = "KYB_DEPLOY_";
+
+/// The whole configuration of a project.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The service being deployed.
+    #[serde(default)]
+    pub project: ProjectConfig,
+    /// How the image is built and named.
+    #[serde(default)]
+    pub image: ImageConfig,
+    /// Tests run before the build.
+    #[serde(default)]
+    pub tests: TestsConfig,
+    /// Where deployment records are kept.
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+    /// Who is told about deployments.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+    /// The environments, by name.
+    pub environments: BTreeMap<String, EnvironmentConfig>,
+    /// Where the configuration was read from (not a key).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// The service being deployed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectConfig {
+    /// Service name, used in records and notifications.
+    pub name: String,
+    /// Source repository URL, recorded in image labels.
+    pub source: Option<String>,
+}
+
+impl Default for ProjectConfig {
+    fn default() -> Self {
+        Self {
+            name: "kyb-platform-api".into(),
+            source: None,
+        }
+    }
+}
+
+/// How the image is built and named.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImageConfig {
+    /// Repository the image is pushed to, like `ghcr.io/acme/kyb-platform-api`.
+    pub repository: String,
+    /// Build context directory.
+    pub context: PathBuf,
+    /// Dockerfile, relative to the context.
+    pub dockerfile: PathBuf,
+    /// Build arguments.
+    pub build_args: BTreeMap<String, String>,
+    /// Build stage to stop at.
+    pub target: Option<String>,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        Self {
+            repository: "kyb-platform-api".into(),
+            context: ".".into(),
+            dockerfile: "Dockerfile".into(),
+            build_args: BTreeMap::new(),
+            target: None,
+        }
+    }
+}
+
+/// Tests run before the build. Each command runs with `sh -c` in `workdir`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestsConfig {
+    /// Unit test command.
+    pub unit: Option<String>,
+    /// Integration test command.
+    pub integration: Option<String>,
+    /// Working directory of the commands (the project directory when unset).
+    pub workdir: Option<PathBuf>,
+}
+
+/// Where deployment records are kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// The JSON-lines ledger file, relative to the project directory.
+    pub path: PathBuf,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            path: ".kyb-deploy/ledger.jsonl".into(),
+        }
+    }
+}
+
+/// Who is told about deployments.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Webhooks that receive a JSON POST with a Slack-compatible `text` field.
+    pub webhooks: Vec<String>,
+    /// Attempts per webhook before giving up with a warning.
+    pub attempts: u32,
+    /// Time limit of one attempt.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            webhooks: Vec::new(),
+            attempts: 3,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One named environment with its settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Environment {
+    /// The environment's name (`development`, `staging`, `production`, ...).
+    pub name: String,
+    /// Its settings.
+    pub settings: EnvironmentConfig,
+}
+
+impl Config {
+    /// Loads the configuration from `path` (default [`DEFAULT_CONFIG_FILE`] in the current
+    /// directory) and `KYB_DEPLOY_*` environment variables, then validates it.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let path = path.unwrap_or(Path::new(DEFAULT_CONFIG_FILE));
+        if !path.is_file() {
+            return Err(Error::Config {
+                message: format!(
+                    "config file {} not found; create it (see docs/configuration.md) or pass --config PATH",
+                    path.display()
+                ),
+            });
+        }
+        let env = Env::prefixed(ENV_PREFIX)
+            .filter(|key| key.as_str().contains("__"))
+            .split("__");
+        Self::from_figment(
+            Figment::new().merge(Toml::file_exact(path)).merge(env),
+            path,
+        )
+    }
+
+    /// Parses a configuration from TOML text (no environment variables), then validates it.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        Self::from_figment(
+            Figment::new().merge(Toml::string(text)),
+            Path::new("<inline>"),
+        )
+    }
+
+    fn from_figment(figment: Figment, path: &Path) -> Result<Self> {
+        let mut config: Self = figment.extract().map_err(|e| Error::Config {
+            message: describe_figment_errors(e, path),
+        })?;
+        config.source = Some(path.to_owned());
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The names of the configured environments.
+    pub fn environment_names(&self) -> Vec<String> {
+        self.environments.keys().cloned().collect()
+    }
+
+    /// Looks up an environment by name; an unknown name lists the valid ones.
+    pub fn environment(&self, name: &str) -> Result<Environment> {
+        self.environments
+            .get(name)
+            .map(|settings| Environment {
+                name: name.to_owned(),
+                settings: settings.clone(),
+            })
+            .ok_or_else(|| Error::UnknownEnvironment {
+                name: name.to_owned(),
+                valid: self.environment_names(),
+            })
+    }
+
+    /// Checks what serde cannot: cross-field rules and value ranges.
+    pub fn validate(&self) -> Result<()> {
+        let file = self
+            .source
+            .as_deref()
+            .map_or_else(|| "<inline>".to_owned(), |p| p.display().to_string());
+        let mut problems = Vec::new();
+        if self.environments.is_empty() {
+            problems.push("environments: no environment is defined; add [environments.development] or another".to_owned());
+        }
+        if self.notify.attempts == 0 {
+            problems.push("notify.attempts: must be at least 1".to_owned());
+        }
+        for (name, env) in &self.environments {
+            validate_environment(name, env, &mut problems);
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Config {
+                message: format!("{} (in {file})", problems.join("; ")),
+            })
+        }
+    }
+}
+
+fn validate_environment(name: &str, env: &EnvironmentConfig, problems: &mut Vec<String>) {
+    let key = format!("environments.{name}");
+    let valid_name = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    if !valid_name {
+        problems.push(format!(
+            "{key}: environment names use lowercase letters, digits, '-' and '_' and start with a letter or digit"
+        ));
+    }
+    let section = match env.target {
+        TargetKind::Docker => env.docker.is_some(),
+        TargetKind::Ecs => env.ecs.is_some(),
+        TargetKind::Kubernetes => env.kubernetes.is_some(),
+    };
+    if !section {
+        problems.push(format!(
+            "{key}.{kind}: target = \"{kind}\" needs a [{key}.{kind}] section",
+            kind = env.target
+        ));
+    }
+    for (probe, settings) in [
+        ("readiness", &env.verify.readiness),
+        ("liveness", &env.verify.liveness),
+    ] {
+        let pkey = format!("{key}.verify.{probe}");
+        if settings.failure_threshold == 0 || settings.success_threshold == 0 {
+            problems.push(format!(
+                "{pkey}: failure_threshold and success_threshold must be at least 1"
+            ));
+        }
+        if settings.period.is_zero() || settings.timeout.is_zero() {
+            problems.push(format!("{pkey}: period and timeout must be longer than 0s"));
+        }
+        if !settings.path.starts_with('/') {
+            problems.push(format!("{pkey}.path: must start with '/'"));
+        }
+    }
+    if !env.verify.status.version_pointer.is_empty()
+        && !env.verify.status.version_pointer.starts_with('/')
+    {
+        problems.push(format!(
+            "{key}.verify.status.version_pointer: a JSON pointer starts with '/', like \"/version\""
+        ));
+    }
+    for (i, smoke) in env.verify.smoke.iter().enumerate() {
+        let skey = format!("{key}.verify.smoke[{i}] ({:?})", smoke.name);
+        if reqwest::Method::from_bytes(smoke.method.as_bytes()).is_err()
+            || smoke.method.chars().any(|c| c.is_ascii_lowercase())
+        {
+            problems.push(format!(
+                "{skey}.method: {:?} is not an HTTP method; use GET, POST, PUT, PATCH, DELETE or HEAD",
+                smoke.method
+            ));
+        }
+        if !(100..=599).contains(&smoke.expect_status) {
+            problems.push(format!(
+                "{skey}.expect_status: {} is not an HTTP status (100-599)",
+                smoke.expect_status
+            ));
+        }
+        if !smoke.path.starts_with('/') {
+            problems.push(format!("{skey}.path: must start with '/'"));
+        }
+        if smoke.samples == 0 {
+            problems.push(format!("{skey}.samples: must be at least 1"));
+        }
+        if let Some(bad) = smoke.expect_json.keys().find(|k| !k.starts_with('/')) {
+            problems.push(format!(
+                "{skey}.expect_json: key {bad:?} is not a JSON pointer; write \"/field\""
+            ));
+        }
+    }
+}
+
+/// Turns figment's errors into one message naming each key path and the file.
+fn describe_figment_errors(error: figment::Error, path: &Path) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                "<top level>".to_owned()
+            } else {
+                e.path.join(".")
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .and_then(|m| m.source.as_ref())
+                .map_or_else(|| path.display().to_string(), |s| s.to_string());
+            format!("{key}: {} (in {source})", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+//! Per-environment settings: target, rollback policy, guards, timeouts, verification.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::verify::VerifyConfig;
+
+/// Settings of one environment, as written under `[environments.<name>]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    /// Which kind of target this environment deploys to.
+    pub target: TargetKind,
+    /// What happens when a deployment fails after it began.
+    #[serde(default)]
+    pub rollback: RollbackPolicy,
+    /// Conditions a deployment must meet.
+    #[serde(default)]
+    pub guards: Guards,
+    /// Per-stage and overall time limits.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Post-deployment verification.
+    #[serde(default)]
+    pub verify: VerifyConfig,
+    /// Environment variables for the service.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Settings of the `docker` target.
+    #[serde(default)]
+    pub docker: Option<DockerSettings>,
+    /// Settings of the `ecs` target.
+    #[serde(default)]
+    pub ecs: Option<EcsSettings>,
+    /// Settings of the `kubernetes` target.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesSettings>,
+}
+
+/// The kinds of deployment target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// A local Docker engine.
+    Docker,
+    /// AWS ECS (Fargate).
+    Ecs,
+    /// A Kubernetes cluster.
+    Kubernetes,
+}
+
+impl TargetKind {
+    /// The name used in configuration and records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Docker => "docker",
+            Self::Ecs => "ecs",
+            Self::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to do when a deployment fails after it began.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RollbackPolicy {
+    /// Roll back to the last known-good release and verify it.
+    #[default]
+    Auto,
+    /// Leave the failed release in place.
+    Never,
+}
+
+/// Conditions an environment puts on a deployment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Guards {
+    /// Ask for confirmation (or `--yes`) before changing anything.
+    pub confirm: bool,
+    /// Branches a deployment may come from; empty allows any.
+    pub branches: Vec<String>,
+    /// Refuse a working tree with uncommitted changes unless forced.
+    pub require_clean_tree: bool,
+}
+
+/// Time limits. A stage that runs out of time ends the run as timed out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// The whole run.
+    #[serde(with = "super::duration")]
+    pub overall: Duration,
+    /// The test stage.
+    #[serde(with = "super::duration")]
+    pub tests: Duration,
+    /// The image build.
+    #[serde(with = "super::duration")]
+    pub build: Duration,
+    /// The image push.
+    #[serde(with = "super::duration")]
+    pub push: Duration,
+    /// Starting the deployment on the target.
+    #[serde(with = "super::duration")]
+    pub deploy: Duration,
+    /// Waiting for the rollout.
+    #[serde(with = "super::duration")]
+    pub wait: Duration,
+    /// Verification (probes and smoke tests).
+    #[serde(with = "super::duration")]
+    pub verify: Duration,
+    /// A rollback, including its wait and verification.
+    #[serde(with = "super::duration")]
+    pub rollback: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        let min = |m: u64| Duration::from_secs(60 * m);
+        Self {
+            overall: min(60),
+            tests: min(20),
+            build: min(20),
+            push: min(10),
+            deploy: min(2),
+            wait: min(15),
+            verify: min(5),
+            rollback: min(20),
+        }
+    }
+}
+
+/// Settings of the local Docker target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSettings {
+    /// Container name prefix.
+    #[serde(default = "default_container")]
+    pub container: String,
+    /// Port the service listens on inside the container.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Port published on 127.0.0.1.
+    #[serde(default = "default_port")]
+    pub host_port: u16,
+}
+
+fn default_container() -> String {
+    "kyb-platform-api".into()
+}
+
+fn default_port() -> u16 {
+    8080
+}
+
+/// Settings of the ECS target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcsSettings {
+    /// Cluster name or ARN.
+    pub cluster: String,
+    /// Service name.
+    pub service: String,
+    /// AWS region; the standard chain decides when unset.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint override (a simulator or a VPC endpoint).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Task definition template (`register-task-definition --cli-input-json` format).
+    #[serde(default)]
+    pub task_definition: Option<PathBuf>,
+}
+
+/// Settings of the Kubernetes target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSettings {
+    /// Namespace of the deployment.
+    pub namespace: String,
+    /// Name of the Deployment.
+    pub deployment: String,
+    /// Kubeconfig context; the current context when unset.
+    #[serde(default)]
+    pub context: Option<String>,
+}

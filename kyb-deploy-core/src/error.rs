@@ -1,0 +1,175 @@
+//! The error type of kyb-deploy-core.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in kyb-deploy-core.
+///
+/// Messages are lowercase fragments that name the thing that failed; the cause is kept in
+/// the error's source so that it prints once.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A version string is not a valid Docker tag.
+    #[error(
+        "invalid version {value:?}: {problem}; a version must be a Docker tag: 1 to 128 characters from [A-Za-z0-9_.-], not starting with '.' or '-' (for example v1.2.3 or 3f9c2ab)"
+    )]
+    InvalidVersion {
+        /// The rejected input.
+        value: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// The configuration could not be loaded or is invalid.
+    #[error("invalid configuration: {message}")]
+    Config {
+        /// What is wrong, naming the key and the file.
+        message: String,
+    },
+
+    /// The named environment is not defined in the configuration.
+    #[error("unknown environment {name:?}; valid environments: {}", valid.join(", "))]
+    UnknownEnvironment {
+        /// The requested name.
+        name: String,
+        /// The environments the configuration defines.
+        valid: Vec<String>,
+    },
+
+    /// A git command failed or git is not usable.
+    #[error("git {what} failed in {dir}: {message}")]
+    Git {
+        /// What was attempted.
+        what: String,
+        /// The repository directory.
+        dir: PathBuf,
+        /// What git said.
+        message: String,
+    },
+
+    /// A guard of the environment refused the deployment.
+    #[error("{environment} refuses this deployment: {reason}")]
+    Guard {
+        /// The guarded environment.
+        environment: String,
+        /// Why, and how to proceed.
+        reason: String,
+    },
+
+    /// Prerequisites are missing.
+    #[error("{} prerequisite(s) missing for {environment}: {}", missing.len(), missing.join("; "))]
+    Prerequisites {
+        /// The environment that was checked.
+        environment: String,
+        /// Each missing piece with its fix.
+        missing: Vec<String>,
+    },
+
+    /// Another deployment holds the environment's lock.
+    #[error("environment {environment} is locked by another deployment ({holder})")]
+    Locked {
+        /// The locked environment.
+        environment: String,
+        /// Who holds the lock, as far as known.
+        holder: String,
+    },
+
+    /// Reading or writing the deployment ledger failed.
+    #[error("deployment ledger {path} failed: {what}")]
+    Ledger {
+        /// The ledger file.
+        path: PathBuf,
+        /// What was attempted.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An I/O operation on a file failed.
+    #[error("failed to {what} {path}")]
+    Io {
+        /// What was attempted.
+        what: String,
+        /// The file involved.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An HTTP request failed.
+    #[error("{what} failed")]
+    Http {
+        /// What was attempted, naming the URL.
+        what: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// A deployment target reported an error.
+    #[error("{target} target: {message}")]
+    Target {
+        /// The target kind or name.
+        target: String,
+        /// What failed.
+        message: String,
+        /// The cause, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// A pipeline seam (builder, registry, scanner, test runner, notifier) failed.
+    #[error("{seam}: {message}")]
+    Seam {
+        /// Which seam failed.
+        seam: &'static str,
+        /// What failed.
+        message: String,
+    },
+
+    /// The operation was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+
+    /// The operation ran out of time.
+    #[error("{what} timed out after {}", humantime::format_duration(*after))]
+    TimedOut {
+        /// What timed out.
+        what: String,
+        /// The limit that was hit.
+        after: std::time::Duration,
+    },
+}
+
+impl Error {
+    /// Convenience constructor for target errors without a source.
+    pub fn target(target: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Target {
+            target: target.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Convenience constructor for seam errors.
+    pub fn seam(seam: &'static str, message: impl Into<String>) -> Self {
+        Self::Seam {
+            seam,
+            message: message.into(),
+        }
+    }
+
+    /// Whether the error comes from bad input (usage or configuration) rather than from a
+    /// failed operation. The CLI maps these to its usage exit code.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidVersion { .. } | Self::Config { .. } | Self::UnknownEnvironment { .. }
+        )
+    }
+}
+
+/// Result with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,705 @@
+//! [`HttpHealthProbe`]: verification of a deployed service over HTTP.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Client, Method, RequestBuilder, StatusCode};
+use serde_json::Value;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::config::{ProbeSettings, SmokeTest, VerifyConfig};
+use crate::error::{Error, Result};
+use crate::event::StageProgress;
+use crate::probe::{CheckReport, HealthProbe, LatencySummary, VerificationReport, VerifyRequest};
+use crate::probe_tracker::{ProbeState, ProbeTracker};
+use crate::prometheus::validate_exposition;
+use crate::version::Version;
+
+const USER_AGENT: &str = concat!("kyb-deploy/", env!("CARGO_PKG_VERSION"));
+
+/// Time limit of one `/status`, `/metrics` or smoke-test request. The settings give these
+/// checks no timeout of their own, and a hung service must not hold the pipeline forever.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A [`HealthProbe`] that verifies a service over HTTP, as configured by a [`VerifyConfig`].
+///
+/// In order: the readiness probe gates everything else (when it fails, nothing else runs);
+/// then the liveness probe, `/status`, `/metrics` and each smoke test all run, so that the
+/// report is complete even when an early check fails. Requests go to
+/// [`VerifyRequest::base_url`] (the pipeline resolves `VerifyConfig::base_url` or the
+/// target's endpoint into it), keeping its path: `/ready` under `https://host/api` is
+/// `https://host/api/ready`.
+///
+/// ```no_run
+/// # async fn example() -> kyb_deploy_core::Result<()> {
+/// use kyb_deploy_core::{
+///     CancellationToken, HealthProbe, HttpHealthProbe, Stage, StageProgress, Url,
+///     VerifyConfig, VerifyRequest, Version,
+/// };
+///
+/// let probe = HttpHealthProbe::new(VerifyConfig::default())?;
+/// let request = VerifyRequest {
+///     base_url: Url::parse("https://api.staging.example.com").unwrap(),
+///     expected_version: Version::parse("v1.4.0")?,
+/// };
+/// let progress = StageProgress::discard(Stage::Verify);
+/// let report = probe.verify(&request, &progress, &CancellationToken::new()).await?;
+/// if let Some(failure) = report.failure() {
+///     eprintln!("{failure}");
+/// }
+/// # Ok(()) }
+/// ```
+pub struct HttpHealthProbe {
+    settings: VerifyConfig,
+    client: Client,
+    /// Method and headers of each smoke test, parsed once; parallel to `settings.smoke`.
+    smoke: Vec<(Method, HeaderMap)>,
+}
+
+impl fmt::Debug for HttpHealthProbe {
+    // Written by hand: the derived form would print smoke-test header values (tokens).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let smoke: Vec<&str> = self
+            .settings
+            .smoke
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        f.debug_struct("HttpHealthProbe")
+            .field("readiness", &self.settings.readiness.path)
+            .field("liveness", &self.settings.liveness.path)
+            .field("smoke", &smoke)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpHealthProbe {
+    /// A probe with one HTTP client for all its requests.
+    ///
+    /// TLS certificates are verified unless `settings.insecure_skip_tls_verify` is set.
+    /// Returns [`Error::Config`] when a smoke test has an invalid method, header, status or
+    /// JSON pointer, or no samples, so that a typo fails before anything is deployed.
+    pub fn new(settings: VerifyConfig) -> Result<Self> {
+        let client = Client::builder()
+            .use_rustls_tls()
+            .user_agent(USER_AGENT)
+            .danger_accept_invalid_certs(settings.insecure_skip_tls_verify)
+            .build()
+            .map_err(|source| Error::Http {
+                what: "building the HTTP client".into(),
+                source,
+            })?;
+        let smoke = settings
+            .smoke
+            .iter()
+            .map(prepare_smoke)
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            settings,
+            client,
+            smoke,
+        })
+    }
+
+    /// The settings the probe honours.
+    pub fn settings(&self) -> &VerifyConfig {
+        &self.settings
+    }
+}
+
+fn prepare_smoke(test: &SmokeTest) -> Result<(Method, HeaderMap)> {
+    let invalid = |problem: String| Error::Config {
+        message: format!("smoke test {:?}: {problem}", test.name),
+    };
+    let method = Method::from_bytes(test.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| invalid(format!("invalid HTTP method {:?}", test.method)))?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in &test.headers {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid(format!("invalid header name {name:?}")))?;
+        // The value is likely a credential: name the header, never show the value.
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| invalid(format!("invalid value of header {name:?}")))?;
+        headers.insert(header, value);
+    }
+    StatusCode::from_u16(test.expect_status)
+        .map_err(|_| invalid(format!("invalid expect_status {}", test.expect_status)))?;
+    if let Some(pointer) = test
+        .expect_json
+        .keys()
+        .find(|p| !p.is_empty() && !p.starts_with('/'))
+    {
+        return Err(invalid(format!(
+            "invalid JSON pointer {pointer:?} in expect_json (it must start with '/')"
+        )));
+    }
+    if test.samples == 0 {
+        return Err(invalid("samples must be at least 1".into()));
+    }
+    Ok((method, headers))
+}
+
+#[async_trait]
+impl HealthProbe for HttpHealthProbe {
+    async fn verify(
+        &self,
+        request: &VerifyRequest,
+        progress: &StageProgress,
+        cancel: &CancellationToken,
+    ) -> Result<VerificationReport> {
+        let settings = &self.settings;
+        let mut run = Run {
+            client: &self.client,
+            base: &request.base_url,
+            progress,
+            cancel,
+            checks: Vec::new(),
+            samples: Vec::new(),
+        };
+        if settings.readiness.enabled {
+            run.probe("readiness", &settings.readiness).await?;
+            if run.checks.last().is_some_and(|c| !c.passed) {
+                return Ok(run.finish(None));
+            }
+        }
+        if settings.liveness.enabled {
+            run.probe("liveness", &settings.liveness).await?;
+        }
+        let mut reported_version = None;
+        if settings.status.enabled {
+            reported_version = run.status(&request.expected_version, settings).await?;
+        }
+        if settings.metrics.enabled {
+            run.metrics(&settings.metrics.path).await?;
+        }
+        for (test, (method, headers)) in settings.smoke.iter().zip(&self.smoke) {
+            run.smoke(test, method, headers).await?;
+        }
+        Ok(run.finish(reported_version))
+    }
+}
+
+/// What one request came back with.
+enum Answer {
+    Response {
+        status: StatusCode,
+        body: Vec<u8>,
+    },
+    /// Connection error or timeout, described.
+    Failed(String),
+}
+
+/// The state of one verification.
+struct Run<'a> {
+    client: &'a Client,
+    base: &'a Url,
+    progress: &'a StageProgress,
+    cancel: &'a CancellationToken,
+    checks: Vec<CheckReport>,
+    /// Duration of every request sent.
+    samples: Vec<Duration>,
+}
+
+impl Run<'_> {
+    fn finish(self, reported_version: Option<String>) -> VerificationReport {
+        VerificationReport {
+            passed: self.checks.iter().all(|c| c.passed),
+            checks: self.checks,
+            reported_version,
+            latency: LatencySummary::from_samples(&self.samples),
+        }
+    }
+
+    fn record(&mut self, name: String, outcome: Result<String, String>, samples: &[Duration]) {
+        let passed = outcome.is_ok();
+        self.checks.push(CheckReport {
+            name,
+            passed,
+            detail: outcome.unwrap_or_else(|problem| problem),
+            attempts: u32::try_from(samples.len()).unwrap_or(u32::MAX),
+            latency: LatencySummary::from_samples(samples),
+        });
+    }
+
+    /// Sends a request and reads the whole body within `timeout`, or until cancelled.
+    async fn send(
+        &mut self,
+        request: RequestBuilder,
+        timeout: Duration,
+    ) -> Result<(Answer, Duration)> {
+        let started = Instant::now();
+        let exchange = async {
+            let response = request.send().await?;
+            let status = response.status();
+            Ok::<_, reqwest::Error>((status, response.bytes().await?))
+        };
+        let answer = tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => return Err(Error::Cancelled),
+            result = tokio::time::timeout(timeout, exchange) => match result {
+                Ok(Ok((status, body))) => Answer::Response { status, body: body.to_vec() },
+                Ok(Err(error)) => Answer::Failed(describe(error)),
+                Err(_) => Answer::Failed(format!(
+                    "timed out after {}",
+                    humantime::format_duration(timeout)
+                )),
+            },
+        };
+        let elapsed = started.elapsed();
+        self.samples.push(elapsed);
+        Ok((answer, elapsed))
+    }
+
+    async fn sleep_until(&self, deadline: Instant) -> Result<()> {
+        tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => Err(Error::Cancelled),
+            () = tokio::time::sleep_until(deadline) => Ok(()),
+        }
+    }
+
+    /// Runs a probe with Kubernetes semantics until its tracker reaches a verdict.
+    async fn probe(&mut self, name: &str, settings: &ProbeSettings) -> Result<()> {
+        let url = join(self.base, &settings.path);
+        let shown = redact(&url);
+        self.sleep_until(Instant::now() + settings.initial_delay)
+            .await?;
+        let mut tracker = ProbeTracker::for_settings(settings);
+        let mut samples = Vec::new();
+        loop {
+            // The period counts from the start of an attempt, so slow answers do not
+            // stretch the schedule.
+            let started = Instant::now();
+            let request = self.client.get(url.clone());
+            let (answer, elapsed) = self.send(request, settings.timeout).await?;
+            samples.push(elapsed);
+            let (success, seen) = match answer {
+                Answer::Response { status, .. } => (
+                    (200..=399).contains(&status.as_u16()),
+                    status.as_u16().to_string(),
+                ),
+                Answer::Failed(why) => (false, why),
+            };
+            let state = tracker.record(success);
+            let streak = if success {
+                let (n, of) = (tracker.consecutive_successes(), tracker.success_threshold());
+                format!("{n} of {of} consecutive successes")
+            } else {
+                let (n, of) = (tracker.consecutive_failures(), tracker.failure_threshold());
+                format!("{n} of {of} consecutive failures")
+            };
+            let attempts = tracker.attempts();
+            self.progress.progress(format!(
+                "{name} GET {shown} -> {seen} (attempt {attempts}, {streak})"
+            ));
+            if state.is_terminal() {
+                let outcome = match state {
+                    ProbeState::Passed => Ok(format!(
+                        "passed after {attempts} attempt(s); last GET {shown} -> {seen}"
+                    )),
+                    _ => Err(format!(
+                        "failed after {attempts} attempt(s), {streak}; last GET {shown} -> {seen}"
+                    )),
+                };
+                self.record(name.to_owned(), outcome, &samples);
+                return Ok(());
+            }
+            self.sleep_until(started + settings.period).await?;
+        }
+    }
+
+    /// Checks `/status` and returns the version it reports.
+    async fn status(
+        &mut self,
+        expected: &Version,
+        settings: &VerifyConfig,
+    ) -> Result<Option<String>> {
+        let url = join(self.base, &settings.status.path);
+        let request = self.client.get(url.clone());
+        let (answer, elapsed) = self.send(request, REQUEST_TIMEOUT).await?;
+        let pointer = &settings.status.version_pointer;
+        let (outcome, reported) = judge_status(&answer, &redact(&url), pointer, expected.as_str());
+        self.record("status".into(), outcome, &[elapsed]);
+        Ok(reported)
+    }
+
+    async fn metrics(&mut self, path: &str) -> Result<()> {
+        let url = join(self.base, path);
+        let shown = redact(&url);
+        let (answer, elapsed) = self.send(self.client.get(url), REQUEST_TIMEOUT).await?;
+        let outcome = success_body(&answer, &shown).and_then(|body| {
+            let text = std::str::from_utf8(body)
+                .map_err(|e| format!("GET {shown}: the body is not UTF-8 ({e})"))?;
+            match validate_exposition(text) {
+                Ok(summary) => Ok(summary.to_string()),
+                Err(error) => Err(format!(
+                    "GET {shown}: invalid Prometheus exposition: {error}"
+                )),
+            }
+        });
+        self.record("metrics".into(), outcome, &[elapsed]);
+        Ok(())
+    }
+
+    async fn smoke(
+        &mut self,
+        test: &SmokeTest,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<()> {
+        let url = join(self.base, &test.path);
+        let mut samples = Vec::new();
+        let (mut failed, mut first_problem) = (0, None);
+        for i in 1..=test.samples {
+            let mut request = self
+                .client
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
+            if let Some(body) = &test.json {
+                request = request.json(body);
+            }
+            let (answer, elapsed) = self.send(request, REQUEST_TIMEOUT).await?;
+            samples.push(elapsed);
+            if let Err(problem) = judge_smoke(test, &answer) {
+                failed += 1;
+                first_problem.get_or_insert(format!("request {i}: {problem}"));
+            }
+        }
+        let latency = LatencySummary::from_samples(&samples);
+        let (p50, p95) = (latency.p50_ms.unwrap_or(0.0), latency.p95_ms.unwrap_or(0.0));
+        let target = format!("{method} {}", redact(&url));
+        let mut problems = Vec::new();
+        if let Some(first) = first_problem {
+            problems.push(format!(
+                "{target}: {failed} of {} requests failed; {first}",
+                test.samples
+            ));
+        }
+        let mut timing = format!("p50 {p50:.1} ms, p95 {p95:.1} ms");
+        if let Some(budget) = test.latency_budget {
+            let budget_text = humantime::format_duration(budget);
+            if p95 > budget.as_secs_f64() * 1000.0 {
+                problems.push(format!(
+                    "{timing} exceeds the latency budget of {budget_text}"
+                ));
+            } else {
+                timing.push_str(&format!(" within the budget of {budget_text}"));
+            }
+        }
+        let outcome = if problems.is_empty() {
+            Ok(format!(
+                "{target}: {} requests answered as expected, {timing}",
+                test.samples
+            ))
+        } else {
+            Err(problems.join("; "))
+        };
+        self.record(format!("smoke: {}", test.name), outcome, &samples);
+        Ok(())
+    }
+}
+
+/// The body of a 2xx answer to `GET shown`, or what went wrong.
+fn success_body<'a>(answer: &'a Answer, shown: &str) -> Result<&'a [u8], String> {
+    match answer {
+        Answer::Failed(why) => Err(format!("GET {shown}: {why}")),
+        Answer::Response { status, .. } if !status.is_success() => {
+            Err(format!("GET {shown} answered {status}"))
+        }
+        Answer::Response { body, .. } => Ok(body),
+    }
+}
+
+/// The outcome of the `/status` check and the version the service reported, if any.
+fn judge_status(
+    answer: &Answer,
+    shown: &str,
+    pointer: &str,
+    expected: &str,
+) -> (Result<String, String>, Option<String>) {
+    let json = success_body(answer, shown).and_then(|body| {
+        serde_json::from_slice::<Value>(body)
+            .map_err(|e| format!("GET {shown}: the body is not JSON ({e})"))
+    });
+    let json = match json {
+        Ok(json) => json,
+        Err(problem) => return (Err(problem), None),
+    };
+    match json.pointer(pointer) {
+        Some(Value::String(reported)) if reported == expected => {
+            (Ok(format!("version {reported}")), Some(reported.clone()))
+        }
+        Some(Value::String(reported)) => (
+            Err(format!(
+                "service reports version {reported:?} at {pointer}, expected {expected:?}"
+            )),
+            Some(reported.clone()),
+        ),
+        Some(other) => (
+            Err(format!(
+                "{pointer} is {}, not a version string (expected {expected:?})",
+                shorten(&other.to_string())
+            )),
+            None,
+        ),
+        None => (
+            Err(format!("no version at {pointer} (expected {expected:?})")),
+            None,
+        ),
+    }
+}
+
+/// Checks one smoke-test answer against the expected status and JSON values.
+fn judge_smoke(test: &SmokeTest, answer: &Answer) -> Result<(), String> {
+    let (status, body) = match answer {
+        Answer::Failed(why) => return Err(why.clone()),
+        Answer::Response { status, body } => (status.as_u16(), body),
+    };
+    if status != test.expect_status {
+        return Err(format!(
+            "expected status {}, got {status}",
+            test.expect_status
+        ));
+    }
+    if test.expect_json.is_empty() {
+        return Ok(());
+    }
+    let json: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON ({e})"))?;
+    for (pointer, expected) in &test.expect_json {
+        match json.pointer(pointer) {
+            Some(actual) if actual == expected => {}
+            actual => {
+                let actual = actual.map_or_else(|| "nothing".into(), |v| shorten(&v.to_string()));
+                return Err(format!("{pointer}: expected {expected}, got {actual}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Describes a transport error by its root cause, without the URL (which can hold
+/// credentials and is already named by the caller).
+fn describe(error: reqwest::Error) -> String {
+    let kind = if error.is_connect() {
+        "connection failed"
+    } else if error.is_redirect() {
+        "redirect failed"
+    } else if error.is_body() || error.is_decode() {
+        "reading the body failed"
+    } else {
+        "request failed"
+    };
+    let error = error.without_url();
+    let mut cause: &dyn std::error::Error = &error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    format!("{kind}: {cause}")
+}
+
+/// `path` (which may carry a query) under the base URL, keeping the base URL's own path:
+/// `https://host/api` joined with `/ready` is `https://host/api/ready`.
+fn join(base: &Url, path: &str) -> Url {
+    let (path, query) = match path.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path, None),
+    };
+    let mut url = base.clone();
+    let base_path = base.path().trim_end_matches('/');
+    url.set_path(&format!("{base_path}/{}", path.trim_start_matches('/')));
+    url.set_query(query);
+    url.set_fragment(None);
+    url
+}
+
+/// The URL without user name and password, for messages.
+fn redact(url: &Url) -> String {
+    let mut url = url.clone();
+    // Both fail only for URLs that cannot have credentials in the first place.
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
+    url.to_string()
+}
+
+fn shorten(text: &str) -> String {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
+    fn smoke(name: &str) -> SmokeTest {
+        SmokeTest {
+            name: name.into(),
+            method: "post".into(),
+            path: "/classify".into(),
+            headers: BTreeMap::from([("x-api-key".into(), "s3cret".into())]),
+            json: None,
+            expect_status: 200,
+            expect_json: BTreeMap::new(),
+            latency_budget: None,
+            samples: 1,
+        }
+    }
+
+    fn response(status: u16, body: &str) -> Answer {
+        Answer::Response {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn join_keeps_the_base_path_and_takes_the_query() {
+        let cases = [
+            ("http://h:8080", "/ready", "http://h:8080/ready"),
+            ("http://h/api", "/ready", "http://h/api/ready"),
+            ("http://h/api/", "ready", "http://h/api/ready"),
+            (
+                "http://h/api?x=1#f",
+                "/v1/search?q=a",
+                "http://h/api/v1/search?q=a",
+            ),
+        ];
+        for (base, path, joined) in cases {
+            assert_eq!(join(&url(base), path).as_str(), joined);
+        }
+    }
+
+    #[test]
+    fn redact_hides_credentials() {
+        assert_eq!(redact(&url("https://user:pw@h/api")), "https://h/api");
+    }
+
+    #[test]
+    fn invalid_smoke_settings_are_config_errors_without_header_values() {
+        let mut bad_method = smoke("m");
+        bad_method.method = "GE T".into();
+        let mut bad_header = smoke("h");
+        bad_header
+            .headers
+            .insert("authorization".into(), "Bearer s3cret\n".into());
+        let mut bad_pointer = smoke("p");
+        bad_pointer
+            .expect_json
+            .insert("industry".into(), "x".into());
+        let mut no_samples = smoke("n");
+        no_samples.samples = 0;
+        for (test, problem) in [
+            (bad_method, "invalid HTTP method"),
+            (bad_header, "invalid value of header \"authorization\""),
+            (bad_pointer, "invalid JSON pointer \"industry\""),
+            (no_samples, "samples must be at least 1"),
+        ] {
+            let settings = VerifyConfig {
+                smoke: vec![test],
+                ..VerifyConfig::default()
+            };
+            let err = HttpHealthProbe::new(settings).unwrap_err();
+            assert!(matches!(err, Error::Config { .. }), "{err:?}");
+            assert!(err.to_string().contains(problem), "{err}");
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_does_not_show_header_values() {
+        let settings = VerifyConfig {
+            smoke: vec![smoke("classify")],
+            ..VerifyConfig::default()
+        };
+        let probe = HttpHealthProbe::new(settings).unwrap();
+        let shown = format!("{probe:?}");
+        assert!(
+            shown.contains("classify") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn status_outcomes() {
+        let judge =
+            |answer: &Answer| judge_status(answer, "http://h/status", "/build/version", "v2");
+        let (ok, reported) = judge(&response(200, r#"{"build":{"version":"v2"}}"#));
+        assert_eq!(
+            (ok, reported.as_deref()),
+            (Ok("version v2".into()), Some("v2"))
+        );
+
+        let (err, reported) = judge(&response(200, r#"{"build":{"version":"v1"}}"#));
+        assert_eq!(reported.as_deref(), Some("v1"));
+        assert_eq!(
+            err.unwrap_err(),
+            "service reports version \"v1\" at /build/version, expected \"v2\""
+        );
+
+        let problems = [
+            (
+                response(200, r#"{"build":{}}"#),
+                "no version at /build/version (expected \"v2\")",
+            ),
+            (
+                response(200, r#"{"build":{"version":2}}"#),
+                "/build/version is 2, not a version",
+            ),
+            (response(200, "<html>"), "the body is not JSON"),
+            (
+                response(503, "{}"),
+                "GET http://h/status answered 503 Service Unavailable",
+            ),
+            (
+                Answer::Failed("connection failed: refused".into()),
+                "connection failed: refused",
+            ),
+        ];
+        for (answer, problem) in problems {
+            let (outcome, reported) = judge(&answer);
+            let detail = outcome.unwrap_err();
+            assert!(detail.contains(problem), "{problem:?} not in {detail:?}");
+            assert_eq!(reported, None);
+        }
+    }
+
+    #[test]
+    fn smoke_outcomes() {
+        let mut test = smoke("classify");
+        test.expect_json
+            .insert("/industry".into(), "technology".into());
+        let judge = |answer: Answer| judge_smoke(&test, &answer);
+        assert_eq!(judge(response(200, r#"{"industry":"technology"}"#)), Ok(()));
+        assert_eq!(
+            judge(response(500, "")).unwrap_err(),
+            "expected status 200, got 500"
+        );
+        assert_eq!(
+            judge(response(200, r#"{"industry":"finance"}"#)).unwrap_err(),
+            "/industry: expected \"technology\", got \"finance\""
+        );
+        assert_eq!(
+            judge(response(200, "{}")).unwrap_err(),
+            "/industry: expected \"technology\", got nothing"
+        );
+    }
+
+    #[test]
+    fn shorten_cuts_long_values() {
+        assert_eq!(shorten("short"), "short");
+        assert_eq!(shorten(&"é".repeat(300)).chars().count(), 203);
+    }
+}

@@ -1,0 +1,132 @@
+//! The image seams: [`ImageBuilder`], [`Scanner`] and [`Registry`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Result;
+use crate::event::StageProgress;
+use crate::preflight::Check;
+use crate::version::Version;
+
+/// What to build.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRequest {
+    /// Repository of the image, like `ghcr.io/acme/kyb-platform-api`.
+    pub repository: String,
+    /// The version being built; it is one of the tags.
+    pub version: Version,
+    /// Full commit of the source, when known.
+    pub commit: Option<String>,
+    /// Build context directory.
+    pub context: PathBuf,
+    /// Dockerfile, relative to the context.
+    pub dockerfile: PathBuf,
+    /// Build arguments.
+    pub build_args: BTreeMap<String, String>,
+    /// Build stage to stop at.
+    pub target: Option<String>,
+    /// Every tag to apply (the version first).
+    pub tags: Vec<String>,
+    /// Image labels (OCI annotations).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// An image built locally.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuiltImage {
+    /// The engine's image id.
+    pub id: String,
+    /// Repository of the image.
+    pub repository: String,
+    /// Tags applied.
+    pub tags: Vec<String>,
+}
+
+/// An image in a registry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushedImage {
+    /// The reference by digest (`repo@sha256:...`): what every later stage deploys.
+    pub reference: String,
+    /// The manifest digest.
+    pub digest: String,
+    /// Tags pushed.
+    pub tags: Vec<String>,
+}
+
+/// A finding of a scan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Severity as the scanner names it (`CRITICAL`, `HIGH`...).
+    pub severity: String,
+    /// Identifier (a CVE id, a policy rule).
+    pub id: String,
+    /// What was found.
+    pub title: String,
+}
+
+/// The result of a scan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanReport {
+    /// Whether the image meets the policy.
+    pub passed: bool,
+    /// Everything found, including findings below the failing severity.
+    pub findings: Vec<Finding>,
+}
+
+/// Builds images.
+#[async_trait]
+pub trait ImageBuilder: Send + Sync {
+    /// Checks what the seam needs (an engine, a binary, credentials) without changing
+    /// anything.
+    async fn preflight(&self) -> Vec<Check> {
+        Vec::new()
+    }
+
+    /// Builds `request`, streaming build output through `progress`.
+    async fn build(
+        &self,
+        request: &BuildRequest,
+        progress: &StageProgress,
+        cancel: &CancellationToken,
+    ) -> Result<BuiltImage>;
+}
+
+/// Checks built images against a security policy.
+#[async_trait]
+pub trait Scanner: Send + Sync {
+    /// Checks what the seam needs (an engine, a binary, credentials) without changing
+    /// anything.
+    async fn preflight(&self) -> Vec<Check> {
+        Vec::new()
+    }
+
+    /// Scans `image`. A policy violation is a report with `passed == false`, not an error.
+    async fn scan(
+        &self,
+        image: &BuiltImage,
+        progress: &StageProgress,
+        cancel: &CancellationToken,
+    ) -> Result<ScanReport>;
+}
+
+/// Pushes images to a registry.
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// Checks what the seam needs (an engine, a binary, credentials) without changing
+    /// anything.
+    async fn preflight(&self) -> Vec<Check> {
+        Vec::new()
+    }
+
+    /// Pushes every tag of `image` and returns its reference by digest.
+    async fn push(
+        &self,
+        image: &BuiltImage,
+        progress: &StageProgress,
+        cancel: &CancellationToken,
+    ) -> Result<PushedImage>;
+}

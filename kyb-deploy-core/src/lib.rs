@@ -1,0 +1,87 @@
+//! The core of kyb-deploy: domain types, the seams every backend plugs into, and the
+//! deployment pipeline engine.
+//!
+//! A deployment runs through one pipeline (preflight, version, tests, build, scan, push, lock,
+//! record, deploy, wait, verify, rollback on failure, finalize, notify) against a [`Target`].
+//! Every seam is a trait, so a program can embed a whole deployment and tests can swap any
+//! piece for a fake (see the `kyb-deploy-testkit` crate).
+//!
+//! ```
+//! use kyb_deploy_core::{Config, Version};
+//!
+//! let config = Config::from_toml(r#"
+//!     [environments.development]
+//!     target = "docker"
+//!     [environments.development.docker]
+//! "#).unwrap();
+//! let env = config.environment("development").unwrap();
+//! assert_eq!(env.settings.verify.readiness.path, "/ready");
+//! assert!(Version::parse("v1.2.3").is_ok());
+//! ```
+
+mod config;
+mod error;
+mod event;
+mod git;
+mod image;
+mod ledger;
+mod lock;
+mod notify;
+mod outcome;
+mod pipeline;
+mod preflight;
+mod probe;
+mod record;
+mod release;
+mod target;
+mod testrun;
+mod version;
+
+// Verification over HTTP.
+mod http_probe;
+mod latency;
+mod probe_tracker;
+mod prometheus;
+
+pub use crate::config::{
+    Config, DEFAULT_CONFIG_FILE, DockerSettings, ENV_PREFIX, EcsSettings, Environment,
+    EnvironmentConfig, Guards, ImageConfig, KubernetesSettings, LedgerConfig, MetricsCheck,
+    NotifyConfig, ProbeSettings, ProjectConfig, RollbackPolicy, SmokeTest, StatusCheck, TargetKind,
+    TestsConfig, Timeouts, VerifyConfig,
+};
+pub use crate::error::{Error, Result};
+pub use crate::event::{Event, EventSink, Stage, StageProgress, StageResult};
+pub use crate::git::{GitVersionSource, ResolvedVersion, VersionOrigin, VersionSource};
+pub use crate::image::{
+    BuildRequest, BuiltImage, Finding, ImageBuilder, PushedImage, Registry, ScanReport, Scanner,
+};
+pub use crate::ledger::{JsonlRecordStore, LedgerProblem, LedgerSnapshot, RecordStore};
+pub use crate::lock::{DeployLock, FileDeployLock, LockGuard};
+pub use crate::notify::{Notification, Notifier, WebhookNotifier};
+pub use crate::outcome::{Outcome, RollbackSummary};
+pub use crate::pipeline::{DeployRequest, Pipeline, RollbackRequest, RunControl, RunReport};
+pub use crate::preflight::{Check, PreflightRequest, check_prerequisites};
+pub use crate::probe::{
+    CheckReport, HealthProbe, LatencySummary, VerificationReport, VerifyRequest,
+};
+pub use crate::record::{
+    DeploymentRecord, Operation, RecordStatus, RollbackDetails, StageTiming, current_actor,
+    new_run_id,
+};
+pub use crate::release::Release;
+pub use crate::target::{
+    DeployHandle, Plan, PlannedChange, Revision, RolloutOutcome, Target, TargetDescription,
+};
+pub use crate::testrun::{CommandTestRunner, TestReport, TestRunner, TestSuite};
+pub use crate::version::Version;
+
+// BEGIN verification exports (owned by the verification work)
+pub use crate::http_probe::HttpHealthProbe;
+pub use crate::probe_tracker::{ProbeState, ProbeTracker};
+pub use crate::prometheus::{ExpositionError, ExpositionSummary, validate_exposition};
+// END verification exports
+
+/// Re-exported so that implementers of the seams need not depend on these crates directly.
+pub use async_trait::async_trait;
+pub use tokio_util::sync::CancellationToken;
+pub use url::Url;

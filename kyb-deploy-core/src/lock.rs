@@ -1,0 +1,119 @@
+//! The [`DeployLock`] seam: one deployment per environment at a time.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::record::current_actor;
+
+/// Held while a run may change an environment; dropping it releases the lock.
+pub struct LockGuard {
+    _held: Box<dyn Send + Sync>,
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LockGuard")
+    }
+}
+
+impl LockGuard {
+    /// Wraps whatever keeps a lock held until it is dropped.
+    pub fn new(held: impl Send + Sync + 'static) -> Self {
+        Self {
+            _held: Box::new(held),
+        }
+    }
+}
+
+/// Serialises deployments to one environment.
+#[async_trait]
+pub trait DeployLock: Send + Sync {
+    /// Takes the environment's lock, or fails with [`Error::Locked`] naming the holder.
+    async fn acquire(&self, environment: &str) -> Result<LockGuard>;
+}
+
+/// The default [`DeployLock`]: an exclusive lock on `<dir>/<environment>.lock`. The operating
+/// system releases it when the process dies, so a killed run never leaves a stale lock.
+#[derive(Clone, Debug)]
+pub struct FileDeployLock {
+    dir: PathBuf,
+}
+
+impl FileDeployLock {
+    /// Locks kept in `dir` (created when needed).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+}
+
+#[async_trait]
+impl DeployLock for FileDeployLock {
+    async fn acquire(&self, environment: &str) -> Result<LockGuard> {
+        let path = self.dir.join(format!("{environment}.lock"));
+        let io = |what: &str| {
+            let (what, path) = (what.to_owned(), path.clone());
+            move |source| Error::Io { what, path, source }
+        };
+        std::fs::create_dir_all(&self.dir).map_err(io("create the lock directory for"))?;
+        let mut file: File = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io("open the lock file"))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                return Err(Error::Locked {
+                    environment: environment.to_owned(),
+                    holder: if holder.trim().is_empty() {
+                        "unknown holder".to_owned()
+                    } else {
+                        holder.trim().to_owned()
+                    },
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock")(e)),
+        }
+        let holder = format!(
+            "pid {} by {} since {}",
+            std::process::id(),
+            current_actor(),
+            time::OffsetDateTime::now_utc()
+        );
+        // The holder text is informational; failing to write it must not fail the run.
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(holder.as_bytes()));
+        Ok(LockGuard::new(file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn second_holder_is_refused_until_the_first_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = FileDeployLock::new(dir.path());
+        let guard = lock.acquire("staging").await.unwrap();
+        let err = lock.acquire("staging").await.unwrap_err().to_string();
+        assert!(err.contains("staging is locked"), "{err}");
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        lock.acquire("production").await.unwrap();
+        drop(guard);
+        lock.acquire("staging").await.unwrap();
+    }
+}

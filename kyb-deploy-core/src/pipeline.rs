@@ -1,0 +1,348 @@
+//! The pipeline engine: one run of a deployment or a rollback, start to finish.
+
+mod deploy;
+mod rollback;
+mod stage;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use url::Url;
+
+use crate::config::{Environment, ImageConfig, ProjectConfig};
+use crate::error::{Error, Result};
+use crate::event::{Event, EventSink, Stage};
+use crate::git::{GitVersionSource, ResolvedVersion, VersionSource};
+use crate::image::{ImageBuilder, Registry, ScanReport, Scanner};
+use crate::ledger::RecordStore;
+use crate::lock::DeployLock;
+use crate::notify::{Notification, Notifier};
+use crate::outcome::Outcome;
+use crate::probe::{HealthProbe, VerificationReport};
+use crate::record::{DeploymentRecord, StageTiming, current_actor};
+use crate::release::Release;
+use crate::target::{Plan, Target};
+use crate::testrun::{CommandTestRunner, TestReport, TestRunner, TestSuite};
+use crate::version::Version;
+
+pub use self::stage::RunControl;
+
+/// The deployment pipeline, assembled from its seams.
+///
+/// A [`Pipeline`] holds one target and everything a run needs; [`Pipeline::deploy`] and
+/// [`Pipeline::rollback`] run it. Nothing is printed: progress goes to the [`EventSink`], and
+/// the result is a [`RunReport`].
+#[derive(Clone)]
+pub struct Pipeline {
+    target: Arc<dyn Target>,
+    probe: Arc<dyn HealthProbe>,
+    store: Arc<dyn RecordStore>,
+    lock: Arc<dyn DeployLock>,
+    versions: Option<Arc<dyn VersionSource>>,
+    tests: Arc<dyn TestRunner>,
+    builder: Option<Arc<dyn ImageBuilder>>,
+    scanner: Option<Arc<dyn Scanner>>,
+    registry: Option<Arc<dyn Registry>>,
+    notifiers: Vec<Arc<dyn Notifier>>,
+    events: EventSink,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("target", &self.target.kind())
+            .field("builder", &self.builder.is_some())
+            .field("scanner", &self.scanner.is_some())
+            .field("registry", &self.registry.is_some())
+            .field("notifiers", &self.notifiers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline deploying to `target`, verifying with `probe`, recording in `store`, and
+    /// serialising runs per environment with `lock`. Versions come from git (or the request's
+    /// explicit version), tests run as shell commands, and no image is built until an image
+    /// builder is set.
+    pub fn new(
+        target: Arc<dyn Target>,
+        probe: Arc<dyn HealthProbe>,
+        store: Arc<dyn RecordStore>,
+        lock: Arc<dyn DeployLock>,
+    ) -> Self {
+        Self {
+            target,
+            probe,
+            store,
+            lock,
+            versions: None,
+            tests: Arc::new(CommandTestRunner),
+            builder: None,
+            scanner: None,
+            registry: None,
+            notifiers: Vec::new(),
+            events: EventSink::new(),
+        }
+    }
+
+    /// Resolves versions with `source` instead of git.
+    pub fn with_version_source(mut self, source: Arc<dyn VersionSource>) -> Self {
+        self.versions = Some(source);
+        self
+    }
+
+    /// Runs tests with `runner`.
+    pub fn with_test_runner(mut self, runner: Arc<dyn TestRunner>) -> Self {
+        self.tests = runner;
+        self
+    }
+
+    /// Builds, scans and pushes images with these seams. Without a builder the build, scan
+    /// and push stages are skipped and the request's prebuilt image is deployed.
+    pub fn with_image_pipeline(
+        mut self,
+        builder: Arc<dyn ImageBuilder>,
+        scanner: Option<Arc<dyn Scanner>>,
+        registry: Option<Arc<dyn Registry>>,
+    ) -> Self {
+        self.builder = Some(builder);
+        self.scanner = scanner;
+        self.registry = registry;
+        self
+    }
+
+    /// Adds a notifier.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifiers.push(notifier);
+        self
+    }
+
+    /// Sends events to `events`.
+    pub fn with_events(mut self, events: EventSink) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Arc<dyn Target> {
+        &self.target
+    }
+
+    /// The record store.
+    pub fn store(&self) -> &Arc<dyn RecordStore> {
+        &self.store
+    }
+
+    fn version_source(&self, request: &DeployRequest) -> Arc<dyn VersionSource> {
+        self.versions.clone().unwrap_or_else(|| {
+            Arc::new(GitVersionSource::new(
+                &request.project_dir,
+                request.version.clone(),
+            ))
+        })
+    }
+
+    /// Where the service answers: the environment's `verify.base_url`, else the target's
+    /// endpoint.
+    pub async fn base_url(&self, environment: &Environment) -> Result<Url> {
+        if let Some(url) = &environment.settings.verify.base_url {
+            return Ok(url.clone());
+        }
+        self.target.describe().await?.endpoint.ok_or_else(|| Error::Config {
+            message: format!(
+                "environments.{}.verify.base_url: not set, and the {} target reports no endpoint; set the URL the service answers on",
+                environment.name,
+                self.target.kind()
+            ),
+        })
+    }
+
+    /// The environment's target kind, when the pipeline's target is of that kind (a fake
+    /// standing in for it checks its own prerequisites).
+    fn builtin_target_kind(&self, env: &Environment) -> Option<crate::config::TargetKind> {
+        let kind = env.settings.target;
+        (self.target.kind() == kind.as_str()).then_some(kind)
+    }
+
+    async fn notify(&self, report: &RunReport, project: &str) {
+        if self.notifiers.is_empty() {
+            return;
+        }
+        let notification = Notification {
+            text: format!(
+                "{project} {} → {}: {}",
+                report
+                    .version
+                    .as_ref()
+                    .map_or("?".to_owned(), |v| v.version.to_string()),
+                report.environment,
+                report.outcome.summary()
+            ),
+            project: project.to_owned(),
+            environment: report.environment.clone(),
+            version: report
+                .version
+                .as_ref()
+                .map_or_else(String::new, |v| v.version.to_string()),
+            actor: current_actor(),
+            run_id: report.run_id.clone(),
+            outcome: report.outcome.clone(),
+        };
+        for notifier in &self.notifiers {
+            if let Err(e) = notifier.notify(&notification).await {
+                self.events.warn(
+                    Stage::Notify,
+                    format!("notification via {} failed: {e}", notifier.name()),
+                );
+            }
+        }
+    }
+
+    fn finish(&self, report: &RunReport) {
+        self.events.emit(Event::RunFinished {
+            outcome: report.outcome.clone(),
+        });
+    }
+}
+
+/// What to deploy, and how.
+#[derive(Clone, Debug)]
+pub struct DeployRequest {
+    /// The environment.
+    pub environment: Environment,
+    /// The project settings.
+    pub project: ProjectConfig,
+    /// How the image is built and named.
+    pub image: ImageConfig,
+    /// Test suites to run before the build.
+    pub tests: Vec<TestSuite>,
+    /// An explicit version; the git commit when `None`.
+    pub version: Option<Version>,
+    /// The image to deploy when no image builder is set (`repo:tag` or `repo@digest`);
+    /// defaults to `<image.repository>:<version>`.
+    pub prebuilt_image: Option<String>,
+    /// The project directory (git working tree, test working directory).
+    pub project_dir: PathBuf,
+    /// Continue past failing tests and scans, and deploy a dirty tree where the environment
+    /// requires a clean one. Recorded with a warning.
+    pub force: bool,
+    /// Do not run tests. Recorded with a warning.
+    pub skip_tests: bool,
+    /// Change nothing; plan against the live target.
+    pub dry_run: bool,
+    /// The user confirmed (for environments with `guards.confirm`).
+    pub confirmed: bool,
+}
+
+impl DeployRequest {
+    /// A request for `environment` with defaults: version from git in the current directory,
+    /// no tests, nothing forced, not a dry run, not confirmed.
+    pub fn new(environment: Environment) -> Self {
+        Self {
+            environment,
+            project: ProjectConfig::default(),
+            image: ImageConfig::default(),
+            tests: Vec::new(),
+            version: None,
+            prebuilt_image: None,
+            project_dir: PathBuf::from("."),
+            force: false,
+            skip_tests: false,
+            dry_run: false,
+            confirmed: false,
+        }
+    }
+}
+
+/// What to roll back to.
+#[derive(Clone, Debug)]
+pub struct RollbackRequest {
+    /// The environment.
+    pub environment: Environment,
+    /// The project settings.
+    pub project: ProjectConfig,
+    /// The version to go back to; the last known-good release other than the one running
+    /// when `None`.
+    pub to: Option<Version>,
+    /// The project directory (for preflight).
+    pub project_dir: PathBuf,
+    /// The user confirmed (for environments with `guards.confirm`).
+    pub confirmed: bool,
+    /// Only say what would happen.
+    pub dry_run: bool,
+}
+
+/// Everything a run did: the JSON report of `--output json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// Run id (also the ledger record id).
+    pub run_id: String,
+    /// Deploy or rollback.
+    pub operation: crate::record::Operation,
+    /// Environment name.
+    pub environment: String,
+    /// Target kind.
+    pub target: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The resolved version, when resolution got that far.
+    pub version: Option<ResolvedVersion>,
+    /// The release deployed.
+    pub release: Option<Release>,
+    /// The release that ran before.
+    pub previous: Option<Release>,
+    /// The platform's rollout id.
+    pub rollout_id: Option<String>,
+    /// Stage timings in order.
+    pub stages: Vec<StageTiming>,
+    /// Test results.
+    pub tests: Vec<TestReport>,
+    /// Scan result.
+    pub scan: Option<ScanReport>,
+    /// The plan (dry runs).
+    pub plan: Option<Plan>,
+    /// Verification of the deployed release.
+    pub verification: Option<VerificationReport>,
+    /// Verification of the release rolled back to.
+    pub rollback_verification: Option<VerificationReport>,
+    /// Warnings, also kept in the record.
+    pub warnings: Vec<String>,
+    /// Earlier runs of this environment that never finished (killed), found by this run.
+    pub interrupted_runs: Vec<DeploymentRecord>,
+    /// Whether the record could be written.
+    pub recorded: bool,
+}
+
+impl RunReport {
+    fn new(
+        run_id: String,
+        operation: crate::record::Operation,
+        environment: &str,
+        target: &str,
+    ) -> Self {
+        Self {
+            run_id,
+            operation,
+            environment: environment.to_owned(),
+            target: target.to_owned(),
+            outcome: Outcome::FailedBeforeDeploy {
+                stage: Stage::Preflight,
+                reason: "not started".into(),
+            },
+            version: None,
+            release: None,
+            previous: None,
+            rollout_id: None,
+            stages: Vec::new(),
+            tests: Vec::new(),
+            scan: None,
+            plan: None,
+            verification: None,
+            rollback_verification: None,
+            warnings: Vec::new(),
+            interrupted_runs: Vec::new(),
+            recorded: false,
+        }
+    }
+}

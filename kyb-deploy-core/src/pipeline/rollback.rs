@@ -1,0 +1,441 @@
+//! Rolling back: automatically after a failed deployment, and on request.
+
+use time::OffsetDateTime;
+
+use super::stage::{RunControl, StageError, StageLog};
+use super::{Pipeline, RollbackRequest, RunReport};
+use crate::config::{Environment, RollbackPolicy};
+use crate::event::{Event, Stage};
+use crate::outcome::{Outcome, RollbackSummary};
+use crate::preflight::{PreflightRequest, check_prerequisites};
+use crate::record::{DeploymentRecord, Operation, new_run_id};
+use crate::release::Release;
+use crate::target::RolloutOutcome;
+
+impl Pipeline {
+    /// Turns a failure after the deployment began into an outcome, rolling back to the last
+    /// known-good release when the environment's policy allows.
+    pub(super) async fn recover(
+        &self,
+        env: &Environment,
+        stage: Stage,
+        error: StageError,
+        stages: &mut StageLog<'_>,
+        report: &mut RunReport,
+    ) -> Outcome {
+        let rollback = self.rollback_to_known_good(env, stages, report).await;
+        match error {
+            StageError::Cancelled => Outcome::Cancelled {
+                stage,
+                rollback: Some(summary(rollback)),
+            },
+            StageError::TimedOut(_) => Outcome::TimedOut {
+                stage,
+                rollback: Some(summary(rollback)),
+            },
+            StageError::Failed(reason) => match rollback {
+                Ok(to) => Outcome::RolledBack {
+                    stage,
+                    reason,
+                    to,
+                    by_platform: false,
+                },
+                Err(rollback_error) => Outcome::RollbackFailed {
+                    stage,
+                    reason,
+                    rollback_error,
+                },
+            },
+        }
+    }
+
+    /// Rolls back to the environment's last known-good release from the ledger.
+    async fn rollback_to_known_good(
+        &self,
+        env: &Environment,
+        stages: &mut StageLog<'_>,
+        report: &mut RunReport,
+    ) -> Result<Release, String> {
+        if env.settings.rollback == RollbackPolicy::Never {
+            let reason = format!("the rollback policy of {} is \"never\"", env.name);
+            stages.skip(Stage::Rollback, &reason);
+            return Err(reason);
+        }
+        let snapshot = match self.store.load().await {
+            Ok(s) => s,
+            Err(e) => {
+                let reason = format!("reading the ledger failed: {e}");
+                stages.skip(Stage::Rollback, &reason);
+                return Err(reason);
+            }
+        };
+        let Some(good) = snapshot.last_known_good(&env.name) else {
+            let reason = format!(
+                "no known-good release of {} in the ledger to roll back to; roll back by hand with `kyb-deploy rollback --to VERSION`",
+                env.name
+            );
+            stages.skip(Stage::Rollback, &reason);
+            return Err(reason);
+        };
+        let release = good
+            .release
+            .clone()
+            .expect("last_known_good only returns records with a release");
+        self.roll_to(env, &release, stages, report).await
+    }
+
+    /// Rolls back to `release`, waits for it and verifies it, within the environment's
+    /// rollback time limit. It runs to the end even if the run was cancelled: stopping halfway
+    /// would leave the environment worse off.
+    async fn roll_to(
+        &self,
+        env: &Environment,
+        release: &Release,
+        stages: &mut StageLog<'_>,
+        report: &mut RunReport,
+    ) -> Result<Release, String> {
+        let started = stages.begin(Stage::Rollback);
+        self.events.progress(
+            Stage::Rollback,
+            format!("rolling back to {} ({})", release.version, release.image),
+        );
+        let control = RunControl::uncancellable(env.settings.timeouts.rollback);
+        let limit = env.settings.timeouts.rollback;
+        let result = async {
+            let handle = control
+                .run(limit, self.target.rollback(release))
+                .await
+                .map_err(|e| format!("starting the rollback failed: {}", e.message()))?;
+            let progress = self.events.for_stage(Stage::Rollback);
+            match control
+                .run(
+                    limit,
+                    self.target.wait(&handle, &progress, control.cancel_token()),
+                )
+                .await
+            {
+                Ok(RolloutOutcome::Completed) => {}
+                Ok(RolloutOutcome::Failed { reason, .. }) => {
+                    return Err(format!("the rollback's rollout failed: {reason}"));
+                }
+                Err(e) => return Err(format!("waiting for the rollback failed: {}", e.message())),
+            }
+            let verification = self
+                .verify_release(env, &handle.release, &control, env.settings.timeouts.verify)
+                .await
+                .map_err(|e| format!("verifying the rollback failed: {}", e.message()))?;
+            let passed = verification.passed;
+            let failure = verification.failure();
+            report.rollback_verification = Some(verification);
+            if passed {
+                Ok(handle.release)
+            } else {
+                Err(format!(
+                    "the release rolled back to failed verification: {}",
+                    failure.unwrap_or_default()
+                ))
+            }
+        }
+        .await;
+        match &result {
+            Ok(to) => {
+                self.events
+                    .progress(Stage::Rollback, format!("rolled back to {}", to.version));
+                stages.succeed(started);
+            }
+            Err(e) => stages.fail(started, e),
+        }
+        result
+    }
+
+    /// The platform already rolled back (ECS circuit breaker): verify what runs, never roll
+    /// back a second time.
+    pub(super) async fn verify_platform_rollback(
+        &self,
+        env: &Environment,
+        stage: Stage,
+        reason: String,
+        to: Release,
+        stages: &mut StageLog<'_>,
+        report: &mut RunReport,
+    ) -> Outcome {
+        let started = stages.begin(Stage::Rollback);
+        self.events.progress(
+            Stage::Rollback,
+            format!("the platform rolled back to {}; verifying it", to.version),
+        );
+        let control = RunControl::uncancellable(env.settings.timeouts.rollback);
+        let verification = self
+            .verify_release(env, &to, &control, env.settings.timeouts.verify)
+            .await;
+        match verification {
+            Ok(v) if v.passed => {
+                report.rollback_verification = Some(v);
+                stages.succeed(started);
+                Outcome::RolledBack {
+                    stage,
+                    reason,
+                    to,
+                    by_platform: true,
+                }
+            }
+            Ok(v) => {
+                let rollback_error = format!(
+                    "the platform rolled back to {}, which failed verification: {}",
+                    to.version,
+                    v.failure().unwrap_or_default()
+                );
+                report.rollback_verification = Some(v);
+                stages.fail(started, &rollback_error);
+                Outcome::RollbackFailed {
+                    stage,
+                    reason,
+                    rollback_error,
+                }
+            }
+            Err(e) => {
+                let rollback_error = format!(
+                    "verifying the platform's rollback to {} failed: {}",
+                    to.version,
+                    e.message()
+                );
+                stages.fail(started, &rollback_error);
+                Outcome::RollbackFailed {
+                    stage,
+                    reason,
+                    rollback_error,
+                }
+            }
+        }
+    }
+
+    /// Finishes `record` with the report's outcome and appends it.
+    pub(super) async fn finalize_record(
+        &self,
+        report: &mut RunReport,
+        record: &mut DeploymentRecord,
+    ) {
+        let started = std::time::Instant::now();
+        self.events.emit(Event::StageStarted {
+            stage: Stage::Finalize,
+        });
+        record.finish(report.outcome.clone());
+        record.stages = report.stages.clone();
+        record.warnings = report.warnings.clone();
+        if record.previous.is_none() {
+            record.previous = report.previous.clone();
+        }
+        let result = match self.store.append(record).await {
+            Ok(()) => {
+                report.recorded = true;
+                crate::event::StageResult::Succeeded
+            }
+            Err(e) => {
+                let message = format!("writing the final deployment record failed: {e}");
+                self.warn(report, Stage::Finalize, message.clone());
+                report.recorded = false;
+                crate::event::StageResult::Failed { message }
+            }
+        };
+        self.events.emit(Event::StageFinished {
+            stage: Stage::Finalize,
+            elapsed: started.elapsed(),
+            result,
+        });
+    }
+
+    /// Rolls an environment back on request: to `request.to`, or to the last known-good
+    /// release other than the one running now. Waits for it and verifies it.
+    pub async fn rollback(&self, request: &RollbackRequest, control: &RunControl) -> RunReport {
+        let env = &request.environment;
+        let control = control.with_overall(env.settings.timeouts.overall);
+        let mut report = RunReport::new(
+            new_run_id(OffsetDateTime::now_utc()),
+            Operation::Rollback,
+            &env.name,
+            self.target.kind(),
+        );
+        self.events.emit(Event::RunStarted {
+            run_id: report.run_id.clone(),
+            environment: env.name.clone(),
+            target: self.target.kind().to_owned(),
+            dry_run: request.dry_run,
+        });
+        let mut stages = StageLog::new(&self.events);
+        let mut record = None;
+        report.outcome = self
+            .rollback_stages(request, &control, &mut stages, &mut report, &mut record)
+            .await;
+        report.stages = stages.timings().to_vec();
+        if let Some(mut record) = record {
+            self.finalize_record(&mut report, &mut record).await;
+        }
+        self.notify(&report, &request.project.name).await;
+        self.finish(&report);
+        report
+    }
+
+    async fn rollback_stages(
+        &self,
+        request: &RollbackRequest,
+        control: &RunControl,
+        stages: &mut StageLog<'_>,
+        report: &mut RunReport,
+        record: &mut Option<DeploymentRecord>,
+    ) -> Outcome {
+        let env = &request.environment;
+        let before = |stage, reason: String| Outcome::FailedBeforeDeploy { stage, reason };
+
+        let started = stages.begin(Stage::Preflight);
+        let mut checks = check_prerequisites(&PreflightRequest {
+            target_kind: self.builtin_target_kind(env),
+            project_dir: &request.project_dir,
+            needs_git: false,
+        })
+        .await;
+        checks.extend(self.target.preflight().await);
+        let missing: Vec<_> = checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.describe())
+            .collect();
+        if !missing.is_empty() {
+            let reason = format!(
+                "{} prerequisite(s) missing: {}",
+                missing.len(),
+                missing.join("; ")
+            );
+            stages.fail(started, &reason);
+            return before(Stage::Preflight, reason);
+        }
+        stages.succeed(started);
+
+        // Choose the release from the ledger.
+        let started = stages.begin(Stage::Version);
+        let current = match self.target.current_release().await {
+            Ok(c) => c,
+            Err(e) => {
+                let reason = format!("reading the current release failed: {e}");
+                stages.fail(started, &reason);
+                return before(Stage::Version, reason);
+            }
+        };
+        report.previous = current.clone();
+        let snapshot = match self.store.load().await {
+            Ok(s) => s,
+            Err(e) => {
+                let reason = format!("reading the ledger failed: {e}");
+                stages.fail(started, &reason);
+                return before(Stage::Version, reason);
+            }
+        };
+        let chosen = match &request.to {
+            Some(version) => snapshot.find_version(&env.name, version).ok_or_else(|| {
+                format!("{version} was never deployed to {} according to the ledger; `kyb-deploy history -e {}` lists what was", env.name, env.name)
+            }),
+            None => snapshot
+                .for_environment(&env.name)
+                .rev()
+                .find(|r| {
+                    r.status == crate::record::RecordStatus::Succeeded
+                        && r.release.is_some()
+                        && current.as_ref().is_none_or(|c| c.version != r.version)
+                })
+                .ok_or_else(|| format!("no known-good release of {} other than the running one; pass --to VERSION", env.name)),
+        };
+        let chosen = match chosen {
+            Ok(r) => r.clone(),
+            Err(reason) => {
+                stages.fail(started, &reason);
+                return before(Stage::Version, reason);
+            }
+        };
+        let release = chosen.release.clone().expect("filtered on release");
+        report.release = Some(release.clone());
+        if env.settings.guards.confirm && !request.confirmed && !request.dry_run {
+            let reason = format!(
+                "{} requires confirmation; answer the prompt, or pass --yes",
+                env.name
+            );
+            stages.fail(started, &reason);
+            return before(Stage::Version, reason);
+        }
+        self.events.progress(
+            Stage::Version,
+            format!("rolling back to {} from run {}", release.version, chosen.id),
+        );
+        stages.succeed(started);
+
+        if request.dry_run {
+            let started = stages.begin(Stage::Plan);
+            return match control
+                .run(env.settings.timeouts.deploy, self.target.plan(&release))
+                .await
+            {
+                Ok(plan) => {
+                    report.plan = Some(plan);
+                    stages.succeed(started);
+                    Outcome::Succeeded {
+                        release,
+                        dry_run: true,
+                    }
+                }
+                Err(e) => {
+                    stages.fail(started, e.message());
+                    before(Stage::Plan, e.message())
+                }
+            };
+        }
+
+        let started = stages.begin(Stage::Lock);
+        let _guard = match control
+            .run(env.settings.timeouts.deploy, self.lock.acquire(&env.name))
+            .await
+        {
+            Ok(g) => g,
+            Err(e) => {
+                stages.fail(started, e.message());
+                return before(Stage::Lock, e.message());
+            }
+        };
+        stages.succeed(started);
+
+        let started = stages.begin(Stage::Record);
+        let mut new_record = DeploymentRecord::start(
+            report.run_id.clone(),
+            Operation::Rollback,
+            env.name.clone(),
+            self.target.kind(),
+            release.version.clone(),
+        );
+        new_record.release = Some(release.clone());
+        new_record.previous = current;
+        if let Err(e) = self.store.append(&new_record).await {
+            let reason =
+                format!("writing the deployment record failed, so nothing was changed: {e}");
+            stages.fail(started, &reason);
+            return before(Stage::Record, reason);
+        }
+        *record = Some(new_record);
+        stages.succeed(started);
+
+        match self.roll_to(env, &release, stages, report).await {
+            Ok(to) => Outcome::Succeeded {
+                release: to,
+                dry_run: false,
+            },
+            Err(rollback_error) => Outcome::RollbackFailed {
+                stage: Stage::Rollback,
+                reason: format!("rolling back to {} failed", release.version),
+                rollback_error,
+            },
+        }
+    }
+}
+
+fn summary(rollback: Result<Release, String>) -> RollbackSummary {
+    match rollback {
+        Ok(to) => RollbackSummary::RolledBack { to },
+        Err(error) => RollbackSummary::Failed { error },
+    }
+}

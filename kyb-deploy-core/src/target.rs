@@ -1,0 +1,129 @@
+//! The [`Target`] trait: where releases run.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::error::Result;
+use crate::event::StageProgress;
+use crate::preflight::Check;
+use crate::release::Release;
+
+/// A deployment target: a local Docker engine, an ECS service, a Kubernetes Deployment, or a
+/// fake in tests. Implementations never print; they report through [`StageProgress`].
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// The kind of target (`docker`, `ecs`, `kubernetes`, `fake`...), for records and output.
+    fn kind(&self) -> &str;
+
+    /// Checks that the target is usable (credentials, reachability) without changing it.
+    /// Every failed [`Check`] carries its fix.
+    async fn preflight(&self) -> Vec<Check> {
+        Vec::new()
+    }
+
+    /// Describes the target: its name, where the service answers, and platform details.
+    async fn describe(&self) -> Result<TargetDescription>;
+
+    /// The release running now, if any.
+    async fn current_release(&self) -> Result<Option<Release>>;
+
+    /// What deploying `desired` would change. Read-only.
+    async fn plan(&self, desired: &Release) -> Result<Plan>;
+
+    /// Starts deploying `desired` and returns at once with the platform's rollout id.
+    async fn deploy(&self, desired: &Release) -> Result<DeployHandle>;
+
+    /// Follows the rollout of `handle` until it ends, reporting progress as it happens.
+    /// Returns [`crate::Error::Cancelled`] promptly when `cancel` fires.
+    async fn wait(
+        &self,
+        handle: &DeployHandle,
+        progress: &StageProgress,
+        cancel: &CancellationToken,
+    ) -> Result<RolloutOutcome>;
+
+    /// Starts rolling back to `to` (a release that ran before) and returns its handle.
+    async fn rollback(&self, to: &Release) -> Result<DeployHandle>;
+
+    /// Releases the target knows about, newest first.
+    async fn history(&self) -> Result<Vec<Revision>>;
+}
+
+/// What a target says about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetDescription {
+    /// The target kind.
+    pub kind: String,
+    /// A human name (`service kyb-api in cluster kyb-staging`).
+    pub name: String,
+    /// Where the service answers, when the target knows.
+    pub endpoint: Option<Url>,
+    /// Platform details as key/value pairs, for `status`.
+    pub details: Vec<(String, String)>,
+}
+
+/// A rollout that a target started.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployHandle {
+    /// The platform's id of the rollout (ECS deployment id, ReplicaSet revision...).
+    pub rollout_id: String,
+    /// The release being rolled out.
+    pub release: Release,
+    /// When the rollout was started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+}
+
+/// How a rollout ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RolloutOutcome {
+    /// The new release runs everywhere it should.
+    Completed,
+    /// The rollout failed.
+    Failed {
+        /// Why, in the platform's words (stopped reasons, events).
+        reason: String,
+        /// When the platform itself rolled back (ECS circuit breaker), the release it went
+        /// back to. kyb-deploy then verifies it instead of rolling back a second time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        platform_rolled_back_to: Option<Release>,
+    },
+}
+
+/// A read-only preview of a deployment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The release running now, if any.
+    pub current: Option<Release>,
+    /// Every change the deployment would make.
+    pub changes: Vec<PlannedChange>,
+}
+
+/// One change in a [`Plan`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedChange {
+    /// What changes (`task definition`, `container kyb-api`...).
+    pub resource: String,
+    /// Which field.
+    pub field: String,
+    /// Value now, if any.
+    pub from: Option<String>,
+    /// Value after the deployment, if any.
+    pub to: Option<String>,
+}
+
+/// A release the target knows about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// The release.
+    pub release: Release,
+    /// When it was deployed, when known.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub deployed_at: Option<OffsetDateTime>,
+    /// Whether it is running now.
+    pub active: bool,
+}

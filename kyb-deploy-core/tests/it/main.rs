@@ -1,0 +1,3 @@
+//! Integration tests of kyb-deploy-core.
+
+mod verify;

@@ -1,0 +1,305 @@
+//! [`FakeTarget`]: a target whose rollouts follow a script.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use kyb_deploy_core::{
+    CancellationToken, DeployHandle, Error, Plan, PlannedChange, Release, Result, Revision,
+    RolloutOutcome, StageProgress, Target, TargetDescription, Url, async_trait,
+};
+use time::OffsetDateTime;
+
+/// How one scripted rollout goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FakeRollout {
+    /// Completes after the delay.
+    Complete(Duration),
+    /// Fails after the delay with the reason; the previous release keeps running.
+    Fail(Duration, String),
+    /// Fails after the delay and the platform rolls back on its own (like the ECS circuit
+    /// breaker) to the release that ran before.
+    PlatformRollback(Duration, String),
+    /// Never finishes; only cancellation or a timeout ends the wait.
+    Hang,
+    /// `deploy` (or `rollback`) itself returns this error; no rollout starts.
+    Reject(String),
+}
+
+/// A call made to a [`FakeTarget`], in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetCall {
+    /// `describe`.
+    Describe,
+    /// `current_release`.
+    CurrentRelease,
+    /// `plan` of a version.
+    Plan(String),
+    /// `deploy` of a version.
+    Deploy(String),
+    /// `wait` on a rollout id.
+    Wait(String),
+    /// `rollback` to a version.
+    Rollback(String),
+    /// `history`.
+    History,
+}
+
+impl TargetCall {
+    /// Whether the call changes the target.
+    pub fn is_mutating(&self) -> bool {
+        matches!(self, Self::Deploy(_) | Self::Rollback(_))
+    }
+}
+
+/// Called with each release that becomes current, so a fake can start something real (the
+/// README's example starts `kyb-sample-api` for the version). An error fails the rollout.
+pub type ActivateHook = Arc<dyn Fn(Release) -> BoxFuture<'static, Result<()>> + Send + Sync>;
+
+#[derive(Default)]
+struct State {
+    current: Option<Release>,
+    history: Vec<Revision>,
+    script: VecDeque<FakeRollout>,
+    rollouts: HashMap<String, (FakeRollout, Option<Release>)>,
+    calls: Vec<TargetCall>,
+    next_id: u64,
+}
+
+/// A [`Target`] for tests and examples: rollouts follow a script of [`FakeRollout`]s (each
+/// `deploy` or `rollback` takes the next; an empty script completes at once), every call is
+/// recorded, and an optional hook runs when a release becomes current.
+///
+/// ```
+/// use std::time::Duration;
+/// use kyb_deploy_testkit::{FakeRollout, FakeTarget};
+///
+/// let target = FakeTarget::new()
+///     .with_endpoint("http://127.0.0.1:8080".parse().unwrap())
+///     .script(FakeRollout::Fail(Duration::ZERO, "task exited with code 1".into()));
+/// assert!(target.calls().is_empty());
+/// ```
+#[derive(Clone, Default)]
+pub struct FakeTarget {
+    state: Arc<Mutex<State>>,
+    endpoint: Option<Url>,
+    on_activate: Option<ActivateHook>,
+}
+
+impl std::fmt::Debug for FakeTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeTarget")
+            .field("endpoint", &self.endpoint)
+            .field("current", &self.current())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeTarget {
+    /// A target with nothing running and an empty script.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts with `release` running.
+    pub fn with_current(self, release: Release) -> Self {
+        self.lock().current = Some(release);
+        self
+    }
+
+    /// Reports `endpoint` as where the service answers.
+    pub fn with_endpoint(mut self, endpoint: Url) -> Self {
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// Runs `hook` whenever a release becomes current.
+    pub fn on_activate(mut self, hook: ActivateHook) -> Self {
+        self.on_activate = Some(hook);
+        self
+    }
+
+    /// Appends a rollout to the script.
+    pub fn script(self, rollout: FakeRollout) -> Self {
+        self.lock().script.push_back(rollout);
+        self
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<TargetCall> {
+        self.lock().calls.clone()
+    }
+
+    /// The calls that changed the target.
+    pub fn mutating_calls(&self) -> Vec<TargetCall> {
+        self.calls()
+            .into_iter()
+            .filter(TargetCall::is_mutating)
+            .collect()
+    }
+
+    /// The release running now.
+    pub fn current(&self) -> Option<Release> {
+        self.lock().current.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock is a test failure already; keep the state usable.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn start(&self, release: &Release, call: TargetCall) -> Result<DeployHandle> {
+        let mut state = self.lock();
+        state.calls.push(call);
+        let rollout = state
+            .script
+            .pop_front()
+            .unwrap_or(FakeRollout::Complete(Duration::ZERO));
+        if let FakeRollout::Reject(message) = rollout {
+            return Err(Error::target("fake", message));
+        }
+        state.next_id += 1;
+        let rollout_id = format!("fake-rollout-{}", state.next_id);
+        let previous = state.current.clone();
+        state
+            .rollouts
+            .insert(rollout_id.clone(), (rollout, previous));
+        Ok(DeployHandle {
+            rollout_id,
+            release: release.clone(),
+            started_at: OffsetDateTime::now_utc(),
+        })
+    }
+}
+
+#[async_trait]
+impl Target for FakeTarget {
+    fn kind(&self) -> &str {
+        "fake"
+    }
+
+    async fn describe(&self) -> Result<TargetDescription> {
+        self.lock().calls.push(TargetCall::Describe);
+        Ok(TargetDescription {
+            kind: "fake".into(),
+            name: "fake target".into(),
+            endpoint: self.endpoint.clone(),
+            details: Vec::new(),
+        })
+    }
+
+    async fn current_release(&self) -> Result<Option<Release>> {
+        let mut state = self.lock();
+        state.calls.push(TargetCall::CurrentRelease);
+        Ok(state.current.clone())
+    }
+
+    async fn plan(&self, desired: &Release) -> Result<Plan> {
+        let mut state = self.lock();
+        state
+            .calls
+            .push(TargetCall::Plan(desired.version.to_string()));
+        let current = state.current.clone();
+        let from = current.as_ref().map(|r| r.image.clone());
+        let changes = if from.as_deref() == Some(desired.image.as_str()) {
+            Vec::new()
+        } else {
+            vec![PlannedChange {
+                resource: "fake service".into(),
+                field: "image".into(),
+                from,
+                to: Some(desired.image.clone()),
+            }]
+        };
+        Ok(Plan { current, changes })
+    }
+
+    async fn deploy(&self, desired: &Release) -> Result<DeployHandle> {
+        self.start(desired, TargetCall::Deploy(desired.version.to_string()))
+    }
+
+    async fn wait(
+        &self,
+        handle: &DeployHandle,
+        progress: &StageProgress,
+        cancel: &CancellationToken,
+    ) -> Result<RolloutOutcome> {
+        let (rollout, previous) = {
+            let mut state = self.lock();
+            state
+                .calls
+                .push(TargetCall::Wait(handle.rollout_id.clone()));
+            state
+                .rollouts
+                .get(&handle.rollout_id)
+                .cloned()
+                .ok_or_else(|| {
+                    Error::target("fake", format!("unknown rollout {}", handle.rollout_id))
+                })?
+        };
+        let delay = match &rollout {
+            FakeRollout::Complete(d)
+            | FakeRollout::Fail(d, _)
+            | FakeRollout::PlatformRollback(d, _) => *d,
+            FakeRollout::Hang => Duration::MAX,
+            FakeRollout::Reject(_) => Duration::ZERO,
+        };
+        progress.progress(format!("fake rollout {} in progress", handle.rollout_id));
+        tokio::select! {
+            () = cancel.cancelled() => return Err(Error::Cancelled),
+            () = sleep(delay) => {}
+        }
+        match rollout {
+            FakeRollout::Complete(_) => {
+                if let Some(hook) = &self.on_activate {
+                    hook(handle.release.clone()).await?;
+                }
+                let mut state = self.lock();
+                state.current = Some(handle.release.clone());
+                for revision in &mut state.history {
+                    revision.active = false;
+                }
+                state.history.insert(
+                    0,
+                    Revision {
+                        release: handle.release.clone(),
+                        deployed_at: Some(OffsetDateTime::now_utc()),
+                        active: true,
+                    },
+                );
+                Ok(RolloutOutcome::Completed)
+            }
+            FakeRollout::Fail(_, reason) => Ok(RolloutOutcome::Failed {
+                reason,
+                platform_rolled_back_to: None,
+            }),
+            FakeRollout::PlatformRollback(_, reason) => Ok(RolloutOutcome::Failed {
+                reason,
+                platform_rolled_back_to: previous,
+            }),
+            FakeRollout::Hang | FakeRollout::Reject(_) => unreachable!("handled above"),
+        }
+    }
+
+    async fn rollback(&self, to: &Release) -> Result<DeployHandle> {
+        self.start(to, TargetCall::Rollback(to.version.to_string()))
+    }
+
+    async fn history(&self) -> Result<Vec<Revision>> {
+        let mut state = self.lock();
+        state.calls.push(TargetCall::History);
+        Ok(state.history.clone())
+    }
+}
+
+/// Sleeps for `d`, treating `Duration::MAX` as forever.
+async fn sleep(d: Duration) {
+    if d == Duration::MAX {
+        std::future::pending::<()>().await;
+    } else {
+        tokio::time::sleep(d).await;
+    }
+}

@@ -1,0 +1,129 @@
+//! [`ScriptedProbe`]: verification whose verdict per version is scripted.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use kyb_deploy_core::{
+    CancellationToken, CheckReport, Error, HealthProbe, LatencySummary, Result, StageProgress,
+    VerificationReport, VerifyRequest, async_trait,
+};
+
+/// What verification of one version does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeVerdict {
+    /// Every check passes.
+    Pass,
+    /// The named check fails with the detail.
+    Fail {
+        /// Check name (`liveness`, `smoke: classify`...).
+        check: String,
+        /// What was seen.
+        detail: String,
+    },
+    /// Verification never ends; only cancellation or a timeout stops it.
+    Hang,
+}
+
+/// A [`HealthProbe`] whose verdict is scripted per version (passing by default). Every
+/// request is recorded.
+///
+/// ```
+/// use kyb_deploy_testkit::ScriptedProbe;
+///
+/// let probe = ScriptedProbe::new().fail_version("v3", "liveness", "HTTP 503");
+/// assert!(probe.requests().is_empty());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ScriptedProbe {
+    verdicts: Arc<Mutex<HashMap<String, ProbeVerdict>>>,
+    requests: Arc<Mutex<Vec<VerifyRequest>>>,
+}
+
+impl ScriptedProbe {
+    /// A probe that passes every version.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Verification of `version` fails at `check` with `detail`.
+    pub fn fail_version(self, version: &str, check: &str, detail: &str) -> Self {
+        self.set(
+            version,
+            ProbeVerdict::Fail {
+                check: check.into(),
+                detail: detail.into(),
+            },
+        )
+    }
+
+    /// Verification of `version` never ends.
+    pub fn hang_version(self, version: &str) -> Self {
+        self.set(version, ProbeVerdict::Hang)
+    }
+
+    /// Sets the verdict for `version`.
+    pub fn set(self, version: &str, verdict: ProbeVerdict) -> Self {
+        lock(&self.verdicts).insert(version.to_owned(), verdict);
+        self
+    }
+
+    /// Every verification request so far.
+    pub fn requests(&self) -> Vec<VerifyRequest> {
+        lock(&self.requests).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn check(name: &str, passed: bool, detail: &str) -> CheckReport {
+    CheckReport {
+        name: name.to_owned(),
+        passed,
+        detail: detail.to_owned(),
+        attempts: 1,
+        latency: LatencySummary::default(),
+    }
+}
+
+#[async_trait]
+impl HealthProbe for ScriptedProbe {
+    async fn verify(
+        &self,
+        request: &VerifyRequest,
+        progress: &StageProgress,
+        cancel: &CancellationToken,
+    ) -> Result<VerificationReport> {
+        lock(&self.requests).push(request.clone());
+        let verdict = lock(&self.verdicts)
+            .get(request.expected_version.as_str())
+            .cloned()
+            .unwrap_or(ProbeVerdict::Pass);
+        progress.progress(format!(
+            "scripted verification of {} at {}",
+            request.expected_version, request.base_url
+        ));
+        match verdict {
+            ProbeVerdict::Pass => Ok(VerificationReport {
+                passed: true,
+                checks: vec![check("readiness", true, "scripted pass")],
+                reported_version: Some(request.expected_version.to_string()),
+                latency: LatencySummary::default(),
+            }),
+            ProbeVerdict::Fail {
+                check: name,
+                detail,
+            } => Ok(VerificationReport {
+                passed: false,
+                checks: vec![check(&name, false, &detail)],
+                reported_version: Some(request.expected_version.to_string()),
+                latency: LatencySummary::default(),
+            }),
+            ProbeVerdict::Hang => {
+                cancel.cancelled().await;
+                Err(Error::Cancelled)
+            }
+        }
+    }
+}

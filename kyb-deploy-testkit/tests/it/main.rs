@@ -1,0 +1,7 @@
+//! Integration tests of the testkit: the sample service, and the pipeline engine driven
+//! through the fakes.
+
+mod harness;
+mod pipeline;
+mod sample_api;
+mod sigkill;
