@@ -1,6 +1,8 @@
 //! The pipeline engine: one run of a deployment or a rollback, start to finish.
 
+mod checks;
 mod deploy;
+mod image;
 mod rollback;
 mod stage;
 
@@ -197,6 +199,28 @@ impl Pipeline {
                 );
             }
         }
+    }
+
+    /// Starts the report of a run and announces it.
+    fn begin_run(
+        &self,
+        operation: crate::record::Operation,
+        environment: &str,
+        dry_run: bool,
+    ) -> RunReport {
+        let report = RunReport::new(
+            crate::record::new_run_id(time::OffsetDateTime::now_utc()),
+            operation,
+            environment,
+            self.target.kind(),
+        );
+        self.events.emit(Event::RunStarted {
+            run_id: report.run_id.clone(),
+            environment: environment.to_owned(),
+            target: self.target.kind().to_owned(),
+            dry_run,
+        });
+        report
     }
 
     fn finish(&self, report: &RunReport) {

@@ -1,18 +1,14 @@
 //! The deploy run: preflight to notify, with rollback on failure.
 
-use std::collections::BTreeMap;
-
 use time::OffsetDateTime;
 
 use super::stage::{RunControl, StageError, StageLog};
 use super::{DeployRequest, Pipeline, RunReport};
 use crate::error::Result;
-use crate::event::{Event, Stage, StageResult};
-use crate::image::BuildRequest;
+use crate::event::Stage;
 use crate::outcome::Outcome;
-use crate::preflight::{PreflightRequest, check_prerequisites};
 use crate::probe::VerifyRequest;
-use crate::record::{DeploymentRecord, Operation, RecordStatus, new_run_id};
+use crate::record::{DeploymentRecord, Operation, RecordStatus};
 use crate::release::Release;
 use crate::target::RolloutOutcome;
 
@@ -22,18 +18,7 @@ impl Pipeline {
     pub async fn deploy(&self, request: &DeployRequest, control: &RunControl) -> RunReport {
         let env = &request.environment;
         let control = control.with_overall(env.settings.timeouts.overall);
-        let mut report = RunReport::new(
-            new_run_id(OffsetDateTime::now_utc()),
-            Operation::Deploy,
-            &env.name,
-            self.target.kind(),
-        );
-        self.events.emit(Event::RunStarted {
-            run_id: report.run_id.clone(),
-            environment: env.name.clone(),
-            target: self.target.kind().to_owned(),
-            dry_run: request.dry_run,
-        });
+        let mut report = self.begin_run(Operation::Deploy, &env.name, request.dry_run);
         let mut stages = StageLog::new(&self.events);
         let mut record = None;
         report.outcome = self
@@ -57,54 +42,14 @@ impl Pipeline {
         let env = &request.environment;
         let timeouts = &env.settings.timeouts;
         let before = |stage, reason: String| Outcome::FailedBeforeDeploy { stage, reason };
-        let stopped = |stage, error: StageError| match error {
-            StageError::Cancelled => Outcome::Cancelled {
-                stage,
-                rollback: None,
-            },
-            StageError::TimedOut(_) => Outcome::TimedOut {
-                stage,
-                rollback: None,
-            },
-            StageError::Failed(reason) => Outcome::FailedBeforeDeploy { stage, reason },
-        };
-
         // Preflight: every missing piece at once, before anything changes.
-        let started = stages.begin(Stage::Preflight);
-        let mut checks = check_prerequisites(&PreflightRequest {
-            target_kind: self.builtin_target_kind(env),
-            project_dir: &request.project_dir,
-            needs_git: request.version.is_none() && self.versions.is_none(),
-        })
-        .await;
-        checks.extend(self.target.preflight().await);
-        if let Some(builder) = &self.builder {
-            checks.extend(builder.preflight().await);
+        let needs_git = request.version.is_none() && self.versions.is_none();
+        if let Err(outcome) = self
+            .preflight_stage(env, &request.project_dir, needs_git, true, stages)
+            .await
+        {
+            return outcome;
         }
-        if let Some(scanner) = &self.scanner {
-            checks.extend(scanner.preflight().await);
-        }
-        if let Some(registry) = &self.registry {
-            checks.extend(registry.preflight().await);
-        }
-        for check in &checks {
-            self.events.progress(Stage::Preflight, check.describe());
-        }
-        let missing: Vec<_> = checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| c.describe())
-            .collect();
-        if !missing.is_empty() {
-            let reason = format!(
-                "{} prerequisite(s) missing: {}",
-                missing.len(),
-                missing.join("; ")
-            );
-            stages.fail(started, &reason);
-            return before(Stage::Preflight, reason);
-        }
-        stages.succeed(started);
 
         // Version and guards.
         let started = stages.begin(Stage::Version);
@@ -115,7 +60,7 @@ impl Pipeline {
             Ok(v) => v,
             Err(e) => {
                 stages.fail(started, e.message());
-                return stopped(Stage::Version, e);
+                return e.before_deploy(Stage::Version);
             }
         };
         self.events.progress(
@@ -181,7 +126,7 @@ impl Pipeline {
                 }
                 Err(e) => {
                     stages.fail(started, e.message());
-                    stopped(Stage::Plan, e)
+                    e.before_deploy(Stage::Plan)
                 }
             };
         }
@@ -195,7 +140,7 @@ impl Pipeline {
             Ok(g) => g,
             Err(e) => {
                 stages.fail(started, e.message());
-                return stopped(Stage::Lock, e);
+                return e.before_deploy(Stage::Lock);
             }
         };
         stages.succeed(started);
@@ -244,7 +189,7 @@ impl Pipeline {
             Ok(handle) => handle,
             Err(e) => {
                 stages.fail(started, e.message());
-                return stopped(Stage::Deploy, e);
+                return e.before_deploy(Stage::Deploy);
             }
         };
         self.events.progress(
@@ -324,278 +269,6 @@ impl Pipeline {
             Err(e) => {
                 stages.fail(started, e.message());
                 self.recover(env, Stage::Verify, e, stages, report).await
-            }
-        }
-    }
-
-    /// Applies the environment's guards; a refusal says how to proceed.
-    fn check_guards(
-        &self,
-        request: &DeployRequest,
-        resolved: &crate::git::ResolvedVersion,
-        report: &mut RunReport,
-    ) -> Result<(), String> {
-        let env = &request.environment;
-        let guards = &env.settings.guards;
-        if !guards.branches.is_empty() && resolved.commit.is_some() {
-            let branch = resolved.branch.as_deref().unwrap_or("(detached HEAD)");
-            if !guards.branches.iter().any(|b| b == branch) {
-                return Err(format!(
-                    "{} deploys only from branch {}; the working tree is on {branch}",
-                    env.name,
-                    guards.branches.join(" or ")
-                ));
-            }
-        }
-        if resolved.dirty {
-            if guards.require_clean_tree && !request.force {
-                return Err(format!(
-                    "the working tree has uncommitted changes and {} requires a clean tree; commit them, or pass --force",
-                    env.name
-                ));
-            }
-            self.warn(
-                report,
-                Stage::Version,
-                "the working tree has uncommitted changes; the image may not match any commit",
-            );
-        }
-        if guards.confirm && !request.confirmed && !request.dry_run {
-            return Err(format!(
-                "{} requires confirmation; answer the prompt, or pass --yes",
-                env.name
-            ));
-        }
-        Ok(())
-    }
-
-    /// Records a warning in the report and emits it.
-    pub(super) fn warn(&self, report: &mut RunReport, stage: Stage, message: impl Into<String>) {
-        let message = message.into();
-        self.events.warn(stage, message.clone());
-        report.warnings.push(message);
-    }
-
-    async fn run_tests(
-        &self,
-        request: &DeployRequest,
-        control: &RunControl,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
-    ) -> Result<(), Outcome> {
-        if request.skip_tests {
-            stages.skip(Stage::Tests, "--skip-tests");
-            self.warn(report, Stage::Tests, "tests were skipped (--skip-tests)");
-            return Ok(());
-        }
-        if request.dry_run {
-            stages.skip(Stage::Tests, "dry run");
-            return Ok(());
-        }
-        if request.tests.is_empty() {
-            stages.skip(Stage::Tests, "no test commands configured");
-            return Ok(());
-        }
-        let started = stages.begin(Stage::Tests);
-        let progress = self.events.for_stage(Stage::Tests);
-        let limit = request.environment.settings.timeouts.tests;
-        let mut failed = Vec::new();
-        for suite in &request.tests {
-            match control
-                .run(
-                    limit,
-                    self.tests.run(suite, &progress, control.cancel_token()),
-                )
-                .await
-            {
-                Ok(result) => {
-                    if !result.passed {
-                        failed.push(format!(
-                            "{} tests failed (exit code {})",
-                            suite.name,
-                            result.exit_code.map_or("none".into(), |c| c.to_string())
-                        ));
-                    }
-                    report.tests.push(result);
-                }
-                Err(StageError::Failed(message)) => failed.push(message),
-                Err(e) => {
-                    stages.fail(started, e.message());
-                    return Err(match e {
-                        StageError::Cancelled => Outcome::Cancelled {
-                            stage: Stage::Tests,
-                            rollback: None,
-                        },
-                        _ => Outcome::TimedOut {
-                            stage: Stage::Tests,
-                            rollback: None,
-                        },
-                    });
-                }
-            }
-        }
-        if failed.is_empty() {
-            stages.succeed(started);
-            return Ok(());
-        }
-        let reason = failed.join("; ");
-        if request.force {
-            stages.end(
-                started,
-                StageResult::Failed {
-                    message: reason.clone(),
-                },
-            );
-            self.warn(
-                report,
-                Stage::Tests,
-                format!("FORCED past failing tests: {reason}"),
-            );
-            Ok(())
-        } else {
-            stages.fail(started, &reason);
-            Err(Outcome::FailedBeforeDeploy {
-                stage: Stage::Tests,
-                reason: format!("{reason}; fix them, or pass --force to deploy anyway"),
-            })
-        }
-    }
-
-    async fn produce_image(
-        &self,
-        request: &DeployRequest,
-        resolved: &crate::git::ResolvedVersion,
-        control: &RunControl,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
-    ) -> Result<String, Outcome> {
-        let repository = &request.image.repository;
-        let default_ref = format!("{repository}:{}", resolved.version);
-        let Some(builder) = self.builder.as_ref().filter(|_| !request.dry_run) else {
-            let reason = if request.dry_run {
-                "dry run"
-            } else {
-                "no image builder; deploying a prebuilt image"
-            };
-            for stage in [Stage::Build, Stage::Scan, Stage::Push] {
-                stages.skip(stage, reason);
-            }
-            return Ok(request.prebuilt_image.clone().unwrap_or(default_ref));
-        };
-        let timeouts = &request.environment.settings.timeouts;
-        let fail = |stage, e: StageError| match e {
-            StageError::Cancelled => Outcome::Cancelled {
-                stage,
-                rollback: None,
-            },
-            StageError::TimedOut(_) => Outcome::TimedOut {
-                stage,
-                rollback: None,
-            },
-            StageError::Failed(reason) => Outcome::FailedBeforeDeploy { stage, reason },
-        };
-
-        let build = BuildRequest {
-            repository: repository.clone(),
-            version: resolved.version.clone(),
-            commit: resolved.commit.clone(),
-            context: request.project_dir.join(&request.image.context),
-            dockerfile: request.image.dockerfile.clone(),
-            build_args: request.image.build_args.clone(),
-            target: request.image.target.clone(),
-            tags: vec![resolved.version.to_string()],
-            labels: oci_labels(request, resolved),
-        };
-        let started = stages.begin(Stage::Build);
-        let progress = self.events.for_stage(Stage::Build);
-        let built = match control
-            .run(
-                timeouts.build,
-                builder.build(&build, &progress, control.cancel_token()),
-            )
-            .await
-        {
-            Ok(b) => b,
-            Err(e) => {
-                stages.fail(started, e.message());
-                return Err(fail(Stage::Build, e));
-            }
-        };
-        stages.succeed(started);
-
-        match &self.scanner {
-            None => stages.skip(Stage::Scan, "no scanner configured"),
-            Some(scanner) => {
-                let started = stages.begin(Stage::Scan);
-                let progress = self.events.for_stage(Stage::Scan);
-                match control
-                    .run(
-                        timeouts.build,
-                        scanner.scan(&built, &progress, control.cancel_token()),
-                    )
-                    .await
-                {
-                    Ok(scan) if scan.passed => {
-                        report.scan = Some(scan);
-                        stages.succeed(started);
-                    }
-                    Ok(scan) => {
-                        let reason = format!(
-                            "image scan found {} finding(s) at or above the failing severity",
-                            scan.findings.len()
-                        );
-                        report.scan = Some(scan);
-                        if request.force {
-                            stages.end(
-                                started,
-                                StageResult::Failed {
-                                    message: reason.clone(),
-                                },
-                            );
-                            self.warn(
-                                report,
-                                Stage::Scan,
-                                format!("FORCED past a failing scan: {reason}"),
-                            );
-                        } else {
-                            stages.fail(started, &reason);
-                            return Err(Outcome::FailedBeforeDeploy {
-                                stage: Stage::Scan,
-                                reason: format!("{reason}; fix them, or pass --force"),
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        stages.fail(started, e.message());
-                        return Err(fail(Stage::Scan, e));
-                    }
-                }
-            }
-        }
-
-        let Some(registry) = &self.registry else {
-            stages.skip(
-                Stage::Push,
-                "no registry configured; deploying the local image",
-            );
-            return Ok(default_ref);
-        };
-        let started = stages.begin(Stage::Push);
-        let progress = self.events.for_stage(Stage::Push);
-        match control
-            .run(
-                timeouts.push,
-                registry.push(&built, &progress, control.cancel_token()),
-            )
-            .await
-        {
-            Ok(pushed) => {
-                stages.succeed(started);
-                Ok(pushed.reference)
-            }
-            Err(e) => {
-                stages.fail(started, e.message());
-                Err(fail(Stage::Push, e))
             }
         }
     }
@@ -702,32 +375,4 @@ impl Pipeline {
             })
             .await
     }
-}
-
-/// OCI image labels for a build.
-fn oci_labels(
-    request: &DeployRequest,
-    resolved: &crate::git::ResolvedVersion,
-) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::new();
-    labels.insert(
-        "org.opencontainers.image.version".into(),
-        resolved.version.to_string(),
-    );
-    labels.insert(
-        "org.opencontainers.image.title".into(),
-        request.project.name.clone(),
-    );
-    if let Ok(created) =
-        OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)
-    {
-        labels.insert("org.opencontainers.image.created".into(), created);
-    }
-    if let Some(commit) = &resolved.commit {
-        labels.insert("org.opencontainers.image.revision".into(), commit.clone());
-    }
-    if let Some(source) = &request.project.source {
-        labels.insert("org.opencontainers.image.source".into(), source.clone());
-    }
-    labels
 }

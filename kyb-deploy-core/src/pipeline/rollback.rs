@@ -1,14 +1,11 @@
 //! Rolling back: automatically after a failed deployment, and on request.
 
-use time::OffsetDateTime;
-
 use super::stage::{RunControl, StageError, StageLog};
 use super::{Pipeline, RollbackRequest, RunReport};
 use crate::config::{Environment, RollbackPolicy};
 use crate::event::{Event, Stage};
 use crate::outcome::{Outcome, RollbackSummary};
-use crate::preflight::{PreflightRequest, check_prerequisites};
-use crate::record::{DeploymentRecord, Operation, new_run_id};
+use crate::record::{DeploymentRecord, Operation};
 use crate::release::Release;
 use crate::target::RolloutOutcome;
 
@@ -249,18 +246,7 @@ impl Pipeline {
     pub async fn rollback(&self, request: &RollbackRequest, control: &RunControl) -> RunReport {
         let env = &request.environment;
         let control = control.with_overall(env.settings.timeouts.overall);
-        let mut report = RunReport::new(
-            new_run_id(OffsetDateTime::now_utc()),
-            Operation::Rollback,
-            &env.name,
-            self.target.kind(),
-        );
-        self.events.emit(Event::RunStarted {
-            run_id: report.run_id.clone(),
-            environment: env.name.clone(),
-            target: self.target.kind().to_owned(),
-            dry_run: request.dry_run,
-        });
+        let mut report = self.begin_run(Operation::Rollback, &env.name, request.dry_run);
         let mut stages = StageLog::new(&self.events);
         let mut record = None;
         report.outcome = self
@@ -286,29 +272,12 @@ impl Pipeline {
         let env = &request.environment;
         let before = |stage, reason: String| Outcome::FailedBeforeDeploy { stage, reason };
 
-        let started = stages.begin(Stage::Preflight);
-        let mut checks = check_prerequisites(&PreflightRequest {
-            target_kind: self.builtin_target_kind(env),
-            project_dir: &request.project_dir,
-            needs_git: false,
-        })
-        .await;
-        checks.extend(self.target.preflight().await);
-        let missing: Vec<_> = checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| c.describe())
-            .collect();
-        if !missing.is_empty() {
-            let reason = format!(
-                "{} prerequisite(s) missing: {}",
-                missing.len(),
-                missing.join("; ")
-            );
-            stages.fail(started, &reason);
-            return before(Stage::Preflight, reason);
+        if let Err(outcome) = self
+            .preflight_stage(env, &request.project_dir, false, false, stages)
+            .await
+        {
+            return outcome;
         }
-        stages.succeed(started);
 
         // Choose the release from the ledger.
         let started = stages.begin(Stage::Version);

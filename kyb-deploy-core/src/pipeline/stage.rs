@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::event::{Event, EventSink, Stage, StageResult};
+use crate::outcome::Outcome;
 use crate::record::StageTiming;
 
 /// How a run can be stopped: a cancellation token (Ctrl-C) and the overall deadline.
@@ -84,6 +85,21 @@ pub(crate) enum StageError {
 }
 
 impl StageError {
+    /// The outcome of a run stopped by this error before anything was deployed.
+    pub(crate) fn before_deploy(self, stage: Stage) -> Outcome {
+        match self {
+            Self::Cancelled => Outcome::Cancelled {
+                stage,
+                rollback: None,
+            },
+            Self::TimedOut(_) => Outcome::TimedOut {
+                stage,
+                rollback: None,
+            },
+            Self::Failed(reason) => Outcome::FailedBeforeDeploy { stage, reason },
+        }
+    }
+
     pub(crate) fn message(&self) -> String {
         match self {
             Self::Failed(m) => m.clone(),

@@ -1,3 +1,4 @@
 //! Integration tests of kyb-deploy-core.
 
+mod notify;
 mod verify;

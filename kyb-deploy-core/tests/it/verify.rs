@@ -1,6 +1,8 @@
 //! `HttpHealthProbe` against real HTTP servers on the loopback interface.
 
 use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +16,11 @@ use kyb_deploy_core::{
     SmokeTest, Stage, StageProgress, Url, VerificationReport, VerifyConfig, VerifyRequest, Version,
 };
 use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_rustls::rustls::pki_types::PrivatePkcs8KeyDer;
+use tokio_rustls::rustls::{ServerConfig, crypto};
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
 
 const METRICS: &str = "# HELP kyb_requests_total Requests served.\n\
 # TYPE kyb_requests_total counter\n\
@@ -95,8 +101,8 @@ async fn classify(
     (StatusCode::OK, Json(answer))
 }
 
-/// Serves `service` under `/api` and returns its base URL and what it sees.
-async fn serve(service: Service) -> (Url, Arc<Seen>) {
+/// The routes of `service` under `/api`, and what it sees.
+fn app(service: Service) -> (Router, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
     let routes = Router::new()
         .route("/ready", get(ready))
@@ -105,11 +111,68 @@ async fn serve(service: Service) -> (Url, Arc<Seen>) {
         .route("/metrics", get(move || async move { service.metrics }))
         .route("/v1/classify", post(classify))
         .with_state((service, Arc::clone(&seen)));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    (Router::new().nest("/api", routes), seen)
+}
+
+/// Serves `service` under `/api` and returns its base URL and what it sees.
+async fn serve(service: Service) -> (Url, Arc<Seen>) {
+    let (app, seen) = app(service);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let app = Router::new().nest("/api", routes);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (Url::parse(&format!("http://{address}/api")).unwrap(), seen)
+}
+
+/// Accepts TCP connections and completes their TLS handshake. A failed handshake, such as
+/// a client rejecting the certificate, drops that connection and waits for the next one.
+struct TlsListener {
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, address)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, address);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Serves a healthy service under `/api` over HTTPS, with a freshly generated self-signed
+/// certificate for `localhost` and 127.0.0.1, and returns its base URL.
+async fn serve_tls() -> Url {
+    let names = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(names).unwrap();
+    let key = PrivatePkcs8KeyDer::from(signing_key.serialize_der());
+    // An explicit provider: the process has no default one to fall back on.
+    let config = ServerConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key.into())
+        .unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = tcp.local_addr().unwrap();
+    let listener = TlsListener {
+        tcp,
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+    };
+    let (app, _) = app(Service::default());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Url::parse(&format!("https://{address}/api")).unwrap()
 }
 
 fn fast_probe(path: &str, failure_threshold: u32, success_threshold: u32) -> ProbeSettings {
@@ -422,6 +485,46 @@ async fn smoke_over_latency_budget_fails() {
         smoke.detail
     );
     assert!(smoke.latency.p95_ms.unwrap() >= 150.0);
+}
+
+#[tokio::test]
+async fn self_signed_certificate_fails_verification_by_default() {
+    let base_url = serve_tls().await;
+    let mut settings = settings();
+    assert!(
+        !settings.insecure_skip_tls_verify,
+        "verified unless opted out"
+    );
+    settings.readiness.failure_threshold = 2;
+    let (report, _) = verify_with(settings, base_url).await;
+    let report = report.unwrap();
+
+    assert!(!report.passed);
+    assert_eq!(report.checks.len(), 1, "{report:#?}");
+    let readiness = check(&report, "readiness");
+    assert_eq!(readiness.attempts, 2);
+    // rustls's words: "connection failed: invalid peer certificate: UnknownIssuer".
+    let detail = readiness.detail.to_lowercase();
+    assert!(
+        detail.contains("connection failed") && detail.contains("certificate"),
+        "{}",
+        readiness.detail
+    );
+}
+
+#[tokio::test]
+async fn insecure_skip_tls_verify_accepts_a_self_signed_certificate() {
+    let base_url = serve_tls().await;
+    let settings = VerifyConfig {
+        insecure_skip_tls_verify: true,
+        ..settings()
+    };
+    let (report, _) = verify_with(settings, base_url).await;
+    let report = report.unwrap();
+
+    assert!(report.passed, "{report:#?}");
+    assert_eq!(report.reported_version.as_deref(), Some("v1.2.3"));
+    assert_eq!(report.checks.len(), 5, "{report:#?}");
 }
 
 /// Runs a verification that cannot finish by itself and cancels it from another task.

@@ -1,0 +1,214 @@
+//! The checks before anything is built: guards and tests.
+
+use std::path::Path;
+
+use super::stage::{RunControl, StageError, StageLog, Started};
+use super::{DeployRequest, Pipeline, RunReport};
+use crate::config::Environment;
+use crate::event::{Stage, StageResult};
+use crate::git::ResolvedVersion;
+use crate::outcome::Outcome;
+use crate::preflight::{PreflightRequest, check_prerequisites};
+
+impl Pipeline {
+    /// Applies the environment's guards; a refusal says how to proceed.
+    pub(super) fn check_guards(
+        &self,
+        request: &DeployRequest,
+        resolved: &ResolvedVersion,
+        report: &mut RunReport,
+    ) -> Result<(), String> {
+        let env = &request.environment;
+        let guards = &env.settings.guards;
+        if !guards.branches.is_empty() && resolved.commit.is_some() {
+            let branch = resolved.branch.as_deref().unwrap_or("(detached HEAD)");
+            if !guards.branches.iter().any(|b| b == branch) {
+                return Err(format!(
+                    "{} deploys only from branch {}; the working tree is on {branch}",
+                    env.name,
+                    guards.branches.join(" or ")
+                ));
+            }
+        }
+        if resolved.dirty {
+            if guards.require_clean_tree && !request.force {
+                return Err(format!(
+                    "the working tree has uncommitted changes and {} requires a clean tree; commit them, or pass --force",
+                    env.name
+                ));
+            }
+            self.warn(
+                report,
+                Stage::Version,
+                "the working tree has uncommitted changes; the image may not match any commit",
+            );
+        }
+        if guards.confirm && !request.confirmed && !request.dry_run {
+            return Err(format!(
+                "{} requires confirmation; answer the prompt, or pass --yes",
+                env.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records a warning in the report and emits it.
+    pub(super) fn warn(&self, report: &mut RunReport, stage: Stage, message: impl Into<String>) {
+        let message = message.into();
+        self.events.warn(stage, message.clone());
+        report.warnings.push(message);
+    }
+
+    pub(super) async fn run_tests(
+        &self,
+        request: &DeployRequest,
+        control: &RunControl,
+        stages: &mut StageLog<'_>,
+        report: &mut RunReport,
+    ) -> Result<(), Outcome> {
+        if request.skip_tests {
+            stages.skip(Stage::Tests, "--skip-tests");
+            self.warn(report, Stage::Tests, "tests were skipped (--skip-tests)");
+            return Ok(());
+        }
+        if request.dry_run {
+            stages.skip(Stage::Tests, "dry run");
+            return Ok(());
+        }
+        if request.tests.is_empty() {
+            stages.skip(Stage::Tests, "no test commands configured");
+            return Ok(());
+        }
+        let started = stages.begin(Stage::Tests);
+        let progress = self.events.for_stage(Stage::Tests);
+        let limit = request.environment.settings.timeouts.tests;
+        let mut failed = Vec::new();
+        for suite in &request.tests {
+            match control
+                .run(
+                    limit,
+                    self.tests.run(suite, &progress, control.cancel_token()),
+                )
+                .await
+            {
+                Ok(result) => {
+                    if !result.passed {
+                        failed.push(format!(
+                            "{} tests failed (exit code {})",
+                            suite.name,
+                            result.exit_code.map_or("none".into(), |c| c.to_string())
+                        ));
+                    }
+                    report.tests.push(result);
+                }
+                Err(StageError::Failed(message)) => failed.push(message),
+                Err(e) => {
+                    stages.fail(started, e.message());
+                    return Err(e.before_deploy(Stage::Tests));
+                }
+            }
+        }
+        if failed.is_empty() {
+            stages.succeed(started);
+            return Ok(());
+        }
+        self.forced_or_stop(
+            request.force,
+            Stage::Tests,
+            started,
+            &failed.join("; "),
+            stages,
+            report,
+        )
+    }
+
+    /// Checks every prerequisite at once (git when the version comes from it, what the target
+    /// kind implies, and each seam's own checks) and fails with all missing pieces.
+    pub(super) async fn preflight_stage(
+        &self,
+        env: &Environment,
+        project_dir: &Path,
+        needs_git: bool,
+        image_seams: bool,
+        stages: &mut StageLog<'_>,
+    ) -> Result<(), Outcome> {
+        let started = stages.begin(Stage::Preflight);
+        let mut checks = check_prerequisites(&PreflightRequest {
+            target_kind: self.builtin_target_kind(env),
+            project_dir,
+            needs_git,
+        })
+        .await;
+        checks.extend(self.target.preflight().await);
+        if image_seams {
+            if let Some(builder) = &self.builder {
+                checks.extend(builder.preflight().await);
+            }
+            if let Some(scanner) = &self.scanner {
+                checks.extend(scanner.preflight().await);
+            }
+            if let Some(registry) = &self.registry {
+                checks.extend(registry.preflight().await);
+            }
+        }
+        for check in &checks {
+            self.events.progress(Stage::Preflight, check.describe());
+        }
+        let missing: Vec<_> = checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.describe())
+            .collect();
+        if missing.is_empty() {
+            stages.succeed(started);
+            return Ok(());
+        }
+        let reason = format!(
+            "{} prerequisite(s) missing: {}",
+            missing.len(),
+            missing.join("; ")
+        );
+        stages.fail(started, &reason);
+        Err(Outcome::FailedBeforeDeploy {
+            stage: Stage::Preflight,
+            reason,
+        })
+    }
+
+    /// Ends a failed check stage: with `--force` the run goes on with a loud warning that the
+    /// record keeps; without it the run stops before anything is deployed.
+    #[expect(
+        clippy::result_large_err,
+        reason = "an Outcome ends the run: it is built once, so boxing it saves nothing"
+    )]
+    pub(super) fn forced_or_stop(
+        &self,
+        force: bool,
+        stage: Stage,
+        started: Started,
+        reason: &str,
+        stages: &mut StageLog<'_>,
+        report: &mut RunReport,
+    ) -> Result<(), Outcome> {
+        if force {
+            stages.end(
+                started,
+                StageResult::Failed {
+                    message: reason.to_owned(),
+                },
+            );
+            self.warn(
+                report,
+                stage,
+                format!("FORCED past a failing {stage} stage: {reason}"),
+            );
+            Ok(())
+        } else {
+            stages.fail(started, reason);
+            Err(Outcome::FailedBeforeDeploy {
+                stage,
+                reason: format!("{reason}; fix this, or pass --force to deploy anyway"),
+            })
+        }
+    }
+}
