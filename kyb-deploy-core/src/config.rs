@@ -339,10 +339,48 @@ fn describe_figment_errors(error: figment::Error, path: &Path) -> String {
                 .as_ref()
                 .and_then(|m| m.source.as_ref())
                 .map_or_else(|| path.display().to_string(), |s| s.to_string());
-            format!("{key}: {} (in {source})", e.kind)
+            format!("{key}: {} (in {source})", describe_kind(&e.kind))
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Figment's wording, except for unknown and missing keys, which get the valid keys and the
+/// closest one.
+fn describe_kind(kind: &figment::error::Kind) -> String {
+    use figment::error::Kind;
+    match kind {
+        Kind::UnknownField(name, expected) => {
+            let suggestion = expected
+                .iter()
+                .map(|candidate| (edit_distance(name, candidate), candidate))
+                .filter(|(distance, _)| *distance <= 2.max(name.len() / 3))
+                .min_by_key(|(distance, _)| *distance)
+                .map_or_else(String::new, |(_, c)| format!("; did you mean \"{c}\"?"));
+            format!(
+                "unknown key \"{name}\"{suggestion} (valid keys here: {})",
+                expected.join(", ")
+            )
+        }
+        Kind::MissingField(name) => format!("missing required key \"{name}\""),
+        other => other.to_string(),
+    }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]

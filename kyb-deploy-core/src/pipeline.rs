@@ -179,7 +179,7 @@ impl Pipeline {
                     .as_ref()
                     .map_or("?".to_owned(), |v| v.version.to_string()),
                 report.environment,
-                report.outcome.summary()
+                report.summary()
             ),
             project: project.to_owned(),
             environment: report.environment.clone(),
@@ -339,6 +339,27 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// A one-line summary for people, worded for the operation (a successful rollback says
+    /// "rolled back", not "deployed").
+    pub fn summary(&self) -> String {
+        match (self.operation, &self.outcome) {
+            (crate::record::Operation::Rollback, Outcome::Succeeded { release, dry_run }) => {
+                if *dry_run {
+                    format!(
+                        "dry run: would roll back {} to {} ({}); nothing was changed",
+                        self.environment, release.version, release.image
+                    )
+                } else {
+                    format!(
+                        "rolled back {} to {} ({})",
+                        self.environment, release.version, release.image
+                    )
+                }
+            }
+            (_, outcome) => outcome.summary(),
+        }
+    }
+
     fn new(
         run_id: String,
         operation: crate::record::Operation,

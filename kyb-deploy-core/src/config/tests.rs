@@ -51,7 +51,23 @@ fn misspelled_key_is_named_with_its_path() {
     let text = format!("{MINIMAL}\n[environments.development.verify]\nreadines = {{}}\n");
     let err = Config::from_toml(&text).unwrap_err().to_string();
     assert!(err.contains("environments.development.verify"), "{err}");
-    assert!(err.contains("readines"), "{err}");
+    assert!(
+        err.contains("unknown key \"readines\"; did you mean \"readiness\"?"),
+        "{err}"
+    );
+    let text = "[environments.x]\ntarget = \"ecs\"\n[environments.x.ecs]\ncluster = \"c\"\n";
+    let err = Config::from_toml(text).unwrap_err().to_string();
+    assert!(
+        err.contains("environments.x.ecs: missing required key \"service\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn edit_distance_counts_single_character_edits() {
+    assert_eq!(edit_distance("confirn", "confirm"), 1);
+    assert_eq!(edit_distance("", "abc"), 3);
+    assert_eq!(edit_distance("kitten", "sitting"), 3);
 }
 
 #[test]

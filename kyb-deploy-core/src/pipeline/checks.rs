@@ -200,7 +200,7 @@ impl Pipeline {
             self.warn(
                 report,
                 stage,
-                format!("FORCED past a failing {stage} stage: {reason}"),
+                format!("FORCED past the failed {stage} stage (--force): {reason}"),
             );
             Ok(())
         } else {

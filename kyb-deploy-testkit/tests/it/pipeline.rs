@@ -393,7 +393,7 @@ async fn failing_tests_stop_the_run_unless_forced() {
         record
             .warnings
             .iter()
-            .any(|w| w.contains("FORCED past a failing tests stage")),
+            .any(|w| w.contains("FORCED past the failed tests stage")),
         "{:?}",
         record.warnings
     );
@@ -475,7 +475,7 @@ async fn image_is_deployed_by_digest_and_failing_scan_stops_unless_forced() {
         report
             .warnings
             .iter()
-            .any(|w| w.contains("FORCED past a failing scan stage"))
+            .any(|w| w.contains("FORCED past the failed scan stage"))
     );
 }
 

@@ -1,0 +1,300 @@
+//! The command line, as clap derive types. Doc comments here are the `--help` text.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    internal error
+  2    usage or configuration error (nothing was attempted)
+  3    failed before anything was deployed (the environment is unchanged)
+  4    failed and rolled back to a verified earlier release
+  5    failed and the rollback failed, was impossible or is disabled (needs attention)
+  6    timed out
+  8    verification failed (verify)
+  130  interrupted (Ctrl-C)
+
+Environment: KYB_DEPLOY_CONFIG (the configuration file), KYB_DEPLOY_<KEY>__<KEY> (override
+configuration keys, like KYB_DEPLOY_ENVIRONMENTS__STAGING__ROLLBACK=never), NO_COLOR.
+Reference: docs/cli.md";
+
+/// Deploy the KYB Platform API: test, build, deploy, verify, and roll back when verification
+/// fails.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kyb-deploy",
+    version,
+    max_term_width = 100,
+    arg_required_else_help = true,
+    after_long_help = EXIT_CODES
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub(crate) struct GlobalArgs {
+    /// Configuration file [default: kyb-deploy.toml in the current directory]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "KYB_DEPLOY_CONFIG",
+        hide_env_values = true
+    )]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Output format: `human` (progress on stderr, results on stdout) or `json` (one JSON
+    /// document on stdout, events as JSON lines on stderr)
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Human)]
+    pub(crate) output: OutputFormat,
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// Progress and results for people.
+    Human,
+    /// One JSON document on stdout for scripts.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Test, build, deploy and verify a release; roll back when it fails
+    #[command(after_long_help = "\
+Examples:
+  kyb-deploy deploy -e staging                 deploy the current git commit
+  kyb-deploy deploy -e production -v v1.4.0    deploy a tagged release (asks to confirm)
+  kyb-deploy deploy -e staging -d              show what would change, change nothing")]
+    Deploy(DeployArgs),
+
+    /// Show what a deployment would change, changing nothing (deploy --dry-run)
+    Plan(PlanArgs),
+
+    /// Roll an environment back to its last known-good release, or to --to VERSION
+    Rollback(RollbackArgs),
+
+    /// Show what runs in an environment and its latest deployments
+    Status(StatusArgs),
+
+    /// List the deployments recorded in the ledger
+    History(HistoryArgs),
+
+    /// Probe and smoke-test what runs in an environment now
+    Verify(VerifyArgs),
+
+    /// Check the prerequisites of an environment (tools, credentials, target)
+    Check(CheckArgs),
+
+    /// Work with the configuration file
+    #[command(subcommand, arg_required_else_help = true)]
+    Config(ConfigCommand),
+}
+
+/// `deploy`.
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    /// Environment to deploy to, as named in the configuration (like staging or production)
+    #[arg(short = 'e', long, value_name = "ENV")]
+    pub(crate) environment: String,
+
+    /// Version to deploy: a Docker tag like v1.2.3 [default: the current git commit]
+    #[arg(short = 'v', long, value_name = "VERSION")]
+    pub(crate) version: Option<String>,
+
+    /// Deploy despite failing tests, scan findings or uncommitted changes (recorded, with a
+    /// warning)
+    #[arg(short = 'f', long)]
+    pub(crate) force: bool,
+
+    /// Do not run the tests (recorded, with a warning)
+    #[arg(short = 's', long)]
+    pub(crate) skip_tests: bool,
+
+    /// Change nothing: resolve the version and plan against the live target
+    #[arg(short = 'd', long)]
+    pub(crate) dry_run: bool,
+
+    /// Do not ask for confirmation where the environment requires it
+    #[arg(short = 'y', long)]
+    pub(crate) yes: bool,
+
+    /// Time limit of the whole run, like 30m or 1h30m [default: the environment's
+    /// timeouts.overall]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// `plan`.
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    /// Environment to plan for
+    #[arg(short = 'e', long, value_name = "ENV")]
+    pub(crate) environment: String,
+
+    /// Version to plan: a Docker tag like v1.2.3 [default: the current git commit]
+    #[arg(short = 'v', long, value_name = "VERSION")]
+    pub(crate) version: Option<String>,
+
+    /// Time limit of the whole run, like 5m [default: the environment's timeouts.overall]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// `rollback`.
+#[derive(Debug, Args)]
+pub(crate) struct RollbackArgs {
+    /// Environment to roll back
+    #[arg(short = 'e', long, value_name = "ENV")]
+    pub(crate) environment: String,
+
+    /// Version to roll back to; it must be in the ledger [default: the last known-good release
+    /// other than the one running]
+    #[arg(long, value_name = "VERSION")]
+    pub(crate) to: Option<String>,
+
+    /// Do not ask for confirmation where the environment requires it
+    #[arg(short = 'y', long)]
+    pub(crate) yes: bool,
+
+    /// Change nothing: say which release would be rolled back to
+    #[arg(short = 'd', long)]
+    pub(crate) dry_run: bool,
+
+    /// Time limit of the whole run, like 20m [default: the environment's timeouts.overall]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Environment to describe
+    #[arg(short = 'e', long, value_name = "ENV")]
+    pub(crate) environment: String,
+
+    /// How many recent runs to list
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 5)]
+    pub(crate) limit: usize,
+}
+
+/// `history`.
+#[derive(Debug, Args)]
+pub(crate) struct HistoryArgs {
+    /// Only runs of this environment [default: every environment]
+    #[arg(short = 'e', long, value_name = "ENV")]
+    pub(crate) environment: Option<String>,
+
+    /// How many runs to list, newest last
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 20)]
+    pub(crate) limit: usize,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Environment to verify
+    #[arg(short = 'e', long, value_name = "ENV")]
+    pub(crate) environment: String,
+
+    /// Version the service must report [default: the environment's last successful deployment
+    /// in the ledger]
+    #[arg(long, value_name = "VERSION")]
+    pub(crate) expect_version: Option<String>,
+
+    /// Time limit of the verification, like 2m [default: the environment's timeouts.verify]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// `check`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Environment whose prerequisites to check
+    #[arg(short = 'e', long, value_name = "ENV")]
+    pub(crate) environment: String,
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Load and validate the configuration file (and KYB_DEPLOY_* overrides)
+    Validate,
+}
+
+/// Parses `30m`, `1h30m`, `250ms`.
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let parsed = humantime::parse_duration(raw.trim())
+        .map_err(|e| format!("{e}; write a number with a unit, like 30s, 5m or 1h30m"))?;
+    if parsed.is_zero() {
+        return Err("must be longer than 0s".to_owned());
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seed_flags_parse_in_short_and_long_form() {
+        let short = Cli::try_parse_from([
+            "kyb-deploy",
+            "deploy",
+            "-e",
+            "staging",
+            "-v",
+            "v1",
+            "-f",
+            "-s",
+            "-d",
+        ])
+        .unwrap();
+        let long = Cli::try_parse_from([
+            "kyb-deploy",
+            "deploy",
+            "--environment",
+            "staging",
+            "--version",
+            "v1",
+            "--force",
+            "--skip-tests",
+            "--dry-run",
+        ])
+        .unwrap();
+        for cli in [short, long] {
+            let Command::Deploy(args) = cli.command else {
+                panic!("not deploy")
+            };
+            assert_eq!(args.environment, "staging");
+            assert_eq!(args.version.as_deref(), Some("v1"));
+            assert!(args.force && args.skip_tests && args.dry_run && !args.yes);
+        }
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_duration("200ms").unwrap(), Duration::from_millis(200));
+        assert!(parse_duration("30").unwrap_err().contains("like 30s"));
+        assert!(parse_duration("0s").is_err());
+    }
+}

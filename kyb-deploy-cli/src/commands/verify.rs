@@ -1,0 +1,225 @@
+//! `kyb-deploy verify`: probes and smoke tests against what runs now.
+
+use std::time::Instant;
+
+use kyb_deploy_core::{
+    Environment, Error, Event, RecordStore, Stage, StageResult, Url, VerificationReport,
+    VerifyRequest, Version,
+};
+use serde::Serialize;
+
+use crate::args::{GlobalArgs, OutputFormat, VerifyArgs};
+use crate::context::CliContext;
+use crate::error::CliError;
+use crate::exit_codes::ExitCodes;
+use crate::output::progress::Progress;
+use crate::output::{format, json};
+use crate::project::{Project, cancellable, parse_version};
+
+/// The JSON payload of `verify`.
+#[derive(Serialize)]
+struct Verification {
+    environment: String,
+    base_url: String,
+    expected_version: String,
+    /// `flag` (`--expect-version`) or `ledger` (the last successful deployment).
+    expected_from: &'static str,
+    passed: bool,
+    /// The checks; null when verification timed out or was interrupted.
+    report: Option<VerificationReport>,
+    /// Why there is no report.
+    error: Option<String>,
+}
+
+pub(crate) async fn run(
+    args: VerifyArgs,
+    global: &GlobalArgs,
+    ctx: &mut CliContext,
+) -> Result<i32, CliError> {
+    let flag = parse_version(args.expect_version.as_deref())?;
+    let project = Project::load(ctx, global)?;
+    let mut env = project.environment(&args.environment, None)?;
+    if let Some(limit) = args.timeout {
+        env.settings.timeouts.verify = limit;
+    }
+    let probe = project.probe(ctx, &env)?;
+    let (expected, expected_from) = match flag {
+        Some(version) => (version, "flag"),
+        None => (last_good_version(&project, &env).await?, "ledger"),
+    };
+    let base_url = base_url(&project, ctx, &env).await?;
+
+    let progress = Progress::start(ctx, global.output, "verify");
+    if global.output == OutputFormat::Human {
+        let _ = ctx.stderr.write_text(&format!(
+            "{}\n",
+            ctx.style.bold(&format!(
+                "verify {} at {base_url}, expecting {expected}{}",
+                env.name,
+                if expected_from == "ledger" {
+                    " (its last successful deployment)"
+                } else {
+                    ""
+                }
+            ))
+        ));
+    }
+    let sink = progress.sink();
+    sink.emit(Event::StageStarted {
+        stage: Stage::Verify,
+    });
+    let started = Instant::now();
+    let request = VerifyRequest {
+        base_url: base_url.clone(),
+        expected_version: expected.clone(),
+    };
+    let limit = env.settings.timeouts.verify;
+    let result = cancellable(
+        &ctx.cancel,
+        tokio::time::timeout(
+            limit,
+            probe.verify(&request, &sink.for_stage(Stage::Verify), &ctx.cancel),
+        ),
+    )
+    .await;
+    let (code, report, error) = match result {
+        Err(_) | Ok(Ok(Err(Error::Cancelled))) => {
+            (ExitCodes::INTERRUPTED, None, Some("interrupted".to_owned()))
+        }
+        Ok(Err(_)) => (
+            ExitCodes::TIMED_OUT,
+            None,
+            Some(format!(
+                "timed out after {}",
+                humantime::format_duration(limit)
+            )),
+        ),
+        Ok(Ok(Err(e))) => {
+            sink.emit(Event::StageFinished {
+                stage: Stage::Verify,
+                elapsed: started.elapsed(),
+                result: StageResult::Failed {
+                    message: e.to_string(),
+                },
+            });
+            progress.finish();
+            return Err(e.into());
+        }
+        Ok(Ok(Ok(report))) if report.passed => (ExitCodes::SUCCESS, Some(report), None),
+        Ok(Ok(Ok(report))) => (ExitCodes::VERIFICATION_FAILED, Some(report), None),
+    };
+    let stage_result = match (&report, &error) {
+        (Some(r), _) if r.passed => StageResult::Succeeded,
+        (Some(r), _) => StageResult::Failed {
+            message: r
+                .failure()
+                .unwrap_or_else(|| "verification failed".to_owned()),
+        },
+        (None, e) => StageResult::Failed {
+            message: e.clone().unwrap_or_default(),
+        },
+    };
+    sink.emit(Event::StageFinished {
+        stage: Stage::Verify,
+        elapsed: started.elapsed(),
+        result: stage_result,
+    });
+    progress.finish();
+
+    let verification = Verification {
+        environment: env.name.clone(),
+        base_url: base_url.to_string(),
+        expected_version: expected.to_string(),
+        expected_from,
+        passed: code == ExitCodes::SUCCESS,
+        report,
+        error,
+    };
+    let mut out = ctx.stdout.clone();
+    match global.output {
+        OutputFormat::Json => json::write_document(&mut out, code, "verification", &verification),
+        OutputFormat::Human => ctx.stdout.write_text(&render(&verification)),
+    }
+    .map_err(CliError::Output)?;
+    Ok(code)
+}
+
+/// The version of the environment's last successful deployment.
+async fn last_good_version(project: &Project, env: &Environment) -> Result<Version, CliError> {
+    let snapshot = project.ledger().load().await?;
+    snapshot
+        .last_known_good(&env.name)
+        .map(|r| r.version.clone())
+        .ok_or_else(|| CliError::Usage {
+            message: format!(
+                "no version to expect: the ledger has no successful deployment of {}; pass --expect-version VERSION",
+                env.name
+            ),
+        })
+}
+
+/// The environment's `verify.base_url`, else the endpoint its target reports.
+async fn base_url(project: &Project, ctx: &CliContext, env: &Environment) -> Result<Url, CliError> {
+    if let Some(url) = &env.settings.verify.base_url {
+        return Ok(url.clone());
+    }
+    let missing = |why: String| {
+        CliError::from(Error::Config {
+            message: format!(
+                "environments.{}.verify.base_url: not set, and {why}; set the URL the service answers on",
+                env.name
+            ),
+        })
+    };
+    let kind = env.settings.target;
+    let target = project.target(ctx, env).await.map_err(|e| {
+        missing(format!(
+            "the {kind} target cannot report its endpoint ({e})"
+        ))
+    })?;
+    let description = cancellable(&ctx.cancel, target.describe()).await??;
+    description
+        .endpoint
+        .ok_or_else(|| missing(format!("the {kind} target reports no endpoint")))
+}
+
+fn render(v: &Verification) -> String {
+    let mut text = String::new();
+    if let Some(report) = &v.report {
+        for check in &report.checks {
+            text.push_str(&format!(
+                "{} {}: {} ({})\n",
+                if check.passed { "✓" } else { "✗" },
+                check.name,
+                check.detail,
+                format::count(check.attempts as usize, "attempt", "attempts")
+            ));
+        }
+        if let Some(reported) = &report.reported_version {
+            text.push_str(&format!("reported version: {reported}\n"));
+        }
+        if let (Some(p50), Some(p95)) = (report.latency.p50_ms, report.latency.p95_ms) {
+            text.push_str(&format!(
+                "latency: p50 {}, p95 {} over {}\n",
+                format::millis(p50),
+                format::millis(p95),
+                format::count(report.latency.samples as usize, "request", "requests")
+            ));
+        }
+    }
+    let verdict = match (&v.report, &v.error) {
+        (Some(_), _) if v.passed => "passed".to_owned(),
+        (Some(report), _) => format!(
+            "failed: {}",
+            report
+                .failure()
+                .unwrap_or_else(|| "a check failed".to_owned())
+        ),
+        (None, error) => error.clone().unwrap_or_default(),
+    };
+    text.push_str(&format!(
+        "verification of {} ({}) at {}: {verdict}\n",
+        v.environment, v.expected_version, v.base_url
+    ));
+    text
+}

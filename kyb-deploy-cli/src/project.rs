@@ -1,0 +1,178 @@
+//! The project a command works on: its configuration, its directory, and the seams built
+//! from them (target, probe, ledger, lock, notifiers, tests).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kyb_deploy_core::{
+    Config, DEFAULT_CONFIG_FILE, Environment, EventSink, FileDeployLock, HealthProbe,
+    HttpHealthProbe, JsonlRecordStore, Notifier, Pipeline, Target, TestSuite, Version,
+    WebhookNotifier,
+};
+
+use crate::args::GlobalArgs;
+use crate::context::CliContext;
+use crate::error::CliError;
+
+/// A loaded configuration and the directory it belongs to.
+#[derive(Debug)]
+pub(crate) struct Project {
+    pub(crate) config: Config,
+    /// The configuration file.
+    pub(crate) path: PathBuf,
+    /// The project directory: the configuration file's directory. The ledger, test working
+    /// directories and the git working tree are relative to it.
+    pub(crate) dir: PathBuf,
+}
+
+impl Project {
+    /// Loads `--config` (or `KYB_DEPLOY_CONFIG`, or `kyb-deploy.toml` in the working
+    /// directory) with `KYB_DEPLOY_*` overrides, and validates it.
+    pub(crate) fn load(ctx: &CliContext, global: &GlobalArgs) -> Result<Self, CliError> {
+        let given = global
+            .config
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_CONFIG_FILE));
+        let path = ctx.cwd.join(given);
+        if !path.is_file() {
+            return Err(CliError::ConfigNotFound { path });
+        }
+        let config = Config::load(Some(&path))?;
+        let dir = path
+            .parent()
+            .map_or_else(|| ctx.cwd.clone(), Path::to_path_buf);
+        Ok(Self { config, path, dir })
+    }
+
+    /// The environment `name`, with `--timeout` applied to its overall time limit.
+    pub(crate) fn environment(
+        &self,
+        name: &str,
+        overall: Option<Duration>,
+    ) -> Result<Environment, CliError> {
+        let mut env = self.config.environment(name)?;
+        if let Some(overall) = overall {
+            env.settings.timeouts.overall = overall;
+        }
+        Ok(env)
+    }
+
+    /// The deployment ledger.
+    pub(crate) fn ledger(&self) -> JsonlRecordStore {
+        JsonlRecordStore::new(self.ledger_path())
+    }
+
+    fn ledger_path(&self) -> PathBuf {
+        self.dir.join(&self.config.ledger.path)
+    }
+
+    /// The per-environment deployment locks, kept beside the ledger.
+    fn lock(&self) -> FileDeployLock {
+        let ledger = self.ledger_path();
+        let dir = ledger
+            .parent()
+            .map_or_else(|| self.dir.clone(), Path::to_path_buf);
+        FileDeployLock::new(dir.join("locks"))
+    }
+
+    /// The test suites of `[tests]`.
+    pub(crate) fn test_suites(&self) -> Vec<TestSuite> {
+        let tests = &self.config.tests;
+        let workdir = self
+            .dir
+            .join(tests.workdir.as_deref().unwrap_or(Path::new(".")));
+        [("unit", &tests.unit), ("integration", &tests.integration)]
+            .into_iter()
+            .filter_map(|(name, command)| {
+                command.as_ref().map(|command| TestSuite {
+                    name: name.to_owned(),
+                    command: command.clone(),
+                    workdir: workdir.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The webhooks of `[notify]`.
+    pub(crate) fn notifiers(&self) -> Result<Vec<Arc<dyn Notifier>>, CliError> {
+        let notify = &self.config.notify;
+        notify
+            .webhooks
+            .iter()
+            .map(|url| {
+                WebhookNotifier::new(url, notify.attempts, notify.timeout)
+                    .map(|n| Arc::new(n) as Arc<dyn Notifier>)
+                    .map_err(CliError::from)
+            })
+            .collect()
+    }
+
+    /// The probe verifying `env`: the context's override, else HTTP per `verify` settings.
+    pub(crate) fn probe(
+        &self,
+        ctx: &CliContext,
+        env: &Environment,
+    ) -> Result<Arc<dyn HealthProbe>, CliError> {
+        if let Some(probe) = &ctx.probe {
+            return Ok(probe.clone());
+        }
+        Ok(Arc::new(HttpHealthProbe::new(env.settings.verify.clone())?))
+    }
+
+    /// The target of `env`, from the context's factory.
+    pub(crate) async fn target(
+        &self,
+        ctx: &CliContext,
+        env: &Environment,
+    ) -> Result<Arc<dyn Target>, CliError> {
+        ctx.targets
+            .create(env, &self.config)
+            .await
+            .map_err(|error| CliError::Target {
+                kind: env.settings.target,
+                error,
+            })
+    }
+
+    /// The pipeline for `env`, sending events to `events`. Configuration problems (probe
+    /// settings, webhook URLs) are reported before the target is created.
+    pub(crate) async fn pipeline(
+        &self,
+        ctx: &CliContext,
+        env: &Environment,
+        events: EventSink,
+    ) -> Result<Pipeline, CliError> {
+        let probe = self.probe(ctx, env)?;
+        let notifiers = self.notifiers()?;
+        let target = self.target(ctx, env).await?;
+        let mut pipeline = Pipeline::new(
+            target,
+            probe,
+            Arc::new(self.ledger()),
+            Arc::new(self.lock()),
+        )
+        .with_events(events);
+        for notifier in notifiers {
+            pipeline = pipeline.with_notifier(notifier);
+        }
+        Ok(pipeline)
+    }
+}
+
+/// Parses a version given on the command line. Called before anything else, so that an
+/// invalid version never reaches a shell, a tag or a path.
+pub(crate) fn parse_version(raw: Option<&str>) -> Result<Option<Version>, CliError> {
+    raw.map(Version::parse).transpose().map_err(CliError::from)
+}
+
+/// Runs `work` unless `cancel` fires first (Ctrl-C while waiting on a target).
+pub(crate) async fn cancellable<T>(
+    cancel: &kyb_deploy_core::CancellationToken,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, CliError> {
+    tokio::select! {
+        () = cancel.cancelled() => Err(CliError::Interrupted),
+        value = work => Ok(value),
+    }
+}

@@ -1,0 +1,160 @@
+//! The binary's exit codes for the cases the issue names.
+
+use crate::support::{Project, binary, output};
+
+const STAGING_ECS: &str = r#"
+[environments.staging]
+target = "ecs"
+[environments.staging.ecs]
+cluster = "kyb-staging"
+service = "kyb-platform-api"
+
+[environments.production]
+target = "ecs"
+[environments.production.ecs]
+cluster = "kyb-production"
+service = "kyb-platform-api"
+"#;
+
+#[test]
+fn an_unknown_environment_exits_2_and_lists_the_valid_ones() {
+    let project = Project::new(STAGING_ECS);
+    let run = output(binary(project.path()).args(["deploy", "-e", "nosuch"]));
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("valid environments: production, staging"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn an_invalid_version_exits_2_and_explains_the_rule() {
+    let project = Project::new(STAGING_ECS);
+    let run = output(binary(project.path()).args(["deploy", "-e", "staging", "-v", "v1;rm -rf /"]));
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("it contains ';'"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("a version must be a Docker tag"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_misspelled_key_fails_validation_with_2_naming_the_key() {
+    let project = Project::new(&STAGING_ECS.replace(
+        "service = \"kyb-platform-api\"\n\n[environments.production]",
+        "service = \"kyb-platform-api\"\nclustr = \"x\"\n\n[environments.production]",
+    ));
+    let run = output(binary(project.path()).args(["config", "validate"]));
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "environments.staging.ecs.clustr: unknown key \"clustr\"; did you mean \"cluster\"?"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_shipped_configuration_is_valid() {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../kyb-deploy.toml");
+    let project = Project::empty();
+    let run = output(
+        binary(project.path())
+            .arg("--config")
+            .arg(&shipped)
+            .args(["config", "validate"]),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.starts_with("configuration OK: "),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn the_config_file_can_come_from_the_environment() {
+    let project = Project::new(STAGING_ECS);
+    let elsewhere = Project::empty();
+    let run = output(
+        binary(elsewhere.path())
+            .env("KYB_DEPLOY_CONFIG", project.path().join("kyb-deploy.toml"))
+            .args(["--output", "json", "config", "validate"]),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.json()["config"]["environments"],
+        serde_json::json!(["production", "staging"])
+    );
+}
+
+#[test]
+fn history_of_a_project_that_never_deployed_exits_0() {
+    let project = Project::new(STAGING_ECS);
+    let run = output(binary(project.path()).args(["history", "-e", "staging"]));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "no runs of staging recorded in .kyb-deploy/ledger.jsonl\n"
+    );
+}
+
+#[test]
+fn an_unavailable_target_kind_exits_3() {
+    let project = Project::new(STAGING_ECS);
+    for args in [
+        &["deploy", "-e", "staging", "-v", "v1"][..],
+        &["rollback", "-e", "staging"][..],
+        &["status", "-e", "staging"][..],
+    ] {
+        let run = output(binary(project.path()).args(args));
+        assert_eq!(run.code, 3, "{args:?}: {run:?}");
+        assert!(
+            run.stderr
+                .contains(r#"environments.staging uses target = "ecs""#),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(!project.ledger().exists());
+}
+
+#[test]
+fn usage_errors_exit_2_and_json_errors_are_one_document() {
+    let project = Project::new(STAGING_ECS);
+    let run = output(binary(project.path()).args(["deploy"]));
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("--environment <ENV>"), "{}", run.stderr);
+
+    let run = output(binary(project.path()).args(["--output", "json", "deploy", "-e", "nosuch"]));
+    assert_eq!(run.code, 2);
+    let json = run.json();
+    assert_eq!(json["exit_code"], 2);
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown environment")
+    );
+    assert_eq!(
+        run.stderr, "",
+        "with --output json, stderr carries only JSON lines"
+    );
+}
+
+#[test]
+fn no_color_and_no_terminal_mean_no_escape_codes() {
+    let project = Project::new(STAGING_ECS);
+    let run = output(
+        binary(project.path())
+            .args(["deploy", "-e", "nosuch"])
+            .env_remove("NO_COLOR"),
+    );
+    assert!(!run.stderr.contains('\x1b'), "{}", run.stderr);
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the kyb-deploy CLI: the binary itself (help and error snapshots, exit
+//! codes, the seed-compatible script), and whole runs in process through `run_with` against
+//! the testkit's fake target and scripted probe.
+
+mod binary;
+mod commands;
+mod runs;
+mod script;
+mod snapshots;
+mod support;

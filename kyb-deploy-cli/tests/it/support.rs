@@ -1,0 +1,223 @@
+//! Shared helpers: temporary projects, the binary, and an in-process harness.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use kyb_deploy_cli::{CliContext, TargetFactory, run_with};
+use kyb_deploy_core::{Config, Environment, Error, Target};
+use kyb_deploy_testkit::{FakeTarget, ScriptedProbe};
+use tempfile::TempDir;
+
+/// Two environments on a `docker` target whose service answers (in these tests: a scripted
+/// probe that never connects) at 127.0.0.1:9; production requires confirmation.
+pub(crate) const CONFIG: &str = r#"
+[environments.staging]
+target = "docker"
+[environments.staging.docker]
+[environments.staging.verify]
+base_url = "http://127.0.0.1:9"
+
+[environments.production]
+target = "docker"
+[environments.production.guards]
+confirm = true
+[environments.production.docker]
+[environments.production.verify]
+base_url = "http://127.0.0.1:9"
+"#;
+
+/// A temporary project directory holding `kyb-deploy.toml`.
+pub(crate) struct Project {
+    dir: TempDir,
+}
+
+impl Project {
+    pub(crate) fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kyb-deploy.toml"), config).unwrap();
+        Self { dir }
+    }
+
+    /// A directory with no configuration file.
+    pub(crate) fn empty() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The default ledger file.
+    pub(crate) fn ledger(&self) -> PathBuf {
+        self.path().join(".kyb-deploy/ledger.jsonl")
+    }
+}
+
+/// What a run printed and how it ended.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Run {
+    /// The stdout JSON document.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.stdout))
+    }
+
+    /// Both streams, for assertions on what a person sees.
+    pub(crate) fn all(&self) -> String {
+        format!("{}{}", self.stderr, self.stdout)
+    }
+}
+
+/// The `kyb-deploy` binary running in `dir`, isolated from the caller's environment.
+pub(crate) fn binary(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kyb-deploy"));
+    command
+        .current_dir(dir)
+        .env("COLUMNS", "100")
+        .env("NO_COLOR", "1");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("KYB_DEPLOY_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// Runs `command` to completion.
+pub(crate) fn output(command: &mut Command) -> Run {
+    let out = command.output().unwrap();
+    Run {
+        code: out.status.code().expect("exited normally"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Snapshot settings replacing `dir` with `[TMP]`.
+pub(crate) fn settings_for(dir: &Path) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.add_filter(&regex_escape(&dir.display().to_string()), "[TMP]");
+    settings
+}
+
+fn regex_escape(text: &str) -> String {
+    let mut escaped = String::new();
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// An in-memory output stream.
+#[derive(Clone, Default)]
+pub(crate) struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Buffer {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Hands every environment the same fake target.
+struct FakeTargets(FakeTarget);
+
+#[kyb_deploy_core::async_trait]
+impl TargetFactory for FakeTargets {
+    async fn create(&self, _env: &Environment, _config: &Config) -> Result<Arc<dyn Target>, Error> {
+        Ok(Arc::new(self.0.clone()))
+    }
+}
+
+/// A project with a fake target and a scripted probe, run in process. Clones of `target` and
+/// `probe` share their state, so tests script and inspect them between runs.
+pub(crate) struct Harness {
+    pub(crate) project: Project,
+    pub(crate) target: FakeTarget,
+    pub(crate) probe: ScriptedProbe,
+}
+
+impl Harness {
+    pub(crate) fn new(config: &str) -> Self {
+        Self {
+            project: Project::new(config),
+            target: FakeTarget::new(),
+            probe: ScriptedProbe::new(),
+        }
+    }
+
+    fn context(&self, stdout: &Buffer, stderr: &Buffer) -> CliContext {
+        CliContext::new(stdout.clone(), stderr.clone())
+            .with_cwd(self.project.path())
+            .with_targets(Arc::new(FakeTargets(self.target.clone())))
+            .with_probe(Arc::new(self.probe.clone()))
+    }
+
+    /// Runs `kyb-deploy <args>` with no terminal.
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
+        self.run_in(args, |ctx| ctx)
+    }
+
+    /// Runs with stdin a terminal that answers `answer`.
+    pub(crate) fn run_answering(&self, args: &[&str], answer: &str) -> Run {
+        let input = std::io::Cursor::new(answer.as_bytes().to_vec());
+        self.run_in(args, |ctx| ctx.with_stdin(input, true))
+    }
+
+    /// Runs with the context adjusted by `adjust`.
+    pub(crate) fn run_in(
+        &self,
+        args: &[&str],
+        adjust: impl FnOnce(CliContext) -> CliContext,
+    ) -> Run {
+        let (stdout, stderr) = (Buffer::default(), Buffer::default());
+        let mut ctx = adjust(self.context(&stdout, &stderr));
+        let code = run_with(
+            std::iter::once("kyb-deploy").chain(args.iter().copied()),
+            &mut ctx,
+        );
+        Run {
+            code,
+            stdout: stdout.text(),
+            stderr: stderr.text(),
+        }
+    }
+
+    /// The versions of the ledger's records, in file order, with their status.
+    pub(crate) fn ledger_lines(&self) -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(self.project.ledger()).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let record: serde_json::Value = serde_json::from_str(line).unwrap();
+                (
+                    record["version"].as_str().unwrap().to_owned(),
+                    record["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
