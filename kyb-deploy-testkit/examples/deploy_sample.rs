@@ -2,7 +2,7 @@
 //! development environment, embedded in a program.
 //!
 //! A [`FakeTarget`] stands in for the platform: "deploying" a release starts the real
-//! `kyb-sample-api` binary for that version on a local port. Everything else is real: the
+//! `kyb-sample-api` binary for that version on a local port ([`SampleApiProcess`]). Everything else is real: the
 //! pipeline engine, the JSON-lines ledger, the file lock, and verification over HTTP
 //! (readiness, liveness, `/status` version, `/metrics` exposition, the `classify` smoke test).
 //!
@@ -12,19 +12,15 @@
 //! Run: `cargo build --release -p kyb-deploy-testkit --bins --examples` then
 //! `target/release/examples/deploy_sample` (or `scripts/main-job.sh`).
 
-use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
 
 use kyb_deploy_core::{
-    CancellationToken, Config, DeployRequest, Error, Event, EventSink, FileDeployLock,
-    HttpHealthProbe, JsonlRecordStore, Outcome, Pipeline, RecordStore, Release, RunControl,
-    StageResult, Url, Version,
+    CancellationToken, Config, DeployRequest, Event, EventSink, FileDeployLock, HttpHealthProbe,
+    JsonlRecordStore, Outcome, Pipeline, RecordStore, RunControl, Stage, StageResult, Version,
 };
-use kyb_deploy_testkit::{ActivateHook, FakeTarget};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use kyb_deploy_testkit::{FakeTarget, SampleApiProcess, sample_api_beside_current_exe};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -48,9 +44,9 @@ fn say(line: &str) {
 
 async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let sample = sample_api_binary()?;
-    let port = free_port()?;
-    let base_url: Url = format!("http://127.0.0.1:{port}").parse()?;
+    let sample = SampleApiProcess::new(sample_api_beside_current_exe()?, free_port()?)
+        .with_faults_for("-broken", &[("KYB_SAMPLE_FAULT_CLASSIFY_500", "1")]);
+    let base_url = sample.endpoint();
 
     // The repository's example configuration, development environment, pointed at our port.
     let config = Config::load(Some(&repo.join("kyb-deploy.toml")))?;
@@ -59,11 +55,10 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
 
     let state = tempfile::tempdir()?;
     let store = Arc::new(JsonlRecordStore::new(state.path().join("ledger.jsonl")));
-    let running: Arc<Mutex<Option<Child>>> = Arc::default();
     let target = Arc::new(
         FakeTarget::new()
             .with_endpoint(base_url.clone())
-            .on_activate(start_sample(sample, port, running.clone())),
+            .on_activate(sample.activate_hook()),
     );
     let events = EventSink::new().subscribe(render);
     let pipeline = Pipeline::new(
@@ -123,9 +118,7 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
                 .map_or("-".to_owned(), |r| r.version.to_string())
         ));
     }
-    if let Some(mut child) = running.lock().expect("not poisoned").take() {
-        let _ = child.start_kill();
-    }
+    sample.stop().await;
     say(if as_expected {
         "\nmain job finished: v1.0.0 deployed and verified; the broken v1.1.0 was rolled back to it"
     } else {
@@ -153,68 +146,10 @@ fn render(event: &Event) {
         }
         Event::Warning { message, .. } => say(&format!("  warning: {message}")),
         Event::Progress {
-            stage: kyb_deploy_core::Stage::Rollback,
+            stage: Stage::Rollback,
             message,
         } => say(&format!("    {message}")),
         _ => {}
-    }
-}
-
-/// The activation hook: replaces the running sample process with one of the new version.
-fn start_sample(binary: PathBuf, port: u16, running: Arc<Mutex<Option<Child>>>) -> ActivateHook {
-    Arc::new(move |release: Release| {
-        let (binary, running) = (binary.clone(), running.clone());
-        Box::pin(async move {
-            let old = running.lock().expect("not poisoned").take();
-            if let Some(mut old) = old {
-                let _ = old.kill().await;
-            }
-            let mut command = Command::new(&binary);
-            command
-                .env("PORT", port.to_string())
-                .env("BIND_ADDR", "127.0.0.1")
-                .env("KYB_SAMPLE_VERSION", release.version.as_str())
-                .stdout(Stdio::piped())
-                .kill_on_drop(true);
-            if release.version.as_str().ends_with("-broken") {
-                command.env("KYB_SAMPLE_FAULT_CLASSIFY_500", "1");
-            }
-            let mut child = command.spawn().map_err(|e| {
-                Error::target("sample", format!("cannot start {}: {e}", binary.display()))
-            })?;
-            let stdout = child.stdout.take().expect("piped");
-            let mut lines = BufReader::new(stdout).lines();
-            let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await;
-            match first {
-                Ok(Ok(Some(line))) if line.starts_with("listening on") => {}
-                other => {
-                    return Err(Error::target(
-                        "sample",
-                        format!("kyb-sample-api did not start: {other:?}"),
-                    ));
-                }
-            }
-            *running.lock().expect("not poisoned") = Some(child);
-            Ok(())
-        })
-    })
-}
-
-/// `kyb-sample-api` next to this example's directory (`target/<profile>/`).
-fn sample_api_binary() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("cannot locate the build directory")?;
-    let binary = profile_dir.join("kyb-sample-api");
-    if binary.is_file() {
-        Ok(binary)
-    } else {
-        Err(format!(
-            "{} not found; build it first: cargo build --release -p kyb-deploy-testkit --bins --examples",
-            binary.display()
-        ))
     }
 }
 

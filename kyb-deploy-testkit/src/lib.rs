@@ -44,6 +44,7 @@ mod fake_seams;
 mod fake_target;
 mod memory_store;
 pub mod sample_api;
+mod sample_process;
 mod scripted_probe;
 
 pub use crate::fake_seams::{
@@ -52,4 +53,5 @@ pub use crate::fake_seams::{
 };
 pub use crate::fake_target::{ActivateHook, FakeRollout, FakeTarget, TargetCall};
 pub use crate::memory_store::{InMemoryLock, InMemoryRecordStore};
+pub use crate::sample_process::{SampleApiProcess, sample_api_beside_current_exe};
 pub use crate::scripted_probe::{ProbeVerdict, ScriptedProbe};

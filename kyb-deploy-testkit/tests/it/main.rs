@@ -2,6 +2,7 @@
 //! through the fakes.
 
 mod harness;
+mod main_job;
 mod pipeline;
 mod sample_api;
 mod sigkill;
