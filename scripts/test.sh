@@ -22,7 +22,27 @@ need() {
 }
 
 need git git
-need cargo cargo
+
+# The Rust toolchain comes from rustup: Debian's own cargo is too old for this workspace.
+min_rust="1.89"
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: no Rust toolchain; install Rust $min_rust or newer with rustup, with the rustfmt and clippy components" >&2
+  exit 1
+fi
+rust_version="$(rustc --version | awk '{print $2}')"
+if [ "$(printf '%s\n%s\n' "$min_rust" "$rust_version" | sort -V | head -n1)" != "$min_rust" ]; then
+  echo "error: Rust $rust_version is older than $min_rust; run: rustup update stable" >&2
+  exit 1
+fi
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  if command -v rustup >/dev/null 2>&1; then
+    step "installing the rustfmt and clippy components"
+    rustup component add rustfmt clippy
+  else
+    echo "error: cargo fmt and cargo clippy are missing; install the rustfmt and clippy components" >&2
+    exit 1
+  fi
+fi
 
 # Keep the build within the machine's two cores' memory and time.
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

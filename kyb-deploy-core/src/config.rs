@@ -334,11 +334,14 @@ fn describe_figment_errors(error: figment::Error, path: &Path) -> String {
             } else {
                 e.path.join(".")
             };
-            let source = e
-                .metadata
-                .as_ref()
-                .and_then(|m| m.source.as_ref())
-                .map_or_else(|| path.display().to_string(), |s| s.to_string());
+            // A value from a KYB_DEPLOY_* variable has metadata without a source file.
+            let source = match &e.metadata {
+                Some(m) => m
+                    .source
+                    .as_ref()
+                    .map_or_else(|| m.name.to_string(), ToString::to_string),
+                None => path.display().to_string(),
+            };
             format!("{key}: {} (in {source})", describe_kind(&e.kind))
         })
         .collect::<Vec<_>>()

@@ -66,6 +66,22 @@ impl LedgerSnapshot {
             .filter(move |r| r.environment == environment)
     }
 
+    /// The last known-good release of an environment other than `version`: the latest run
+    /// that deployed another version and verified it. This is where a failed deployment of
+    /// `version` rolls back to, and where `rollback` goes from a running `version`.
+    pub fn last_known_good_except(
+        &self,
+        environment: &str,
+        version: &Version,
+    ) -> Option<&DeploymentRecord> {
+        self.records.iter().rev().find(|r| {
+            r.environment == environment
+                && r.status == RecordStatus::Succeeded
+                && r.release.is_some()
+                && &r.version != version
+        })
+    }
+
     /// The last known-good release of an environment: the latest run that deployed a
     /// release and verified it.
     pub fn last_known_good(&self, environment: &str) -> Option<&DeploymentRecord> {

@@ -59,7 +59,9 @@ pub use crate::ledger::{JsonlRecordStore, LedgerProblem, LedgerSnapshot, RecordS
 pub use crate::lock::{DeployLock, FileDeployLock, LockGuard};
 pub use crate::notify::{Notification, Notifier, WebhookNotifier};
 pub use crate::outcome::{Outcome, RollbackSummary};
-pub use crate::pipeline::{DeployRequest, Pipeline, RollbackRequest, RunControl, RunReport};
+pub use crate::pipeline::{
+    DeployRequest, Pipeline, RollbackRequest, RunControl, RunReport, service_url,
+};
 pub use crate::preflight::{Check, PreflightRequest, check_prerequisites};
 pub use crate::probe::{
     CheckReport, HealthProbe, LatencySummary, VerificationReport, VerifyRequest,

@@ -30,6 +30,15 @@ use crate::version::Version;
 
 pub use self::stage::RunControl;
 
+/// What a run holds until it is finalized: its record and the environment's lock. The lock
+/// is released only after the final record is written, so no other run can mistake this
+/// run's `in_progress` record for a dead one.
+#[derive(Debug, Default)]
+struct RunState {
+    record: Option<DeploymentRecord>,
+    lock: Option<crate::lock::LockGuard>,
+}
+
 /// The deployment pipeline, assembled from its seams.
 ///
 /// A [`Pipeline`] holds one target and everything a run needs; [`Pipeline::deploy`] and
@@ -145,19 +154,9 @@ impl Pipeline {
         })
     }
 
-    /// Where the service answers: the environment's `verify.base_url`, else the target's
-    /// endpoint.
+    /// Where the service answers: see [`service_url`].
     pub async fn base_url(&self, environment: &Environment) -> Result<Url> {
-        if let Some(url) = &environment.settings.verify.base_url {
-            return Ok(url.clone());
-        }
-        self.target.describe().await?.endpoint.ok_or_else(|| Error::Config {
-            message: format!(
-                "environments.{}.verify.base_url: not set, and the {} target reports no endpoint; set the URL the service answers on",
-                environment.name,
-                self.target.kind()
-            ),
-        })
+        service_url(environment, self.target.as_ref()).await
     }
 
     /// The environment's target kind, when the pipeline's target is of that kind (a fake
@@ -167,8 +166,12 @@ impl Pipeline {
         (self.target.kind() == kind.as_str()).then_some(kind)
     }
 
-    async fn notify(&self, report: &RunReport, project: &str) {
-        if self.notifiers.is_empty() {
+    /// Tells every notifier about a finished run (dry runs change nothing and are not
+    /// announced). A failed notification becomes a warning of the report; the record was
+    /// already written, so it is not in the ledger.
+    async fn notify(&self, report: &mut RunReport, project: &str) {
+        let dry_run = matches!(report.outcome, Outcome::Succeeded { dry_run: true, .. });
+        if self.notifiers.is_empty() || dry_run {
             return;
         }
         let notification = Notification {
@@ -193,10 +196,9 @@ impl Pipeline {
         };
         for notifier in &self.notifiers {
             if let Err(e) = notifier.notify(&notification).await {
-                self.events.warn(
-                    Stage::Notify,
-                    format!("notification via {} failed: {e}", notifier.name()),
-                );
+                let message = format!("notification via {} failed: {e}", notifier.name());
+                self.events.warn(Stage::Notify, message.clone());
+                report.warnings.push(message);
             }
         }
     }
@@ -228,6 +230,21 @@ impl Pipeline {
             outcome: report.outcome.clone(),
         });
     }
+}
+
+/// Where the service of `environment` answers: its `verify.base_url`, else the endpoint
+/// `target` reports. Fails with a message naming the key to set when neither is known.
+pub async fn service_url(environment: &Environment, target: &dyn Target) -> Result<Url> {
+    if let Some(url) = &environment.settings.verify.base_url {
+        return Ok(url.clone());
+    }
+    target.describe().await?.endpoint.ok_or_else(|| Error::Config {
+        message: format!(
+            "environments.{}.verify.base_url: not set, and the {} target reports no endpoint; set the URL the service answers on",
+            environment.name,
+            target.kind()
+        ),
+    })
 }
 
 /// What to deploy, and how.

@@ -41,12 +41,6 @@ impl Version {
         let Some(first) = value.chars().next() else {
             return Err(problem("it is empty"));
         };
-        if value.len() > MAX_LEN {
-            return Err(problem(&format!(
-                "it is {} characters long, the limit is {MAX_LEN}",
-                value.chars().count()
-            )));
-        }
         if let Some(bad) = value
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
@@ -57,6 +51,12 @@ impl Version {
                 format!("{bad:?}")
             };
             return Err(problem(&format!("it contains {shown}")));
+        }
+        if value.len() > MAX_LEN {
+            return Err(problem(&format!(
+                "it is {} characters long, the limit is {MAX_LEN}",
+                value.len()
+            )));
         }
         if first == '.' || first == '-' {
             return Err(problem(&format!("it starts with {first:?}")));

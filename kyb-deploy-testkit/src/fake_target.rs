@@ -25,6 +25,9 @@ pub enum FakeRollout {
     Hang,
     /// `deploy` (or `rollback`) itself returns this error; no rollout starts.
     Reject(String),
+    /// The rollout starts at once, but `deploy` (or `rollback`) answers only after the delay;
+    /// the rollout then completes. Like a platform that accepted a change and answered late.
+    SlowStart(Duration),
 }
 
 /// A call made to a [`FakeTarget`], in order.
@@ -151,27 +154,32 @@ impl FakeTarget {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn start(&self, release: &Release, call: TargetCall) -> Result<DeployHandle> {
+    /// Starts the next scripted rollout; returns its handle and how long the call takes to
+    /// answer.
+    fn start(&self, release: &Release, call: TargetCall) -> Result<(DeployHandle, Duration)> {
         let mut state = self.lock();
         state.calls.push(call);
         let rollout = state
             .script
             .pop_front()
             .unwrap_or(FakeRollout::Complete(Duration::ZERO));
-        if let FakeRollout::Reject(message) = rollout {
-            return Err(Error::target("fake", message));
-        }
+        let answer_after = match rollout {
+            FakeRollout::Reject(message) => return Err(Error::target("fake", message)),
+            FakeRollout::SlowStart(d) => d,
+            _ => Duration::ZERO,
+        };
         state.next_id += 1;
         let rollout_id = format!("fake-rollout-{}", state.next_id);
         let previous = state.current.clone();
         state
             .rollouts
             .insert(rollout_id.clone(), (rollout, previous));
-        Ok(DeployHandle {
+        let handle = DeployHandle {
             rollout_id,
             release: release.clone(),
             started_at: OffsetDateTime::now_utc(),
-        })
+        };
+        Ok((handle, answer_after))
     }
 }
 
@@ -218,7 +226,10 @@ impl Target for FakeTarget {
     }
 
     async fn deploy(&self, desired: &Release) -> Result<DeployHandle> {
-        self.start(desired, TargetCall::Deploy(desired.version.to_string()))
+        let (handle, answer_after) =
+            self.start(desired, TargetCall::Deploy(desired.version.to_string()))?;
+        tokio::time::sleep(answer_after).await;
+        Ok(handle)
     }
 
     async fn wait(
@@ -245,7 +256,7 @@ impl Target for FakeTarget {
             | FakeRollout::Fail(d, _)
             | FakeRollout::PlatformRollback(d, _) => *d,
             FakeRollout::Hang => Duration::MAX,
-            FakeRollout::Reject(_) => Duration::ZERO,
+            FakeRollout::Reject(_) | FakeRollout::SlowStart(_) => Duration::ZERO,
         };
         progress.progress(format!("fake rollout {} in progress", handle.rollout_id));
         tokio::select! {
@@ -253,7 +264,7 @@ impl Target for FakeTarget {
             () = sleep(delay) => {}
         }
         match rollout {
-            FakeRollout::Complete(_) => {
+            FakeRollout::Complete(_) | FakeRollout::SlowStart(_) => {
                 if let Some(hook) = &self.on_activate {
                     hook(handle.release.clone()).await?;
                 }
@@ -285,7 +296,10 @@ impl Target for FakeTarget {
     }
 
     async fn rollback(&self, to: &Release) -> Result<DeployHandle> {
-        self.start(to, TargetCall::Rollback(to.version.to_string()))
+        let (handle, answer_after) =
+            self.start(to, TargetCall::Rollback(to.version.to_string()))?;
+        tokio::time::sleep(answer_after).await;
+        Ok(handle)
     }
 
     async fn history(&self) -> Result<Vec<Revision>> {

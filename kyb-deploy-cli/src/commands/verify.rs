@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use kyb_deploy_core::{
     Environment, Error, Event, RecordStore, Stage, StageResult, Url, VerificationReport,
-    VerifyRequest, Version,
+    VerifyRequest, Version, service_url,
 };
 use serde::Serialize;
 
@@ -158,29 +158,22 @@ async fn last_good_version(project: &Project, env: &Environment) -> Result<Versi
         })
 }
 
-/// The environment's `verify.base_url`, else the endpoint its target reports.
+/// The environment's `verify.base_url`, else the endpoint its target reports (the target is
+/// created only when the URL is not configured).
 async fn base_url(project: &Project, ctx: &CliContext, env: &Environment) -> Result<Url, CliError> {
     if let Some(url) = &env.settings.verify.base_url {
         return Ok(url.clone());
     }
-    let missing = |why: String| {
+    let kind = env.settings.target;
+    let target = project.target(ctx, env).await.map_err(|e| {
         CliError::from(Error::Config {
             message: format!(
-                "environments.{}.verify.base_url: not set, and {why}; set the URL the service answers on",
+                "environments.{}.verify.base_url: not set, and the {kind} target cannot report its endpoint ({e}); set the URL the service answers on",
                 env.name
             ),
         })
-    };
-    let kind = env.settings.target;
-    let target = project.target(ctx, env).await.map_err(|e| {
-        missing(format!(
-            "the {kind} target cannot report its endpoint ({e})"
-        ))
     })?;
-    let description = cancellable(&ctx.cancel, target.describe()).await??;
-    description
-        .endpoint
-        .ok_or_else(|| missing(format!("the {kind} target reports no endpoint")))
+    Ok(cancellable(&ctx.cancel, service_url(env, target.as_ref())).await??)
 }
 
 fn render(v: &Verification) -> String {

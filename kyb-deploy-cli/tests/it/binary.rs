@@ -158,3 +158,23 @@ fn no_color_and_no_terminal_mean_no_escape_codes() {
     );
     assert!(!run.stderr.contains('\x1b'), "{}", run.stderr);
 }
+
+#[test]
+fn a_misspelled_key_from_an_environment_variable_names_the_variables_not_the_file() {
+    let project = Project::new(STAGING_ECS);
+    let run = output(
+        binary(project.path())
+            .args(["config", "validate"])
+            .env("KYB_DEPLOY_ENVIRONMENTS__STAGING__ROLLBAK", "never"),
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("environments.staging.rollbak: unknown key")
+            && run
+                .stderr
+                .contains("(in `KYB_DEPLOY_` environment variable(s))"),
+        "{}",
+        run.stderr
+    );
+}

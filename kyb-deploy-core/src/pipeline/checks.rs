@@ -20,6 +20,23 @@ impl Pipeline {
     ) -> Result<(), String> {
         let env = &request.environment;
         let guards = &env.settings.guards;
+        let guarded_source = !guards.branches.is_empty() || guards.require_clean_tree;
+        if guarded_source && resolved.commit.is_none() {
+            // Without a working tree the branch and clean-tree guards cannot be checked; a
+            // silent pass would let any artefact through.
+            if !request.force {
+                return Err(format!(
+                    "{} allows deployments only from a checked branch and clean tree, but {} is not a git working tree; run from the repository, or pass --force",
+                    env.name,
+                    request.project_dir.display()
+                ));
+            }
+            self.warn(
+                report,
+                Stage::Version,
+                "FORCED without a git working tree: the branch and clean-tree guards were not checked",
+            );
+        }
         if !guards.branches.is_empty() && resolved.commit.is_some() {
             let branch = resolved.branch.as_deref().unwrap_or("(detached HEAD)");
             if !guards.branches.iter().any(|b| b == branch) {
@@ -130,27 +147,38 @@ impl Pipeline {
         project_dir: &Path,
         needs_git: bool,
         image_seams: bool,
+        control: &RunControl,
         stages: &mut StageLog<'_>,
     ) -> Result<(), Outcome> {
         let started = stages.begin(Stage::Preflight);
-        let mut checks = check_prerequisites(&PreflightRequest {
-            target_kind: self.builtin_target_kind(env),
-            project_dir,
-            needs_git,
-        })
-        .await;
-        checks.extend(self.target.preflight().await);
-        if image_seams {
-            if let Some(builder) = &self.builder {
-                checks.extend(builder.preflight().await);
+        let collect = async {
+            let mut checks = check_prerequisites(&PreflightRequest {
+                target_kind: self.builtin_target_kind(env),
+                project_dir,
+                needs_git,
+            })
+            .await;
+            checks.extend(self.target.preflight().await);
+            if image_seams {
+                if let Some(builder) = &self.builder {
+                    checks.extend(builder.preflight().await);
+                }
+                if let Some(scanner) = &self.scanner {
+                    checks.extend(scanner.preflight().await);
+                }
+                if let Some(registry) = &self.registry {
+                    checks.extend(registry.preflight().await);
+                }
             }
-            if let Some(scanner) = &self.scanner {
-                checks.extend(scanner.preflight().await);
+            Ok(checks)
+        };
+        let checks = match control.run(env.settings.timeouts.deploy, collect).await {
+            Ok(checks) => checks,
+            Err(e) => {
+                stages.fail(started, e.message());
+                return Err(e.before_deploy(Stage::Preflight));
             }
-            if let Some(registry) = &self.registry {
-                checks.extend(registry.preflight().await);
-            }
-        }
+        };
         for check in &checks {
             self.events.progress(Stage::Preflight, check.describe());
         }

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::stage::{RunControl, StageError, StageLog};
-use super::{DeployRequest, Pipeline, RunReport};
+use super::{DeployRequest, Pipeline, RunReport, RunState};
 use crate::error::Result;
 use crate::event::Stage;
 use crate::outcome::Outcome;
@@ -11,6 +11,7 @@ use crate::probe::VerifyRequest;
 use crate::record::{DeploymentRecord, Operation, RecordStatus};
 use crate::release::Release;
 use crate::target::RolloutOutcome;
+use crate::version::Version;
 
 impl Pipeline {
     /// Runs a deployment. The returned report always carries an outcome; `Err` is never
@@ -20,13 +21,21 @@ impl Pipeline {
         let control = control.with_overall(env.settings.timeouts.overall);
         let mut report = self.begin_run(Operation::Deploy, &env.name, request.dry_run);
         let mut stages = StageLog::new(&self.events);
-        let mut record = None;
+        let mut state = RunState::default();
         report.outcome = self
-            .deploy_stages(request, &control, &mut stages, &mut report, &mut record)
+            .deploy_stages(request, &control, &mut stages, &mut report, &mut state)
             .await;
         report.stages = stages.timings().to_vec();
-        self.finalize(&mut report, record, request).await;
-        self.notify(&report, &request.project.name).await;
+        if !request.dry_run {
+            let mut record = state
+                .record
+                .take()
+                .unwrap_or_else(|| deploy_record(&report, request));
+            self.finalize_record(&mut report, &mut record).await;
+        }
+        // Only now may another run take the environment.
+        drop(state);
+        self.notify(&mut report, &request.project.name).await;
         self.finish(&report);
         report
     }
@@ -37,7 +46,7 @@ impl Pipeline {
         control: &RunControl,
         stages: &mut StageLog<'_>,
         report: &mut RunReport,
-        record: &mut Option<DeploymentRecord>,
+        state: &mut RunState,
     ) -> Outcome {
         let env = &request.environment;
         let timeouts = &env.settings.timeouts;
@@ -45,7 +54,7 @@ impl Pipeline {
         // Preflight: every missing piece at once, before anything changes.
         let needs_git = request.version.is_none() && self.versions.is_none();
         if let Err(outcome) = self
-            .preflight_stage(env, &request.project_dir, needs_git, true, stages)
+            .preflight_stage(env, &request.project_dir, needs_git, true, control, stages)
             .await
         {
             return outcome;
@@ -133,11 +142,11 @@ impl Pipeline {
 
         // Lock the environment for the rest of the run.
         let started = stages.begin(Stage::Lock);
-        let _guard = match control
+        state.lock = match control
             .run(timeouts.deploy, self.lock.acquire(&env.name))
             .await
         {
-            Ok(g) => g,
+            Ok(guard) => Some(guard),
             Err(e) => {
                 stages.fail(started, e.message());
                 return e.before_deploy(Stage::Lock);
@@ -147,46 +156,45 @@ impl Pipeline {
 
         // Record: resolve runs that died, then write ours before the first mutation.
         let started = stages.begin(Stage::Record);
-        report.previous = match self.target.current_release().await {
+        report.previous = match control
+            .run(timeouts.deploy, self.target.current_release())
+            .await
+        {
             Ok(current) => current,
             Err(e) => {
-                let reason = format!("reading the current release failed: {e}");
-                stages.fail(started, &reason);
-                return before(Stage::Record, reason);
+                let message = format!("reading the current release failed: {}", e.message());
+                stages.fail(started, &message);
+                return match e {
+                    StageError::Failed(_) => before(Stage::Record, message),
+                    other => other.before_deploy(Stage::Record),
+                };
             }
         };
         self.resolve_interrupted_runs(&env.name, report).await;
-        let mut new_record = DeploymentRecord::start(
-            report.run_id.clone(),
-            Operation::Deploy,
-            env.name.clone(),
-            self.target.kind(),
-            resolved.version.clone(),
-        );
-        new_record.release = Some(release.clone());
-        new_record.previous = report.previous.clone();
-        new_record.commit = resolved.commit.clone();
-        new_record.dirty = resolved.dirty;
-        new_record.forced = request.force;
-        new_record.skipped_tests = request.skip_tests;
-        new_record.warnings = report.warnings.clone();
+        let new_record = deploy_record(report, request);
         if let Err(e) = self.store.append(&new_record).await {
             let reason =
                 format!("writing the deployment record failed, so nothing was deployed: {e}");
             stages.fail(started, &reason);
             return before(Stage::Record, reason);
         }
-        *record = Some(new_record);
+        state.record = Some(new_record);
         report.recorded = true;
         stages.succeed(started);
 
-        // Deploy. An error here means the target did not start a rollout.
+        // Deploy. An error means the target did not start a rollout. The call is not raced
+        // against Ctrl-C: dropped halfway, it could leave a change the run knows nothing about.
         let started = stages.begin(Stage::Deploy);
         let handle = match control
-            .run(timeouts.deploy, self.target.deploy(&release))
+            .run_to_completion(timeouts.deploy, self.target.deploy(&release))
             .await
         {
             Ok(handle) => handle,
+            Err(e @ StageError::TimedOut(_)) => {
+                // The platform may have accepted the change without answering in time.
+                stages.fail(started, e.message());
+                return self.recover(env, Stage::Deploy, e, stages, report).await;
+            }
             Err(e) => {
                 stages.fail(started, e.message());
                 return e.before_deploy(Stage::Deploy);
@@ -198,11 +206,16 @@ impl Pipeline {
         );
         report.rollout_id = Some(handle.rollout_id.clone());
         report.release = Some(handle.release.clone());
-        if let Some(r) = record.as_mut() {
+        if let Some(r) = state.record.as_mut() {
             r.rollout_id = Some(handle.rollout_id.clone());
             r.release = Some(handle.release.clone());
         }
         stages.succeed(started);
+        if control.cancel_token().is_cancelled() {
+            return self
+                .recover(env, Stage::Deploy, StageError::Cancelled, stages, report)
+                .await;
+        }
 
         // From here on, a failure leaves the environment changed: the rollback policy applies.
         let started = stages.begin(Stage::Wait);
@@ -317,43 +330,6 @@ impl Pipeline {
         }
     }
 
-    /// Writes the final record. A run that failed before its record was started gets a
-    /// single finished record, so every attempt is in the audit trail; dry runs are not
-    /// recorded.
-    async fn finalize(
-        &self,
-        report: &mut RunReport,
-        record: Option<DeploymentRecord>,
-        request: &DeployRequest,
-    ) {
-        if request.dry_run {
-            return;
-        }
-        let mut record = record.unwrap_or_else(|| {
-            let version = report
-                .version
-                .as_ref()
-                .map(|v| v.version.clone())
-                .or_else(|| request.version.clone())
-                .unwrap_or_else(|| {
-                    crate::version::Version::parse("unknown").expect("valid literal")
-                });
-            let mut r = DeploymentRecord::start(
-                report.run_id.clone(),
-                Operation::Deploy,
-                report.environment.clone(),
-                report.target.clone(),
-                version,
-            );
-            r.forced = request.force;
-            r.skipped_tests = request.skip_tests;
-            r.commit = report.version.as_ref().and_then(|v| v.commit.clone());
-            r.dirty = report.version.as_ref().is_some_and(|v| v.dirty);
-            r
-        });
-        self.finalize_record(report, &mut record).await;
-    }
-
     /// Verifies `release` against the environment's base URL.
     pub(super) async fn verify_release(
         &self,
@@ -375,4 +351,29 @@ impl Pipeline {
             })
             .await
     }
+}
+
+/// The record of a deploy run, from what the report knows so far. A run that fails before
+/// its record stage still gets one (finished at once), so every attempt is in the audit trail.
+fn deploy_record(report: &RunReport, request: &DeployRequest) -> DeploymentRecord {
+    let resolved = report.version.as_ref();
+    let version = resolved
+        .map(|v| v.version.clone())
+        .or_else(|| request.version.clone())
+        .unwrap_or_else(|| Version::parse("unknown").expect("a valid literal version"));
+    let mut record = DeploymentRecord::start(
+        report.run_id.clone(),
+        Operation::Deploy,
+        report.environment.clone(),
+        report.target.clone(),
+        version,
+    );
+    record.release = report.release.clone();
+    record.previous = report.previous.clone();
+    record.commit = resolved.and_then(|v| v.commit.clone());
+    record.dirty = resolved.is_some_and(|v| v.dirty);
+    record.forced = request.force;
+    record.skipped_tests = request.skip_tests;
+    record.warnings = report.warnings.clone();
+    record
 }

@@ -1,7 +1,7 @@
 //! Rolling back: automatically after a failed deployment, and on request.
 
 use super::stage::{RunControl, StageError, StageLog};
-use super::{Pipeline, RollbackRequest, RunReport};
+use super::{Pipeline, RollbackRequest, RunReport, RunState};
 use crate::config::{Environment, RollbackPolicy};
 use crate::event::{Event, Stage};
 use crate::outcome::{Outcome, RollbackSummary};
@@ -66,7 +66,14 @@ impl Pipeline {
                 return Err(reason);
             }
         };
-        let Some(good) = snapshot.last_known_good(&env.name) else {
+        // Never the version that just failed: a redeployment of a known-good version that now
+        // fails goes back to the release before it.
+        let failed = report.release.as_ref().map(|r| r.version.clone());
+        let good = match &failed {
+            Some(version) => snapshot.last_known_good_except(&env.name, version),
+            None => snapshot.last_known_good(&env.name),
+        };
+        let Some(good) = good else {
             let reason = format!(
                 "no known-good release of {} in the ledger to roll back to; roll back by hand with `kyb-deploy rollback --to VERSION`",
                 env.name
@@ -248,15 +255,17 @@ impl Pipeline {
         let control = control.with_overall(env.settings.timeouts.overall);
         let mut report = self.begin_run(Operation::Rollback, &env.name, request.dry_run);
         let mut stages = StageLog::new(&self.events);
-        let mut record = None;
+        let mut state = RunState::default();
         report.outcome = self
-            .rollback_stages(request, &control, &mut stages, &mut report, &mut record)
+            .rollback_stages(request, &control, &mut stages, &mut report, &mut state)
             .await;
         report.stages = stages.timings().to_vec();
-        if let Some(mut record) = record {
+        if let Some(mut record) = state.record.take() {
             self.finalize_record(&mut report, &mut record).await;
         }
-        self.notify(&report, &request.project.name).await;
+        // Only now may another run take the environment.
+        drop(state);
+        self.notify(&mut report, &request.project.name).await;
         self.finish(&report);
         report
     }
@@ -267,13 +276,13 @@ impl Pipeline {
         control: &RunControl,
         stages: &mut StageLog<'_>,
         report: &mut RunReport,
-        record: &mut Option<DeploymentRecord>,
+        state: &mut RunState,
     ) -> Outcome {
         let env = &request.environment;
         let before = |stage, reason: String| Outcome::FailedBeforeDeploy { stage, reason };
 
         if let Err(outcome) = self
-            .preflight_stage(env, &request.project_dir, false, false, stages)
+            .preflight_stage(env, &request.project_dir, false, false, control, stages)
             .await
         {
             return outcome;
@@ -281,12 +290,18 @@ impl Pipeline {
 
         // Choose the release from the ledger.
         let started = stages.begin(Stage::Version);
-        let current = match self.target.current_release().await {
+        let current = match control
+            .run(env.settings.timeouts.deploy, self.target.current_release())
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
-                let reason = format!("reading the current release failed: {e}");
-                stages.fail(started, &reason);
-                return before(Stage::Version, reason);
+                let message = format!("reading the current release failed: {}", e.message());
+                stages.fail(started, &message);
+                return match e {
+                    StageError::Failed(_) => before(Stage::Version, message),
+                    other => other.before_deploy(Stage::Version),
+                };
             }
         };
         report.previous = current.clone();
@@ -302,15 +317,16 @@ impl Pipeline {
             Some(version) => snapshot.find_version(&env.name, version).ok_or_else(|| {
                 format!("{version} was never deployed to {} according to the ledger; `kyb-deploy history -e {}` lists what was", env.name, env.name)
             }),
-            None => snapshot
-                .for_environment(&env.name)
-                .rev()
-                .find(|r| {
-                    r.status == crate::record::RecordStatus::Succeeded
-                        && r.release.is_some()
-                        && current.as_ref().is_none_or(|c| c.version != r.version)
-                })
-                .ok_or_else(|| format!("no known-good release of {} other than the running one; pass --to VERSION", env.name)),
+            None => match &current {
+                Some(running) => snapshot.last_known_good_except(&env.name, &running.version),
+                None => snapshot.last_known_good(&env.name),
+            }
+            .ok_or_else(|| {
+                format!(
+                    "no known-good release of {} other than the running one; pass --to VERSION",
+                    env.name
+                )
+            }),
         };
         let chosen = match chosen {
             Ok(r) => r.clone(),
@@ -357,11 +373,11 @@ impl Pipeline {
         }
 
         let started = stages.begin(Stage::Lock);
-        let _guard = match control
+        state.lock = match control
             .run(env.settings.timeouts.deploy, self.lock.acquire(&env.name))
             .await
         {
-            Ok(g) => g,
+            Ok(guard) => Some(guard),
             Err(e) => {
                 stages.fail(started, e.message());
                 return before(Stage::Lock, e.message());
@@ -385,7 +401,7 @@ impl Pipeline {
             stages.fail(started, &reason);
             return before(Stage::Record, reason);
         }
-        *record = Some(new_record);
+        state.record = Some(new_record);
         stages.succeed(started);
 
         match self.roll_to(env, &release, stages, report).await {

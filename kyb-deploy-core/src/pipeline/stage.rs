@@ -50,16 +50,33 @@ impl RunControl {
         }
     }
 
+    /// Runs `work` within `limit` (and the overall deadline) without stopping it on
+    /// cancellation: for a call that must not be abandoned halfway (starting a rollout).
+    /// The caller checks the token once it returns.
+    pub(crate) async fn run_to_completion<T>(
+        &self,
+        limit: Duration,
+        work: impl Future<Output = Result<T>>,
+    ) -> Result<T, StageError> {
+        Self::uncancellable(self.limit(limit))
+            .run(limit, work)
+            .await
+    }
+
+    fn limit(&self, limit: Duration) -> Duration {
+        match self.deadline {
+            Some(deadline) => limit.min(deadline.saturating_duration_since(Instant::now())),
+            None => limit,
+        }
+    }
+
     /// Runs `work` within `limit` (and the overall deadline), stopping it on cancellation.
     pub(crate) async fn run<T>(
         &self,
         limit: Duration,
         work: impl Future<Output = Result<T>>,
     ) -> Result<T, StageError> {
-        let limit = match self.deadline {
-            Some(deadline) => limit.min(deadline.saturating_duration_since(Instant::now())),
-            None => limit,
-        };
+        let limit = self.limit(limit);
         tokio::select! {
             biased;
             () = self.cancel.cancelled() => Err(StageError::Cancelled),

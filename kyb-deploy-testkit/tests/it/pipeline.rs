@@ -648,3 +648,180 @@ async fn rollback_command_goes_to_named_or_last_known_good_release() {
         report.outcome
     );
 }
+
+/// Redeploying a known-good version that now fails must not "roll back" to itself.
+#[tokio::test]
+async fn a_failed_redeploy_of_a_good_version_rolls_back_to_the_release_before_it() {
+    let store = InMemoryRecordStore::with_records([
+        past_run("r0", "v0", RecordStatus::Succeeded),
+        past_run("r1", "v1", RecordStatus::Succeeded),
+    ]);
+    let h = Harness::new(
+        FakeTarget::new().with_current(release("v1")),
+        ScriptedProbe::new().fail_version("v1", "liveness", "HTTP 503"),
+        store,
+    );
+    let report = h.deploy("v1", request("")).await;
+    assert!(
+        matches!(&report.outcome, Outcome::RolledBack { to, .. } if to.version == version("v0")),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(
+        h.target.mutating_calls(),
+        [
+            TargetCall::Deploy("v1".into()),
+            TargetCall::Rollback("v0".into())
+        ]
+    );
+}
+
+/// A platform that accepted the change but answered after the deploy time limit: the change
+/// may be live, so the rollback policy applies.
+#[tokio::test]
+async fn a_deploy_call_that_times_out_applies_the_rollback_policy() {
+    let store = InMemoryRecordStore::with_records([past_run("r1", "v1", RecordStatus::Succeeded)]);
+    let target = FakeTarget::new()
+        .with_current(release("v1"))
+        .script(FakeRollout::SlowStart(Duration::from_secs(5)));
+    let h = Harness::new(target, ScriptedProbe::new(), store);
+    let report = h
+        .deploy(
+            "v2",
+            request("[environments.staging.timeouts]\ndeploy = \"100ms\""),
+        )
+        .await;
+    match &report.outcome {
+        Outcome::TimedOut { stage, rollback } => {
+            assert_eq!(*stage, Stage::Deploy);
+            assert!(
+                matches!(rollback, Some(RollbackSummary::RolledBack { to }) if to.version == version("v1")),
+                "{rollback:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.target.current().unwrap().version, version("v1"));
+}
+
+/// Guards that need the git working tree refuse to pass silently without one.
+#[tokio::test]
+async fn source_guards_refuse_an_unknown_working_tree_unless_forced() {
+    let h = Harness::new(
+        FakeTarget::new(),
+        ScriptedProbe::new(),
+        InMemoryRecordStore::new(),
+    );
+    let mut unknown = FixedVersion::new("v1");
+    unknown.0.commit = None;
+    unknown.0.branch = None;
+    let unknown = Arc::new(unknown);
+    let mut req = request("[environments.staging.guards]\nbranches = [\"main\"]");
+    let run = |req: DeployRequest| {
+        let pipeline = h.pipeline("v1").with_version_source(unknown.clone());
+        async move {
+            pipeline
+                .deploy(&req, &RunControl::new(CancellationToken::new()))
+                .await
+        }
+    };
+    let report = run(req.clone()).await;
+    assert!(
+        matches!(&report.outcome, Outcome::FailedBeforeDeploy { stage: Stage::Version, reason } if reason.contains("not a git working tree")),
+        "{:?}",
+        report.outcome
+    );
+    req.force = true;
+    let report = run(req).await;
+    assert!(report.outcome.is_success(), "{:?}", report.outcome);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("guards were not checked"))
+    );
+}
+
+/// The environment stays locked until the final record is written, so no other run can
+/// take this run's `in_progress` record for a dead one.
+#[tokio::test]
+async fn the_lock_is_held_until_the_final_record_is_written() {
+    #[derive(Debug)]
+    struct LockWatchingStore {
+        inner: InMemoryRecordStore,
+        lock: Arc<kyb_deploy_testkit::InMemoryLock>,
+        finals_while_locked: Arc<std::sync::Mutex<Vec<bool>>>,
+    }
+    #[kyb_deploy_core::async_trait]
+    impl kyb_deploy_core::RecordStore for LockWatchingStore {
+        async fn append(
+            &self,
+            record: &kyb_deploy_core::DeploymentRecord,
+        ) -> kyb_deploy_core::Result<()> {
+            if record.status != RecordStatus::InProgress {
+                self.finals_while_locked
+                    .lock()
+                    .unwrap()
+                    .push(self.lock.is_held(&record.environment));
+            }
+            self.inner.append(record).await
+        }
+        async fn load(&self) -> kyb_deploy_core::Result<kyb_deploy_core::LedgerSnapshot> {
+            self.inner.load().await
+        }
+    }
+    let lock = Arc::new(kyb_deploy_testkit::InMemoryLock::new());
+    let finals = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = Arc::new(LockWatchingStore {
+        inner: InMemoryRecordStore::new(),
+        lock: lock.clone(),
+        finals_while_locked: finals.clone(),
+    });
+    let pipeline = kyb_deploy_core::Pipeline::new(
+        Arc::new(FakeTarget::new()),
+        Arc::new(ScriptedProbe::new()),
+        store,
+        lock.clone(),
+    )
+    .with_version_source(Arc::new(FixedVersion::new("v1")));
+    let report = pipeline
+        .deploy(&request(""), &RunControl::new(CancellationToken::new()))
+        .await;
+    assert!(report.outcome.is_success());
+    assert_eq!(*finals.lock().unwrap(), [true]);
+    assert!(!lock.is_held("staging"));
+}
+
+#[tokio::test]
+async fn dry_runs_are_not_announced_and_failed_notifications_are_reported() {
+    let h = Harness::new(
+        FakeTarget::new(),
+        ScriptedProbe::new(),
+        InMemoryRecordStore::new(),
+    );
+    let notifier = Arc::new(RecordingNotifier::new());
+    let mut req = request("");
+    req.dry_run = true;
+    let report = h
+        .pipeline("v1")
+        .with_notifier(notifier.clone())
+        .deploy(&req, &RunControl::new(CancellationToken::new()))
+        .await;
+    assert!(report.outcome.is_success());
+    assert!(notifier.sent().is_empty());
+
+    let report = h
+        .pipeline("v1")
+        .with_notifier(Arc::new(RecordingNotifier::failing()))
+        .deploy(&request(""), &RunControl::new(CancellationToken::new()))
+        .await;
+    assert!(report.outcome.is_success());
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("notification via recording notifier failed")),
+        "{:?}",
+        report.warnings
+    );
+}
