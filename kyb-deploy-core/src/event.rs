@@ -40,6 +40,9 @@ pub enum Stage {
     Wait,
     /// Probes and smoke-tests the deployed service.
     Verify,
+    /// Moves a release verified beside the old one into service (targets that verify
+    /// before cutting over).
+    Promote,
     /// Rolls back to the last known-good release.
     Rollback,
     /// Finalizes the record.
@@ -64,6 +67,7 @@ impl Stage {
             Self::Deploy => "deploy",
             Self::Wait => "wait",
             Self::Verify => "verify",
+            Self::Promote => "promote",
             Self::Rollback => "rollback",
             Self::Finalize => "finalize",
             Self::Notify => "notify",

@@ -45,6 +45,16 @@ pub trait Target: Send + Sync {
         cancel: &CancellationToken,
     ) -> Result<RolloutOutcome>;
 
+    /// Makes a verified release the one serving the environment. Called only after the
+    /// release at [`DeployHandle::candidate_endpoint`] passed verification; targets whose
+    /// rollout already serves the environment (ECS, Kubernetes) keep the default, which does
+    /// nothing. The local Docker target moves the release to the environment's port and
+    /// removes the previous container here.
+    async fn promote(&self, handle: &DeployHandle, progress: &StageProgress) -> Result<()> {
+        let _ = (handle, progress);
+        Ok(())
+    }
+
     /// Starts rolling back to `to` (a release that ran before) and returns its handle.
     async fn rollback(&self, to: &Release) -> Result<DeployHandle>;
 
@@ -75,6 +85,12 @@ pub struct DeployHandle {
     /// When the rollout was started.
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
+    /// Where the new release answers while the previous one still serves, for targets that
+    /// verify a release beside the old one before it takes over (then [`Target::promote`]
+    /// follows a passed verification). `None` when the rollout itself replaces the old
+    /// release; verification then uses the environment's URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_endpoint: Option<Url>,
 }
 
 /// How a rollout ended.

@@ -45,6 +45,8 @@ pub enum TargetCall {
     Wait(String),
     /// `rollback` to a version.
     Rollback(String),
+    /// `promote` of a version verified beside the old one.
+    Promote(String),
     /// `history`.
     History,
 }
@@ -52,7 +54,7 @@ pub enum TargetCall {
 impl TargetCall {
     /// Whether the call changes the target.
     pub fn is_mutating(&self) -> bool {
-        matches!(self, Self::Deploy(_) | Self::Rollback(_))
+        matches!(self, Self::Deploy(_) | Self::Rollback(_) | Self::Promote(_))
     }
 }
 
@@ -87,6 +89,7 @@ struct State {
 pub struct FakeTarget {
     state: Arc<Mutex<State>>,
     endpoint: Option<Url>,
+    candidate_endpoint: Option<Url>,
     on_activate: Option<ActivateHook>,
 }
 
@@ -114,6 +117,13 @@ impl FakeTarget {
     /// Reports `endpoint` as where the service answers.
     pub fn with_endpoint(mut self, endpoint: Url) -> Self {
         self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// Verifies releases beside the old one, like the local Docker target: rollouts answer at
+    /// `candidate` and a release becomes current only when promoted.
+    pub fn with_candidate_endpoint(mut self, candidate: Url) -> Self {
+        self.candidate_endpoint = Some(candidate);
         self
     }
 
@@ -178,6 +188,7 @@ impl FakeTarget {
             rollout_id,
             release: release.clone(),
             started_at: OffsetDateTime::now_utc(),
+            candidate_endpoint: self.candidate_endpoint.clone(),
         };
         Ok((handle, answer_after))
     }
@@ -265,22 +276,9 @@ impl Target for FakeTarget {
         }
         match rollout {
             FakeRollout::Complete(_) | FakeRollout::SlowStart(_) => {
-                if let Some(hook) = &self.on_activate {
-                    hook(handle.release.clone()).await?;
+                if self.candidate_endpoint.is_none() {
+                    self.activate(&handle.release).await?;
                 }
-                let mut state = self.lock();
-                state.current = Some(handle.release.clone());
-                for revision in &mut state.history {
-                    revision.active = false;
-                }
-                state.history.insert(
-                    0,
-                    Revision {
-                        release: handle.release.clone(),
-                        deployed_at: Some(OffsetDateTime::now_utc()),
-                        active: true,
-                    },
-                );
                 Ok(RolloutOutcome::Completed)
             }
             FakeRollout::Fail(_, reason) => Ok(RolloutOutcome::Failed {
@@ -295,6 +293,13 @@ impl Target for FakeTarget {
         }
     }
 
+    async fn promote(&self, handle: &DeployHandle, _progress: &StageProgress) -> Result<()> {
+        self.lock()
+            .calls
+            .push(TargetCall::Promote(handle.release.version.to_string()));
+        self.activate(&handle.release).await
+    }
+
     async fn rollback(&self, to: &Release) -> Result<DeployHandle> {
         let (handle, answer_after) =
             self.start(to, TargetCall::Rollback(to.version.to_string()))?;
@@ -306,6 +311,29 @@ impl Target for FakeTarget {
         let mut state = self.lock();
         state.calls.push(TargetCall::History);
         Ok(state.history.clone())
+    }
+}
+
+impl FakeTarget {
+    /// Makes `release` current: runs the hook, then records it.
+    async fn activate(&self, release: &Release) -> Result<()> {
+        if let Some(hook) = &self.on_activate {
+            hook(release.clone()).await?;
+        }
+        let mut state = self.lock();
+        state.current = Some(release.clone());
+        for revision in &mut state.history {
+            revision.active = false;
+        }
+        state.history.insert(
+            0,
+            Revision {
+                release: release.clone(),
+                deployed_at: Some(OffsetDateTime::now_utc()),
+                active: true,
+            },
+        );
+        Ok(())
     }
 }
 

@@ -254,13 +254,28 @@ impl Pipeline {
 
         // Verify.
         let started = stages.begin(Stage::Verify);
+        let candidate = handle.candidate_endpoint.as_ref();
         let verification = self
-            .verify_release(env, &handle.release, control, timeouts.verify)
+            .verify_release(env, &handle.release, candidate, control, timeouts.verify)
             .await;
         match verification {
             Ok(v) if v.passed => {
                 report.verification = Some(v);
                 stages.succeed(started);
+                if candidate.is_some() {
+                    // Verified beside the old release: now it takes over. Not raced against
+                    // Ctrl-C; a half-done switch would serve neither release properly.
+                    let started = stages.begin(Stage::Promote);
+                    let progress = self.events.for_stage(Stage::Promote);
+                    if let Err(e) = control
+                        .run_to_completion(timeouts.deploy, self.target.promote(&handle, &progress))
+                        .await
+                    {
+                        stages.fail(started, e.message());
+                        return self.recover(env, Stage::Promote, e, stages, report).await;
+                    }
+                    stages.succeed(started);
+                }
                 Outcome::Succeeded {
                     release: handle.release.clone(),
                     dry_run: false,
@@ -330,19 +345,25 @@ impl Pipeline {
         }
     }
 
-    /// Verifies `release` against the environment's base URL.
+    /// Verifies `release` at `candidate` (a release running beside the old one), else at the
+    /// environment's base URL.
     pub(super) async fn verify_release(
         &self,
         env: &crate::config::Environment,
         release: &Release,
+        candidate: Option<&url::Url>,
         control: &RunControl,
         limit: std::time::Duration,
     ) -> Result<crate::probe::VerificationReport, StageError> {
         let progress = self.events.for_stage(Stage::Verify);
         control
             .run(limit, async {
+                let base_url = match candidate {
+                    Some(url) => url.clone(),
+                    None => self.base_url(env).await?,
+                };
                 let request = VerifyRequest {
-                    base_url: self.base_url(env).await?,
+                    base_url,
                     expected_version: release.version.clone(),
                 };
                 self.probe

@@ -124,21 +124,38 @@ impl Pipeline {
                 }
                 Err(e) => return Err(format!("waiting for the rollback failed: {}", e.message())),
             }
+            let candidate = handle.candidate_endpoint.as_ref();
             let verification = self
-                .verify_release(env, &handle.release, &control, env.settings.timeouts.verify)
+                .verify_release(
+                    env,
+                    &handle.release,
+                    candidate,
+                    &control,
+                    env.settings.timeouts.verify,
+                )
                 .await
                 .map_err(|e| format!("verifying the rollback failed: {}", e.message()))?;
             let passed = verification.passed;
             let failure = verification.failure();
             report.rollback_verification = Some(verification);
-            if passed {
-                Ok(handle.release)
-            } else {
-                Err(format!(
+            if !passed {
+                return Err(format!(
                     "the release rolled back to failed verification: {}",
                     failure.unwrap_or_default()
-                ))
+                ));
             }
+            if candidate.is_some() {
+                control
+                    .run(limit, self.target.promote(&handle, &progress))
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "putting the rolled-back release in service failed: {}",
+                            e.message()
+                        )
+                    })?;
+            }
+            Ok(handle.release)
         }
         .await;
         match &result {
@@ -170,7 +187,7 @@ impl Pipeline {
         );
         let control = RunControl::uncancellable(env.settings.timeouts.rollback);
         let verification = self
-            .verify_release(env, &to, &control, env.settings.timeouts.verify)
+            .verify_release(env, &to, None, &control, env.settings.timeouts.verify)
             .await;
         match verification {
             Ok(v) if v.passed => {

@@ -825,3 +825,43 @@ async fn dry_runs_are_not_announced_and_failed_notifications_are_reported() {
         report.warnings
     );
 }
+
+/// A target that verifies beside the old release: verification goes to the candidate, the
+/// release takes over only after it passed, and a failed candidate never takes over.
+#[tokio::test]
+async fn candidates_are_verified_before_they_are_promoted() {
+    let candidate: kyb_deploy_core::Url = "http://127.0.0.1:9999".parse().unwrap();
+    let store = InMemoryRecordStore::with_records([past_run("r1", "v1", RecordStatus::Succeeded)]);
+    let h = Harness::new(
+        FakeTarget::new()
+            .with_current(release("v1"))
+            .with_candidate_endpoint(candidate.clone()),
+        ScriptedProbe::new().fail_version("v3", "liveness", "HTTP 503"),
+        store,
+    );
+    let report = h.deploy("v2", request("")).await;
+    assert!(report.outcome.is_success(), "{:?}", report.outcome);
+    assert_eq!(h.probe.requests()[0].base_url, candidate);
+    assert_eq!(
+        h.target.mutating_calls(),
+        [
+            TargetCall::Deploy("v2".into()),
+            TargetCall::Promote("v2".into())
+        ]
+    );
+    assert!(report.stages.iter().any(|s| s.stage == Stage::Promote));
+
+    let report = h.deploy("v3", request("")).await;
+    assert!(
+        matches!(&report.outcome, Outcome::RolledBack { to, .. } if to.version == version("v2")),
+        "{:?}",
+        report.outcome
+    );
+    let calls = h.target.mutating_calls();
+    assert!(
+        !calls.contains(&TargetCall::Promote("v3".into())),
+        "{calls:?}"
+    );
+    assert_eq!(calls.last(), Some(&TargetCall::Promote("v2".into())));
+    assert_eq!(h.target.current().unwrap().version, version("v2"));
+}
