@@ -2,8 +2,9 @@
 # The README's test command: every check CI runs, in order, on a fresh Debian machine.
 #   format -> clippy (-D warnings) -> all test tiers (unit, property, integration, end-to-end
 #   against the built binaries) -> documentation (doctests run with the tests).
-# The tiers in this release need only the Rust toolchain and git; later tiers that need a
-# Docker engine, a registry or moto install and start them from here.
+# The Docker tier needs an engine and a registry on 127.0.0.1:5000: scripts/setup.sh installs
+# (Debian, as root) and starts them, and the static sample binary the test images copy is built
+# here. A test whose peer is missing fails; none is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +54,13 @@ cargo fmt --all --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "services: Docker engine and registry"
+bash scripts/setup.sh
+
+step "static kyb-sample-api for the image tests"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
+  --target x86_64-unknown-linux-gnu -p kyb-deploy-testkit --bin kyb-sample-api
 
 step "cargo test (unit, property, integration, end-to-end, doctests)"
 cargo test --workspace --locked

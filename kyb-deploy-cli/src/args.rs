@@ -134,6 +134,18 @@ pub(crate) struct DeployArgs {
     /// timeouts.overall]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) timeout: Option<Duration>,
+
+    /// Image build argument, added to (or replacing one of) image.build_args; repeatable
+    #[arg(long = "build-arg", value_name = "KEY=VALUE", value_parser = parse_build_arg)]
+    pub(crate) build_args: Vec<(String, String)>,
+}
+
+/// Parses `KEY=VALUE`.
+fn parse_build_arg(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{raw:?} is not KEY=VALUE")),
+    }
 }
 
 /// `plan`.

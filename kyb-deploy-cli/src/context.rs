@@ -32,6 +32,8 @@ pub struct CliContext {
     pub(crate) style: Style,
     pub(crate) targets: Arc<dyn TargetFactory>,
     pub(crate) probe: Option<Arc<dyn HealthProbe>>,
+    /// Whether `deploy` builds, scans and pushes the image with the Docker engine.
+    pub(crate) build_images: bool,
     pub(crate) cancel: CancellationToken,
     pub(crate) cwd: PathBuf,
     pub(crate) handle_ctrl_c: bool,
@@ -67,6 +69,7 @@ impl CliContext {
             style: Style::new(false),
             targets: Arc::new(BuiltinTargets),
             probe: None,
+            build_images: true,
             cancel: CancellationToken::new(),
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             handle_ctrl_c: false,
@@ -107,6 +110,13 @@ impl CliContext {
     /// Creates targets with `targets` instead of the [`BuiltinTargets`].
     pub fn with_targets(mut self, targets: Arc<dyn TargetFactory>) -> Self {
         self.targets = targets;
+        self
+    }
+
+    /// Deploys `<image.repository>:<version>` as it is, without building, scanning or pushing
+    /// it: for tests and programs that bring their own image.
+    pub fn with_prebuilt_images(mut self) -> Self {
+        self.build_images = false;
         self
     }
 

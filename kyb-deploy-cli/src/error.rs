@@ -56,6 +56,10 @@ pub(crate) enum CliError {
     #[error("failed to write to standard output")]
     Output(#[source] std::io::Error),
 
+    /// The Docker engine, needed to build the image, cannot be reached.
+    #[error("the image cannot be built without the Docker engine")]
+    Engine(#[source] CoreError),
+
     /// The async runtime could not start.
     #[error("failed to start the async runtime")]
     Runtime(#[source] std::io::Error),
@@ -68,7 +72,9 @@ impl CliError {
             Self::Core(e) => core_exit_code(e),
             Self::ConfigNotFound { .. } | Self::Usage { .. } => ExitCodes::USAGE,
             Self::Target { error, .. } if error.is_usage() => ExitCodes::USAGE,
-            Self::Target { .. } | Self::NotConfirmed { .. } => ExitCodes::FAILED_BEFORE_DEPLOY,
+            Self::Target { .. } | Self::NotConfirmed { .. } | Self::Engine(_) => {
+                ExitCodes::FAILED_BEFORE_DEPLOY
+            }
             Self::Interrupted => ExitCodes::INTERRUPTED,
             Self::Prompt(_) | Self::Output(_) | Self::Runtime(_) => ExitCodes::INTERNAL_ERROR,
         }
@@ -98,6 +104,9 @@ impl CliError {
                 "kyb-deploy reads kyb-deploy.toml in the current directory; create it (docs/configuration.md describes every key), or point --config PATH or KYB_DEPLOY_CONFIG at the file".to_owned(),
             ),
             Self::Target { kind, .. } => crate::targets::unavailable_hint(*kind),
+            Self::Engine(_) => Some(
+                "start the Docker engine (on Debian: scripts/setup.sh) or set DOCKER_HOST; `kyb-deploy plan` works without it".to_owned(),
+            ),
             Self::Core(CoreError::Locked { .. }) => Some(
                 "wait for the other deployment to finish; the lock is released when its process exits".to_owned(),
             ),

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kyb_deploy_core::{
-    Config, DEFAULT_CONFIG_FILE, Environment, EventSink, FileDeployLock, HealthProbe,
-    HttpHealthProbe, JsonlRecordStore, Notifier, Pipeline, Target, TestSuite, Version,
+    Config, CredentialSource, DEFAULT_CONFIG_FILE, DockerEngine, DockerImageBuilder,
+    DockerRegistry, Environment, EventSink, FileDeployLock, HealthProbe, HttpHealthProbe,
+    ImageBuilder, ImagePolicyScanner, JsonlRecordStore, Notifier, Pipeline, PolicySettings,
+    Registry, ScanChain, ScanKind, Scanner, Target, TestSuite, TrivyScanner, Version,
     WebhookNotifier,
 };
 
@@ -137,11 +139,14 @@ impl Project {
 
     /// The pipeline for `env`, sending events to `events`. Configuration problems (probe
     /// settings, webhook URLs) are reported before the target is created.
+    /// The pipeline for `env`; with `build`, the Docker engine builds, scans and pushes the
+    /// image (unless the context brings prebuilt images).
     pub(crate) async fn pipeline(
         &self,
         ctx: &CliContext,
         env: &Environment,
         events: EventSink,
+        build: bool,
     ) -> Result<Pipeline, CliError> {
         let probe = self.probe(ctx, env)?;
         let notifiers = self.notifiers()?;
@@ -156,7 +161,52 @@ impl Project {
         for notifier in notifiers {
             pipeline = pipeline.with_notifier(notifier);
         }
+        if build && ctx.build_images {
+            let (builder, scanner, registry) = self.image_seams().await?;
+            pipeline = pipeline.with_image_pipeline(builder, scanner, Some(registry));
+        }
         Ok(pipeline)
+    }
+
+    /// The Docker image builder, the scanner `image.scan` names, and the registry client.
+    async fn image_seams(
+        &self,
+    ) -> Result<
+        (
+            Arc<dyn ImageBuilder>,
+            Option<Arc<dyn Scanner>>,
+            Arc<dyn Registry>,
+        ),
+        CliError,
+    > {
+        let image = &self.config.image;
+        let engine = DockerEngine::connect().await.map_err(CliError::Engine)?;
+        let policy = || -> Result<ImagePolicyScanner, CliError> {
+            Ok(ImagePolicyScanner::new(
+                engine.clone(),
+                PolicySettings::from_config(image)?,
+            ))
+        };
+        let scanner: Option<Arc<dyn Scanner>> = match image.scan {
+            ScanKind::None => None,
+            ScanKind::Policy => Some(Arc::new(policy()?)),
+            ScanKind::Trivy => Some(Arc::new(
+                ScanChain::new()
+                    .then(policy()?)
+                    .then(TrivyScanner::new(&image.trivy)?),
+            )),
+        };
+        let mut registry = image.registry.clone();
+        // A relative password file belongs to the project, not to the working directory.
+        registry.password_file = registry.password_file.map(|p| self.dir.join(p));
+        Ok((
+            Arc::new(DockerImageBuilder::new(engine.clone())),
+            scanner,
+            Arc::new(DockerRegistry::new(
+                engine,
+                CredentialSource::from_config(&registry),
+            )),
+        ))
     }
 }
 

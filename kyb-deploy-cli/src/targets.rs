@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use kyb_deploy_core::{Config, Environment, Error, Target, TargetKind, async_trait};
+use kyb_deploy_core::{
+    Config, DockerEngine, DockerTarget, Environment, Error, Target, TargetKind, async_trait,
+};
 
 /// Creates the deployment target of an environment.
 ///
@@ -21,27 +23,29 @@ pub trait TargetFactory: Send + Sync {
 
 /// The production [`TargetFactory`]: the target kinds built into this build of kyb-deploy.
 ///
-/// No kind is built in yet: the Docker, ECS and Kubernetes backends arrive in later work. Until
-/// then every environment gets an error naming its kind and the configuration key, so that
-/// commands fail before changing anything. Adding a kind is one arm in [`BuiltinTargets::create`]
-/// plus its entry in [`BuiltinTargets::AVAILABLE`].
+/// The local Docker target is built in; the ECS and Kubernetes backends arrive in later work.
+/// Until then their environments get an error naming the kind and the configuration key, so
+/// that commands fail before changing anything. Adding a kind is one arm in
+/// [`BuiltinTargets::create`] plus its entry in [`BuiltinTargets::AVAILABLE`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BuiltinTargets;
 
 impl BuiltinTargets {
     /// The target kinds this build can deploy to.
-    pub const AVAILABLE: &'static [TargetKind] = &[];
+    pub const AVAILABLE: &'static [TargetKind] = &[TargetKind::Docker];
 }
 
 #[async_trait]
 impl TargetFactory for BuiltinTargets {
     async fn create(&self, env: &Environment, _config: &Config) -> Result<Arc<dyn Target>, Error> {
         match env.settings.target {
+            TargetKind::Docker => {
+                let engine = DockerEngine::connect().await?;
+                Ok(Arc::new(DockerTarget::new(engine, env)?))
+            }
             // One arm per backend, for example:
             // TargetKind::Ecs => Ok(Arc::new(EcsTarget::from_settings(env, config)?)),
-            kind @ (TargetKind::Docker | TargetKind::Ecs | TargetKind::Kubernetes) => {
-                Err(unavailable(kind, &env.name))
-            }
+            kind @ (TargetKind::Ecs | TargetKind::Kubernetes) => Err(unavailable(kind, &env.name)),
         }
     }
 }
@@ -83,7 +87,7 @@ mod tests {
         .unwrap();
         let env = config.environment("staging").unwrap();
         let Err(err) = BuiltinTargets.create(&env, &config).await else {
-            panic!("no target kind is built in yet");
+            panic!("this build has no ECS target yet");
         };
         let message = err.to_string();
         assert!(

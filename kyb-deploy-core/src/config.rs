@@ -3,6 +3,7 @@
 
 pub(crate) mod duration;
 mod environment;
+mod image;
 mod verify;
 
 use std::collections::BTreeMap;
@@ -14,9 +15,11 @@ use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use self::environment::{
-    DockerSettings, EcsSettings, EnvironmentConfig, Guards, KubernetesSettings, RollbackPolicy,
-    TargetKind, Timeouts,
+    ContainerSecurity, DockerSettings, EcsSettings, EnvironmentConfig, Guards, KubernetesSettings,
+    RollbackPolicy, SecretSource, TargetKind, Timeouts,
 };
+pub(crate) use self::image::parse_size;
+pub use self::image::{ImageConfig, PolicyConfig, RegistryConfig, ScanKind, TrivyConfig};
 pub use self::verify::{MetricsCheck, ProbeSettings, SmokeTest, StatusCheck, VerifyConfig};
 use crate::error::{Error, Result};
 
@@ -69,34 +72,6 @@ impl Default for ProjectConfig {
         Self {
             name: "kyb-platform-api".into(),
             source: None,
-        }
-    }
-}
-
-/// How the image is built and named.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ImageConfig {
-    /// Repository the image is pushed to, like `ghcr.io/acme/kyb-platform-api`.
-    pub repository: String,
-    /// Build context directory.
-    pub context: PathBuf,
-    /// Dockerfile, relative to the context.
-    pub dockerfile: PathBuf,
-    /// Build arguments.
-    pub build_args: BTreeMap<String, String>,
-    /// Build stage to stop at.
-    pub target: Option<String>,
-}
-
-impl Default for ImageConfig {
-    fn default() -> Self {
-        Self {
-            repository: "kyb-platform-api".into(),
-            context: ".".into(),
-            dockerfile: "Dockerfile".into(),
-            build_args: BTreeMap::new(),
-            target: None,
         }
     }
 }
@@ -229,6 +204,23 @@ impl Config {
         if self.environments.is_empty() {
             problems.push("environments: no environment is defined; add [environments.development] or another".to_owned());
         }
+        if let Err(e) = parse_size(&self.image.policy.max_size) {
+            problems.push(format!("image.policy.max_size: {e}"));
+        }
+        if !["LOW", "MEDIUM", "HIGH", "CRITICAL"].contains(&self.image.trivy.fail_on.as_str()) {
+            problems.push(format!(
+                "image.trivy.fail_on: {:?} is not a severity; use LOW, MEDIUM, HIGH or CRITICAL",
+                self.image.trivy.fail_on
+            ));
+        }
+        for platform in &self.image.platforms {
+            let parts: Vec<&str> = platform.split('/').collect();
+            if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+                problems.push(format!(
+                    "image.platforms: {platform:?} is not a platform; write os/arch[/variant], like \"linux/arm64\""
+                ));
+            }
+        }
         if self.notify.attempts == 0 {
             problems.push("notify.attempts: must be at least 1".to_owned());
         }
@@ -269,6 +261,15 @@ fn validate_environment(name: &str, env: &EnvironmentConfig, problems: &mut Vec<
             "{key}.{kind}: target = \"{kind}\" needs a [{key}.{kind}] section",
             kind = env.target
         ));
+    }
+    if let Some(docker) = &env.docker {
+        for (name, source) in &docker.secrets {
+            if source.env.is_some() == source.file.is_some() {
+                problems.push(format!(
+                    "{key}.docker.secrets.{name}: give exactly one of env = \"VARIABLE\" or file = \"path\""
+                ));
+            }
+        }
     }
     for (probe, settings) in [
         ("readiness", &env.verify.readiness),

@@ -29,21 +29,37 @@ pub struct BuildRequest {
     pub build_args: BTreeMap<String, String>,
     /// Build stage to stop at.
     pub target: Option<String>,
-    /// Every tag to apply (the version first).
+    /// Every tag to apply, without the repository (the version first).
     pub tags: Vec<String>,
     /// Image labels (OCI annotations).
     pub labels: BTreeMap<String, String>,
+    /// Platforms to build (`linux/amd64`...); empty builds the engine's own platform only.
+    pub platforms: Vec<String>,
 }
 
 /// An image built locally.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuiltImage {
-    /// The engine's image id.
+    /// The engine's image id (of the first platform's image when several were built).
     pub id: String,
     /// Repository of the image.
     pub repository: String,
-    /// Tags applied.
+    /// Tags to push, without the repository (the version first).
     pub tags: Vec<String>,
+    /// One image per platform when several platforms were built; empty for a single-platform
+    /// build (then `id` is the image).
+    pub platforms: Vec<PlatformImage>,
+}
+
+/// One platform's image of a multi-platform build.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformImage {
+    /// The platform (`linux/arm64`).
+    pub platform: String,
+    /// The engine's image id.
+    pub id: String,
+    /// The local tag this platform's image carries (`<repository>:<version>-linux-arm64`).
+    pub local_tag: String,
 }
 
 /// An image in a registry.

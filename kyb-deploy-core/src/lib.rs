@@ -20,6 +20,8 @@
 //! ```
 
 mod config;
+#[cfg(feature = "docker")]
+mod docker;
 mod error;
 mod event;
 mod git;
@@ -33,8 +35,10 @@ mod preflight;
 mod probe;
 mod record;
 mod release;
+mod scan_chain;
 mod target;
 mod testrun;
+mod trivy;
 mod version;
 
 // Verification over HTTP.
@@ -44,16 +48,18 @@ mod probe_tracker;
 mod prometheus;
 
 pub use crate::config::{
-    Config, DEFAULT_CONFIG_FILE, DockerSettings, ENV_PREFIX, EcsSettings, Environment,
-    EnvironmentConfig, Guards, ImageConfig, KubernetesSettings, LedgerConfig, MetricsCheck,
-    NotifyConfig, ProbeSettings, ProjectConfig, RollbackPolicy, SmokeTest, StatusCheck, TargetKind,
-    TestsConfig, Timeouts, VerifyConfig,
+    Config, ContainerSecurity, DEFAULT_CONFIG_FILE, DockerSettings, ENV_PREFIX, EcsSettings,
+    Environment, EnvironmentConfig, Guards, ImageConfig, KubernetesSettings, LedgerConfig,
+    MetricsCheck, NotifyConfig, PolicyConfig, ProbeSettings, ProjectConfig, RegistryConfig,
+    RollbackPolicy, ScanKind, SecretSource, SmokeTest, StatusCheck, TargetKind, TestsConfig,
+    Timeouts, TrivyConfig, VerifyConfig,
 };
 pub use crate::error::{Error, Result};
 pub use crate::event::{Event, EventSink, Stage, StageProgress, StageResult};
 pub use crate::git::{GitVersionSource, ResolvedVersion, VersionOrigin, VersionSource};
 pub use crate::image::{
-    BuildRequest, BuiltImage, Finding, ImageBuilder, PushedImage, Registry, ScanReport, Scanner,
+    BuildRequest, BuiltImage, Finding, ImageBuilder, PlatformImage, PushedImage, Registry,
+    ScanReport, Scanner,
 };
 pub use crate::ledger::{JsonlRecordStore, LedgerProblem, LedgerSnapshot, RecordStore};
 pub use crate::lock::{DeployLock, FileDeployLock, LockGuard};
@@ -76,6 +82,20 @@ pub use crate::target::{
 };
 pub use crate::testrun::{CommandTestRunner, TestReport, TestRunner, TestSuite};
 pub use crate::version::Version;
+
+#[cfg(feature = "docker")]
+pub use crate::docker::DockerEngine;
+#[cfg(feature = "docker")]
+pub use crate::docker::DockerTarget;
+#[cfg(feature = "docker")]
+pub use crate::docker::{
+    CredentialSource, Credentials, DockerImageBuilder, DockerRegistry, REGISTRY_PASSWORD_ENV,
+    REGISTRY_USERNAME_ENV,
+};
+#[cfg(feature = "docker")]
+pub use crate::docker::{ImagePolicyScanner, PolicySettings};
+pub use crate::scan_chain::ScanChain;
+pub use crate::trivy::TrivyScanner;
 
 // BEGIN verification exports (owned by the verification work)
 pub use crate::http_probe::HttpHealthProbe;

@@ -225,6 +225,17 @@ impl Pipeline {
         report
     }
 
+    /// Records where the service answers once a run put a release in service.
+    async fn locate(&self, environment: &Environment, report: &mut RunReport) {
+        let in_service = matches!(
+            report.outcome,
+            Outcome::Succeeded { dry_run: false, .. } | Outcome::RolledBack { .. }
+        );
+        if in_service {
+            report.url = self.base_url(environment).await.ok();
+        }
+    }
+
     fn finish(&self, report: &RunReport) {
         self.events.emit(Event::RunFinished {
             outcome: report.outcome.clone(),
@@ -353,6 +364,8 @@ pub struct RunReport {
     pub interrupted_runs: Vec<DeploymentRecord>,
     /// Whether the record could be written.
     pub recorded: bool,
+    /// Where the environment's service answers, after a run that put a release in service.
+    pub url: Option<Url>,
 }
 
 impl RunReport {
@@ -405,6 +418,7 @@ impl RunReport {
             warnings: Vec::new(),
             interrupted_runs: Vec::new(),
             recorded: false,
+            url: None,
         }
     }
 }

@@ -15,6 +15,10 @@ pub struct Release {
     /// ARN, a Kubernetes revision). Rollback uses it when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform_ref: Option<String>,
+    /// The id of the run (ledger record) that first deployed this release, when known.
+    /// Targets that label what they run (Docker containers) record it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_id: Option<String>,
 }
 
 impl Release {
@@ -24,6 +28,7 @@ impl Release {
             version,
             image: image.into(),
             platform_ref: None,
+            record_id: None,
         }
     }
 }

@@ -136,6 +136,7 @@ impl ImageBuilder for FakeImageBuilder {
             ),
             repository: request.repository.clone(),
             tags: request.tags.clone(),
+            platforms: Vec::new(),
         })
     }
 }

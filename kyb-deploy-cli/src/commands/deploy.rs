@@ -25,7 +25,9 @@ pub(crate) async fn run(
         "deploy to"
     };
     let progress = Progress::start(ctx, global.output, title);
-    let pipeline = project.pipeline(ctx, &env, progress.sink()).await?;
+    let pipeline = project
+        .pipeline(ctx, &env, progress.sink(), !args.dry_run)
+        .await?;
 
     let shown = version
         .as_ref()
@@ -43,6 +45,7 @@ pub(crate) async fn run(
     let mut request = DeployRequest::new(env);
     request.project = project.config.project.clone();
     request.image = project.config.image.clone();
+    request.image.build_args.extend(args.build_args);
     request.tests = project.test_suites();
     request.version = version;
     request.project_dir = project.dir.clone();

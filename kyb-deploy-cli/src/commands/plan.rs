@@ -17,6 +17,7 @@ pub(crate) async fn run(
         dry_run: true,
         yes: false,
         timeout: args.timeout,
+        build_args: Vec::new(),
     };
     super::deploy::run(deploy, global, ctx).await
 }

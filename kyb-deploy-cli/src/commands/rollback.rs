@@ -25,7 +25,7 @@ pub(crate) async fn run(
         "rollback of"
     };
     let progress = Progress::start(ctx, global.output, title);
-    let pipeline = project.pipeline(ctx, &env, progress.sink()).await?;
+    let pipeline = project.pipeline(ctx, &env, progress.sink(), false).await?;
 
     let shown = to.as_ref().map_or_else(
         || "its last known-good release".to_owned(),

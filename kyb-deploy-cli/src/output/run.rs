@@ -156,6 +156,9 @@ fn details(report: &RunReport, style: Style) -> String {
             lines.push(format!("  - {warning}"));
         }
     }
+    if let Some(url) = &report.url {
+        lines.push(format!("{} serves at {url}", report.environment));
+    }
     let dry_run = matches!(report.outcome, Outcome::Succeeded { dry_run: true, .. });
     if dry_run {
         lines.push(format!("run {} (dry runs are not recorded)", report.run_id));
@@ -225,6 +228,7 @@ mod tests {
             warnings: vec!["tests were skipped (--skip-tests)".into()],
             interrupted_runs: Vec::new(),
             recorded: true,
+            url: None,
         }
     }
 

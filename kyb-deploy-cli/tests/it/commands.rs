@@ -118,7 +118,7 @@ fn status_without_a_target_still_shows_the_ledger_and_exits_3() {
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stdout.contains("last good   v1"), "{}", run.stdout);
     assert!(
-        run.stderr.contains("error: docker target: not available"),
+        run.stderr.contains("error: ecs target: not available"),
         "{}",
         run.stderr
     );
@@ -194,21 +194,16 @@ fn check_lists_every_prerequisite_with_its_fix() {
     let checks = json["check"]["checks"].as_array().unwrap();
     let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert!(
-        names.contains(&"configuration")
-            && names.contains(&"git")
-            && names.contains(&"docker target"),
+        names.contains(&"configuration") && names.contains(&"git") && names.contains(&"ecs target"),
         "{names:?}"
     );
-    let target = checks
-        .iter()
-        .find(|c| c["name"] == "docker target")
-        .unwrap();
+    let target = checks.iter().find(|c| c["name"] == "ecs target").unwrap();
     assert_eq!(target["ok"], false);
     assert!(
         target["fix"]
             .as_str()
             .unwrap()
-            .contains("includes the docker target")
+            .contains("includes the ecs target")
     );
 }
 

@@ -12,18 +12,24 @@ use tempfile::TempDir;
 
 /// Two environments on a `docker` target whose service answers (in these tests: a scripted
 /// probe that never connects) at 127.0.0.1:9; production requires confirmation.
+/// Environments of a kind this build has no target for (ECS), so that the real target
+/// factory fails before changing anything; the in-process tests replace the target anyway.
 pub(crate) const CONFIG: &str = r#"
 [environments.staging]
-target = "docker"
-[environments.staging.docker]
+target = "ecs"
+[environments.staging.ecs]
+cluster = "kyb-staging"
+service = "kyb-api"
 [environments.staging.verify]
 base_url = "http://127.0.0.1:9"
 
 [environments.production]
-target = "docker"
+target = "ecs"
 [environments.production.guards]
 confirm = true
-[environments.production.docker]
+[environments.production.ecs]
+cluster = "kyb-production"
+service = "kyb-api"
 [environments.production.verify]
 base_url = "http://127.0.0.1:9"
 "#;
@@ -175,6 +181,7 @@ impl Harness {
             .with_cwd(self.project.path())
             .with_targets(Arc::new(FakeTargets(self.target.clone())))
             .with_probe(Arc::new(self.probe.clone()))
+            .with_prebuilt_images()
     }
 
     /// Runs `kyb-deploy <args>` with no terminal.

@@ -149,9 +149,53 @@ pub struct DockerSettings {
     /// Port the service listens on inside the container.
     #[serde(default = "default_port")]
     pub port: u16,
-    /// Port published on 127.0.0.1.
+    /// Port published on 127.0.0.1: the environment's stable address.
     #[serde(default = "default_port")]
     pub host_port: u16,
+    /// Secrets passed to the container as environment variables, each read from an
+    /// environment variable or a file of the machine running kyb-deploy. Never logged.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// Container security settings; all on by default.
+    #[serde(default)]
+    pub security: ContainerSecurity,
+}
+
+/// Where a secret's value comes from: exactly one of `env` and `file`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    /// An environment variable of the machine running kyb-deploy.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// A file of the machine running kyb-deploy (trailing newline trimmed).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+/// Security settings of the local Docker target's containers (`[....docker.security]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainerSecurity {
+    /// Refuse to run an image whose user is root.
+    pub non_root: bool,
+    /// Read-only root filesystem.
+    pub read_only_root_filesystem: bool,
+    /// Drop all Linux capabilities.
+    pub drop_all_capabilities: bool,
+    /// Set `no-new-privileges`.
+    pub no_new_privileges: bool,
+}
+
+impl Default for ContainerSecurity {
+    fn default() -> Self {
+        Self {
+            non_root: true,
+            read_only_root_filesystem: true,
+            drop_all_capabilities: true,
+            no_new_privileges: true,
+        }
+    }
 }
 
 fn default_container() -> String {

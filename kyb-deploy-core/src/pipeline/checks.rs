@@ -179,6 +179,12 @@ impl Pipeline {
                 return Err(e.before_deploy(Stage::Preflight));
             }
         };
+        // Several seams check the same thing (the Docker engine); report each once.
+        let mut seen = std::collections::HashSet::new();
+        let checks: Vec<_> = checks
+            .into_iter()
+            .filter(|c| seen.insert((c.name.clone(), c.ok)))
+            .collect();
         for check in &checks {
             self.events.progress(Stage::Preflight, check.describe());
         }

@@ -35,6 +35,7 @@ impl Pipeline {
         }
         // Only now may another run take the environment.
         drop(state);
+        self.locate(env, &mut report).await;
         self.notify(&mut report, &request.project.name).await;
         self.finish(&report);
         report
@@ -103,7 +104,8 @@ impl Pipeline {
             Ok(image) => image,
             Err(outcome) => return outcome,
         };
-        let release = Release::new(resolved.version.clone(), image);
+        let mut release = Release::new(resolved.version.clone(), image);
+        release.record_id = Some(report.run_id.clone());
         report.release = Some(release.clone());
 
         if request.dry_run {

@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
-use super::stage::{RunControl, StageLog};
+use super::stage::{RunControl, StageError, StageLog};
 use super::{DeployRequest, Pipeline, RunReport};
 use crate::event::Stage;
 use crate::git::ResolvedVersion;
 use crate::image::BuildRequest;
 use crate::outcome::Outcome;
+use crate::testrun::TestSuite;
 
 impl Pipeline {
     /// Builds, scans and pushes the image, returning the reference to deploy (by digest once
@@ -43,13 +44,46 @@ impl Pipeline {
             commit: resolved.commit.clone(),
             context: request.project_dir.join(&request.image.context),
             dockerfile: request.image.dockerfile.clone(),
-            build_args: request.image.build_args.clone(),
+            build_args: request
+                .image
+                .build_args
+                .iter()
+                .map(|(k, v)| (k.clone(), fill(v, resolved, &request.environment.name)))
+                .collect(),
             target: request.image.target.clone(),
-            tags: vec![resolved.version.to_string()],
+            tags: image_tags(&request.image.tags, resolved, &request.environment.name),
             labels: oci_labels(request, resolved),
+            platforms: request.image.platforms.clone(),
         };
         let started = stages.begin(Stage::Build);
         let progress = self.events.for_stage(Stage::Build);
+        if let Some(command) = &request.image.prebuild {
+            // The prebuild (say, the static binary the Dockerfile copies) runs like a test
+            // suite: a shell command with streamed output, stopped as a process group.
+            let prebuild = TestSuite {
+                name: "prebuild".into(),
+                command: command.clone(),
+                workdir: request.project_dir.clone(),
+            };
+            let result = control
+                .run(
+                    timeouts.build,
+                    self.tests.run(&prebuild, &progress, control.cancel_token()),
+                )
+                .await;
+            let failure = match result {
+                Ok(r) if r.passed => None,
+                Ok(r) => Some(StageError::Failed(format!(
+                    "the prebuild command {command:?} failed (exit code {})",
+                    r.exit_code.map_or("none".into(), |c| c.to_string())
+                ))),
+                Err(e) => Some(e),
+            };
+            if let Some(e) = failure {
+                stages.fail(started, e.message());
+                return Err(e.before_deploy(Stage::Build));
+            }
+        }
         let built = match control
             .run(
                 timeouts.build,
@@ -82,9 +116,21 @@ impl Pipeline {
                         stages.succeed(started);
                     }
                     Ok(scan) => {
+                        let shown: Vec<String> = scan
+                            .findings
+                            .iter()
+                            .take(5)
+                            .map(|f| format!("{} {}: {}", f.severity, f.id, f.title))
+                            .collect();
                         let reason = format!(
-                            "image scan found {} finding(s) at or above the failing severity",
-                            scan.findings.len()
+                            "the image failed its scan with {} finding(s): {}{}",
+                            scan.findings.len(),
+                            shown.join("; "),
+                            if scan.findings.len() > shown.len() {
+                                "; ..."
+                            } else {
+                                ""
+                            }
                         );
                         report.scan = Some(scan);
                         self.forced_or_stop(
@@ -155,4 +201,61 @@ fn oci_labels(request: &DeployRequest, resolved: &ResolvedVersion) -> BTreeMap<S
         labels.insert("org.opencontainers.image.source".into(), source.clone());
     }
     labels
+}
+
+/// `template` with `{version}`, `{commit}` (empty when unknown) and `{environment}` filled in.
+fn fill(template: &str, resolved: &ResolvedVersion, environment: &str) -> String {
+    template
+        .replace("{version}", resolved.version.as_str())
+        .replace("{commit}", resolved.commit.as_deref().unwrap_or_default())
+        .replace("{environment}", environment)
+}
+
+/// The tags of a build from the configured templates (see [`fill`]); templates using
+/// `{commit}` are skipped when the commit is unknown. The version comes first; duplicates
+/// are dropped.
+fn image_tags(templates: &[String], resolved: &ResolvedVersion, environment: &str) -> Vec<String> {
+    let mut tags = vec![resolved.version.to_string()];
+    for template in templates {
+        if template.contains("{commit}") && resolved.commit.is_none() {
+            continue;
+        }
+        let tag = fill(template, resolved, environment);
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::VersionOrigin;
+    use crate::version::Version;
+
+    #[test]
+    fn tags_fill_placeholders_and_skip_an_unknown_commit() {
+        let templates = ["{version}", "{commit}", "{environment}-latest"].map(String::from);
+        let mut resolved = ResolvedVersion {
+            version: Version::parse("v1.2.3").unwrap(),
+            origin: VersionOrigin::Explicit,
+            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            dirty: false,
+            branch: None,
+        };
+        assert_eq!(
+            image_tags(&templates, &resolved, "staging"),
+            [
+                "v1.2.3",
+                "0123456789abcdef0123456789abcdef01234567",
+                "staging-latest"
+            ]
+        );
+        resolved.commit = None;
+        assert_eq!(
+            image_tags(&templates, &resolved, "dev"),
+            ["v1.2.3", "dev-latest"]
+        );
+    }
 }

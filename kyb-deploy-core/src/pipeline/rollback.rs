@@ -282,6 +282,7 @@ impl Pipeline {
         }
         // Only now may another run take the environment.
         drop(state);
+        self.locate(env, &mut report).await;
         self.notify(&mut report, &request.project.name).await;
         self.finish(&report);
         report

@@ -1,0 +1,78 @@
+//! Docker integration (feature `docker`): the image builder, the registry client, the
+//! built-in image policy check and the local Docker target, all over the engine's API.
+
+mod builder;
+mod context;
+mod credentials;
+mod registry;
+
+use std::sync::Arc;
+
+use bollard::Docker;
+
+pub use self::builder::DockerImageBuilder;
+pub use self::credentials::{
+    CredentialSource, Credentials, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV,
+};
+pub use self::registry::DockerRegistry;
+
+use crate::error::{Error, Result};
+use crate::preflight::Check;
+
+mod policy;
+mod target;
+
+pub use self::policy::{ImagePolicyScanner, PolicySettings};
+pub use self::target::DockerTarget;
+
+/// A connection to the local Docker engine, with the API version negotiated (Debian's engine
+/// speaks API 1.41; the client's default is newer). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct DockerEngine {
+    client: Arc<Docker>,
+}
+
+impl DockerEngine {
+    /// Connects to the engine named by `DOCKER_HOST`, else the default local socket, and
+    /// negotiates the API version.
+    pub async fn connect() -> Result<Self> {
+        let client =
+            Docker::connect_with_local_defaults().map_err(|e| engine_error("connect to", e))?;
+        let client = client
+            .negotiate_version()
+            .await
+            .map_err(|e| engine_error("negotiate the API version with", e))?;
+        Ok(Self {
+            client: Arc::new(client),
+        })
+    }
+
+    /// The bollard client, for the modules of this crate.
+    pub(crate) fn client(&self) -> &Docker {
+        &self.client
+    }
+
+    /// A preflight check: the engine answers a ping.
+    pub async fn check(&self) -> Check {
+        match self.client.ping().await {
+            Ok(_) => Check::pass(
+                "docker engine",
+                format!("answers (API {})", self.client.client_version()),
+            ),
+            Err(e) => Check::fail(
+                "docker engine",
+                format!("does not answer: {e}"),
+                "start the engine (dockerd, or scripts/setup.sh on Debian) or set DOCKER_HOST",
+            ),
+        }
+    }
+}
+
+/// An error talking to the engine.
+pub(crate) fn engine_error(what: &str, source: bollard::errors::Error) -> Error {
+    Error::Target {
+        target: "docker".into(),
+        message: format!("failed to {what} the Docker engine"),
+        source: Some(Box::new(source)),
+    }
+}
