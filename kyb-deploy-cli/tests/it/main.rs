@@ -4,6 +4,7 @@
 
 mod binary;
 mod commands;
+mod docker_e2e;
 mod runs;
 mod script;
 mod snapshots;

@@ -1,0 +1,253 @@
+//! End to end with the real peers: the `kyb-deploy` binary builds the sample service's image
+//! with the Docker engine, scans it, pushes it to the registry on 127.0.0.1:5000, runs it as the
+//! development environment and verifies it over HTTP. These tests need the engine, the registry
+//! (`scripts/setup.sh`) and the static sample binary (`scripts/test.sh` builds it); without
+//! them they fail, they never skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{Project, binary, output};
+
+const REGISTRY: &str = "127.0.0.1:5000";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Fails loudly when a peer of this tier is missing.
+fn require_peers() {
+    let binary = repo_root().join("target/x86_64-unknown-linux-gnu/release/kyb-sample-api");
+    assert!(
+        binary.is_file(),
+        "{} is missing; build it with: RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --target x86_64-unknown-linux-gnu -p kyb-deploy-testkit --bin kyb-sample-api (scripts/test.sh does)",
+        binary.display()
+    );
+    let engine = Command::new("docker").arg("info").output();
+    assert!(
+        engine.is_ok_and(|o| o.status.success()),
+        "the Docker engine is not running; start it with scripts/setup.sh"
+    );
+    assert!(
+        http_get(&format!("http://{REGISTRY}/v2/")).is_some_and(|(status, _)| status == 200),
+        "no registry on {REGISTRY}; start it with scripts/setup.sh"
+    );
+}
+
+/// A blocking GET through curl (the tests have no async runtime): status and body.
+fn http_get(url: &str) -> Option<(u16, String)> {
+    http(&["-sS", "-w", "\n%{http_code}", url])
+}
+
+fn http(args: &[&str]) -> Option<(u16, String)> {
+    let out = Command::new("curl")
+        .args(["-m", "10"])
+        .args(args)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n')?;
+    Some((status.trim().parse().ok()?, body.to_owned()))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos:x}", std::process::id())
+}
+
+/// Removes the test's containers, whatever happened.
+struct Containers(String);
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        let filter = format!("label=io.kyb-deploy.container={}", self.0);
+        if let Ok(out) = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output()
+        {
+            let ids = String::from_utf8_lossy(&out.stdout);
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let _ = Command::new("docker")
+                    .args(["rm", "-f"])
+                    .args(&ids)
+                    .output();
+            }
+        }
+    }
+}
+
+/// A development environment of the sample service on a free port, with its own repository,
+/// container name and ledger.
+fn project(context: &Path, dockerfile_target: Option<&str>, host_port: u16, name: &str) -> Project {
+    let target = dockerfile_target.map_or_else(String::new, |t| format!("target = \"{t}\"\n"));
+    Project::new(&format!(
+        r#"
+[image]
+repository = "{REGISTRY}/{name}"
+context = "{context}"
+{target}
+[image.build_args]
+VERSION = "{{version}}"
+
+[ledger]
+path = "ledger.jsonl"
+
+[environments.development]
+target = "docker"
+[environments.development.docker]
+container = "{name}"
+host_port = {host_port}
+[environments.development.verify.readiness]
+period = "200ms"
+[environments.development.verify.liveness]
+period = "200ms"
+success_threshold = 5
+[[environments.development.verify.smoke]]
+name = "classify"
+method = "POST"
+path = "/v1/classify"
+json = {{ business_name = "Test Corp" }}
+expect_json = {{ "/business_name" = "Test Corp" }}
+samples = 3
+"#,
+        context = context.display()
+    ))
+}
+
+fn ledger(project: &Project) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(project.path().join("ledger.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The last state of each run, in order.
+fn runs(project: &Project) -> Vec<serde_json::Value> {
+    let mut last: Vec<serde_json::Value> = Vec::new();
+    for record in ledger(project) {
+        match last.iter_mut().find(|r| r["id"] == record["id"]) {
+            Some(existing) => *existing = record,
+            None => last.push(record),
+        }
+    }
+    last
+}
+
+#[test]
+fn the_sample_service_is_deployed_and_a_broken_release_rolled_back() {
+    require_peers();
+    let name = unique("kyb-e2e");
+    let _cleanup = Containers(name.clone());
+    let port = free_port();
+    let project = project(&repo_root(), Some("prebuilt"), port, &name);
+    let url = format!("http://127.0.0.1:{port}");
+
+    // v1: built, scanned, pushed, run, verified, recorded.
+    let v1 = output(binary(project.path()).args(["deploy", "-e", "development", "-v", "v1"]));
+    assert_eq!(v1.code, 0, "{}", v1.all());
+    assert!(
+        v1.all().contains(&format!("development serves at {url}/")),
+        "{}",
+        v1.all()
+    );
+    let (status, body) = http(&[
+        "-sS",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"business_name":"Test Corp"}"#,
+        &format!("{url}/v1/classify"),
+    ])
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"risk_score\""), "{body}");
+    let first = runs(&project);
+    assert_eq!(first[0]["status"], "succeeded");
+    let image = first[0]["release"]["image"].as_str().unwrap().to_owned();
+    assert!(
+        image.starts_with(&format!("{REGISTRY}/{name}@sha256:")),
+        "{image}"
+    );
+    // The tag and the digest agree in the registry.
+    let (status, _) = http_get(&format!("http://{REGISTRY}/v2/{name}/manifests/v1")).unwrap();
+    assert_eq!(status, 200);
+
+    // v2 is built with a fault that makes it unhealthy: rolled back, v1 still serves.
+    let v2 = output(binary(project.path()).args([
+        "deploy",
+        "-e",
+        "development",
+        "-v",
+        "v2",
+        "--build-arg",
+        "FAULT_UNHEALTHY_AFTER=0.1",
+    ]));
+    assert_eq!(v2.code, 4, "{}", v2.all());
+    assert!(v2.all().contains("rolled back to v1"), "{}", v2.all());
+    let (_, status_body) = http_get(&format!("{url}/status")).unwrap();
+    assert!(status_body.contains("\"version\":\"v1\""), "{status_body}");
+    let all = runs(&project);
+    assert_eq!(all[1]["status"], "rolled_back");
+    assert_eq!(all[1]["rollback"]["to"]["version"], "v1");
+    assert_eq!(all[1]["rollback"]["succeeded"], true);
+
+    // The serving container is still the one v1 started.
+    let status =
+        output(binary(project.path()).args(["--output", "json", "status", "-e", "development"]));
+    assert_eq!(status.code, 0, "{}", status.all());
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(json["status"]["running"]["version"], "v1", "{json}");
+}
+
+#[test]
+fn a_failing_build_step_stops_before_anything_is_pushed_or_run() {
+    require_peers();
+    let name = unique("kyb-e2e-broken");
+    let _cleanup = Containers(name.clone());
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        "FROM scratch\nLABEL purpose=test\nCOPY does-not-exist /app\n",
+    )
+    .unwrap();
+    let project = project(context.path(), None, free_port(), &name);
+
+    let run = output(binary(project.path()).args(["deploy", "-e", "development", "-v", "v1"]));
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(
+        run.all().contains("COPY does-not-exist /app"),
+        "{}",
+        run.all()
+    );
+    assert!(run.all().contains("failed at build"), "{}", run.all());
+    // Nothing reached the registry or the engine.
+    let (status, _) = http_get(&format!("http://{REGISTRY}/v2/{name}/tags/list")).unwrap();
+    assert_eq!(status, 404);
+    let filter = format!("label=io.kyb-deploy.container={name}");
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &filter])
+        .output()
+        .unwrap();
+    assert!(out.stdout.is_empty(), "a container was started");
+    assert_eq!(runs(&project)[0]["status"], "failed_before_deploy");
+}
