@@ -36,6 +36,12 @@ if ((${#missing[@]})); then
     say "installing ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # On a systemd machine the package starts its own registry on :5000 with htpasswd auth;
+    # this project runs its own on 127.0.0.1:5000 instead.
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
+      say "stopping the packaged docker-registry service (it would hold port 5000)"
+      systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    fi
   else
     fail "missing ${missing[*]}: install them (Debian: apt-get install ${missing[*]}), or start a Docker engine and a registry on $registry_addr yourself"
   fi
@@ -46,6 +52,12 @@ if engine_up; then
   say "docker engine: already running"
 else
   [ "$(id -u)" = 0 ] || fail "the Docker engine is not running and only root can start it here; start dockerd (or the docker service)"
+  # A dockerd that was killed leaves its pid file; a new one refuses to start if that pid now
+  # belongs to another process.
+  pidfile=/var/run/docker.pid
+  if [ -f "$pidfile" ] && [ "$(cat "/proc/$(cat "$pidfile")/comm" 2>/dev/null)" != dockerd ]; then
+    rm -f "$pidfile"
+  fi
   say "starting dockerd (log: $state/dockerd.log)"
   nohup dockerd >"$state/dockerd.log" 2>&1 &
   wait_for "dockerd" engine_up 60 "$state/dockerd.log"

@@ -76,3 +76,27 @@ pub(crate) fn engine_error(what: &str, source: bollard::errors::Error) -> Error 
         source: Some(Box::new(source)),
     }
 }
+
+/// Splits a reference into what the engine's pull takes: the name and a tag or digest
+/// (`latest` when there is neither). An empty tag would pull every tag of the repository.
+pub(crate) fn split_reference(reference: &str) -> (&str, &str) {
+    if let Some((name, digest)) = reference.split_once('@') {
+        return (name, digest);
+    }
+    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[last_slash..].rfind(':') {
+        Some(i) => (
+            &reference[..last_slash + i],
+            &reference[last_slash + i + 1..],
+        ),
+        None => (reference, "latest"),
+    }
+}
+
+/// Whether an image's configured user runs as root: empty (the default), `root` or uid 0,
+/// with or without a group.
+pub(crate) fn runs_as_root(user: Option<&str>) -> bool {
+    let user = user.unwrap_or_default().trim();
+    let name = user.split(':').next().unwrap_or_default();
+    name.is_empty() || name == "root" || name.parse::<u32>().is_ok_and(|uid| uid == 0)
+}

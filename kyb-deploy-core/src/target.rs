@@ -55,6 +55,14 @@ pub trait Target: Send + Sync {
         Ok(())
     }
 
+    /// Abandons a rollout that was never promoted (its release failed before taking over):
+    /// candidate targets remove the candidate. The release serving before is untouched.
+    /// Targets without candidates keep the default, which does nothing.
+    async fn discard(&self, handle: &DeployHandle) -> Result<()> {
+        let _ = handle;
+        Ok(())
+    }
+
     /// Starts rolling back to `to` (a release that ran before) and returns its handle.
     async fn rollback(&self, to: &Release) -> Result<DeployHandle>;
 

@@ -47,6 +47,8 @@ pub enum TargetCall {
     Rollback(String),
     /// `promote` of a version verified beside the old one.
     Promote(String),
+    /// `discard` of a version that failed before it was promoted.
+    Discard(String),
     /// `history`.
     History,
 }
@@ -54,7 +56,10 @@ pub enum TargetCall {
 impl TargetCall {
     /// Whether the call changes the target.
     pub fn is_mutating(&self) -> bool {
-        matches!(self, Self::Deploy(_) | Self::Rollback(_) | Self::Promote(_))
+        matches!(
+            self,
+            Self::Deploy(_) | Self::Rollback(_) | Self::Promote(_) | Self::Discard(_)
+        )
     }
 }
 
@@ -298,6 +303,13 @@ impl Target for FakeTarget {
             .calls
             .push(TargetCall::Promote(handle.release.version.to_string()));
         self.activate(&handle.release).await
+    }
+
+    async fn discard(&self, handle: &DeployHandle) -> Result<()> {
+        self.lock()
+            .calls
+            .push(TargetCall::Discard(handle.release.version.to_string()));
+        Ok(())
     }
 
     async fn rollback(&self, to: &Release) -> Result<DeployHandle> {

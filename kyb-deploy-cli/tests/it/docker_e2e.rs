@@ -69,6 +69,20 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos:x}", std::process::id())
 }
 
+/// Ids of the test's serving containers.
+fn serving_containers(name: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-q", "--no-trunc"])
+        .args(["--filter", &format!("label=io.kyb-deploy.container={name}")])
+        .args(["--filter", "label=io.kyb-deploy.role=serving"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Removes the test's containers, whatever happened.
 struct Containers(String);
 
@@ -192,6 +206,9 @@ fn the_sample_service_is_deployed_and_a_broken_release_rolled_back() {
     let (status, _) = http_get(&format!("http://{REGISTRY}/v2/{name}/manifests/v1")).unwrap();
     assert_eq!(status, 200);
 
+    let v1_container = serving_containers(&name);
+    assert_eq!(v1_container.len(), 1, "{v1_container:?}");
+
     // v2 is built with a fault that makes it unhealthy: rolled back, v1 still serves.
     let v2 = output(binary(project.path()).args([
         "deploy",
@@ -211,7 +228,8 @@ fn the_sample_service_is_deployed_and_a_broken_release_rolled_back() {
     assert_eq!(all[1]["rollback"]["to"]["version"], "v1");
     assert_eq!(all[1]["rollback"]["succeeded"], true);
 
-    // The serving container is still the one v1 started.
+    // The serving container is still the very one v1 started.
+    assert_eq!(serving_containers(&name), v1_container);
     let status =
         output(binary(project.path()).args(["--output", "json", "status", "-e", "development"]));
     assert_eq!(status.code, 0, "{}", status.all());

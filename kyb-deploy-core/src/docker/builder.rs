@@ -10,8 +10,8 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::DockerEngine;
 use super::context::{ContextSummary, write_context};
+use super::{DockerEngine, split_reference};
 use crate::error::{Error, Result};
 use crate::event::StageProgress;
 use crate::image::{BuildRequest, BuiltImage, ImageBuilder, PlatformImage};
@@ -409,14 +409,6 @@ fn checked_dockerfile(request: &BuildRequest) -> Result<PathBuf> {
         ));
     }
     Ok(file)
-}
-
-/// Splits `repo:tag` at the tag's colon (a registry port has a `/` after it).
-pub(crate) fn split_reference(reference: &str) -> (&str, &str) {
-    match reference.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
-        _ => (reference, "latest"),
-    }
 }
 
 /// Sends what it is given in chunks over a channel: the build context goes to the engine

@@ -186,12 +186,15 @@ impl CredentialSource {
             }
         };
         let config: DockerConfigFile = serde_json::from_str(&text).map_err(|e| {
-            // The parser's message quotes no content of the file, only where it failed.
+            // Only the position: serde's message can quote a value of the file (an `auth`
+            // entry of the wrong type is base64 `user:password`).
             Error::seam(
                 "registry",
                 format!(
-                    "the Docker config file {} is not valid JSON: {e}",
-                    config_path.display()
+                    "the Docker config file {} is not a valid Docker config (line {}, column {})",
+                    config_path.display(),
+                    e.line(),
+                    e.column()
                 ),
             )
         })?;

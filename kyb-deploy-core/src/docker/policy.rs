@@ -293,8 +293,7 @@ fn secret_env(name: &str, place: &str) -> Finding {
 /// Whether `user` (`Config.User`, `user[:group]`) is root: empty (the default), `root` or
 /// `0`, whatever the group.
 fn runs_as_root(user: &str) -> bool {
-    let name = user.trim().split(':').next().unwrap_or_default();
-    matches!(name, "" | "root" | "0")
+    super::runs_as_root(Some(user))
 }
 
 /// Whether `name=value` looks like a secret with a value (see [`ImagePolicyScanner`]).

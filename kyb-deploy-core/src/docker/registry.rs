@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use self::http::{Answer, MANIFEST_TYPES, RegistryApi, error_text};
 use super::DockerEngine;
-use super::builder::{Platform, split_reference};
+use super::builder::Platform;
 use super::credentials::{CredentialSource, Credentials};
+use super::split_reference;
 use crate::error::{Error, Result};
 use crate::event::StageProgress;
 use crate::image::{BuiltImage, PushedImage, Registry};
@@ -95,7 +96,25 @@ impl DockerRegistry {
                     _ => digest = Some(pushed),
                 }
             }
-            digest.unwrap_or_default()
+            let digest = digest.unwrap_or_default();
+            // Tags are pushed by name: make sure they still named the image this run built
+            // and scanned (another build may have retagged them meanwhile).
+            let pushed_ref = format!("{}@{digest}", image.repository);
+            let built = self
+                .engine
+                .client()
+                .inspect_image(&image.id)
+                .await
+                .map_err(|e| {
+                    session.error(format!("cannot inspect the built image {}: {e}", image.id))
+                })?;
+            if !built.repo_digests.unwrap_or_default().contains(&pushed_ref) {
+                return Err(session.error(format!(
+                    "the pushed {pushed_ref} is not the image this run built ({}); another build retagged {} meanwhile; deploy again",
+                    image.id, image.repository
+                )));
+            }
+            digest
         } else {
             session.push_index(image).await?
         };

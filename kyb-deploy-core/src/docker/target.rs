@@ -198,6 +198,11 @@ impl Target for DockerTarget {
         self.promote_candidate(handle, progress).await
     }
 
+    async fn discard(&self, _handle: &DeployHandle) -> Result<()> {
+        // The pipeline holds the environment's lock: every candidate is this run's.
+        self.remove_stale_candidates().await
+    }
+
     async fn rollback(&self, to: &Release) -> Result<DeployHandle> {
         // Going back to the release that still serves (a deployment failed before its
         // promotion) keeps that container: the pipeline waits for it, verifies it at the

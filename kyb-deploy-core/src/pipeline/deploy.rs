@@ -195,7 +195,9 @@ impl Pipeline {
             Err(e @ StageError::TimedOut(_)) => {
                 // The platform may have accepted the change without answering in time.
                 stages.fail(started, e.message());
-                return self.recover(env, Stage::Deploy, e, stages, report).await;
+                return self
+                    .recover(env, Stage::Deploy, e, None, stages, report)
+                    .await;
             }
             Err(e) => {
                 stages.fail(started, e.message());
@@ -213,9 +215,19 @@ impl Pipeline {
             r.release = Some(handle.release.clone());
         }
         stages.succeed(started);
+        // A candidate (verified beside the old release) that fails is discarded; nothing
+        // serving was replaced.
+        let unpromoted = handle.candidate_endpoint.is_some().then_some(&handle);
         if control.cancel_token().is_cancelled() {
             return self
-                .recover(env, Stage::Deploy, StageError::Cancelled, stages, report)
+                .recover(
+                    env,
+                    Stage::Deploy,
+                    StageError::Cancelled,
+                    unpromoted,
+                    stages,
+                    report,
+                )
                 .await;
         }
 
@@ -245,12 +257,21 @@ impl Pipeline {
             }) => {
                 stages.fail(started, &reason);
                 return self
-                    .recover(env, Stage::Wait, StageError::Failed(reason), stages, report)
+                    .recover(
+                        env,
+                        Stage::Wait,
+                        StageError::Failed(reason),
+                        unpromoted,
+                        stages,
+                        report,
+                    )
                     .await;
             }
             Err(e) => {
                 stages.fail(started, e.message());
-                return self.recover(env, Stage::Wait, e, stages, report).await;
+                return self
+                    .recover(env, Stage::Wait, e, unpromoted, stages, report)
+                    .await;
             }
         }
 
@@ -265,16 +286,19 @@ impl Pipeline {
                 report.verification = Some(v);
                 stages.succeed(started);
                 if candidate.is_some() {
-                    // Verified beside the old release: now it takes over. Not raced against
-                    // Ctrl-C; a half-done switch would serve neither release properly.
+                    // Verified beside the old release: now it takes over. Neither Ctrl-C nor the
+                    // overall time limit stops it halfway (a half-done switch would serve
+                    // neither release); it has the rollback's own time limit.
                     let started = stages.begin(Stage::Promote);
                     let progress = self.events.for_stage(Stage::Promote);
-                    if let Err(e) = control
-                        .run_to_completion(timeouts.deploy, self.target.promote(&handle, &progress))
+                    if let Err(e) = RunControl::uncancellable(timeouts.rollback)
+                        .run(timeouts.rollback, self.target.promote(&handle, &progress))
                         .await
                     {
                         stages.fail(started, e.message());
-                        return self.recover(env, Stage::Promote, e, stages, report).await;
+                        return self
+                            .recover(env, Stage::Promote, e, None, stages, report)
+                            .await;
                     }
                     stages.succeed(started);
                 }
@@ -291,6 +315,7 @@ impl Pipeline {
                     env,
                     Stage::Verify,
                     StageError::Failed(reason),
+                    unpromoted,
                     stages,
                     report,
                 )
@@ -298,7 +323,8 @@ impl Pipeline {
             }
             Err(e) => {
                 stages.fail(started, e.message());
-                self.recover(env, Stage::Verify, e, stages, report).await
+                self.recover(env, Stage::Verify, e, unpromoted, stages, report)
+                    .await
             }
         }
     }

@@ -7,20 +7,26 @@ use crate::event::{Event, Stage};
 use crate::outcome::{Outcome, RollbackSummary};
 use crate::record::{DeploymentRecord, Operation};
 use crate::release::Release;
-use crate::target::RolloutOutcome;
+use crate::target::{DeployHandle, RolloutOutcome};
 
 impl Pipeline {
-    /// Turns a failure after the deployment began into an outcome, rolling back to the last
-    /// known-good release when the environment's policy allows.
+    /// Turns a failure after the deployment began into an outcome. A release that failed as
+    /// a candidate (`unpromoted`: verified beside the old one, never in service) is discarded
+    /// and the release that still serves is verified; otherwise the environment rolls back to
+    /// the last known-good release when its policy allows.
     pub(super) async fn recover(
         &self,
         env: &Environment,
         stage: Stage,
         error: StageError,
+        unpromoted: Option<&DeployHandle>,
         stages: &mut StageLog<'_>,
         report: &mut RunReport,
     ) -> Outcome {
-        let rollback = self.rollback_to_known_good(env, stages, report).await;
+        let rollback = match unpromoted {
+            Some(candidate) => self.keep_serving(env, candidate, stages, report).await,
+            None => self.rollback_to_known_good(env, stages, report).await,
+        };
         match error {
             StageError::Cancelled => Outcome::Cancelled {
                 stage,
@@ -44,6 +50,79 @@ impl Pipeline {
                 },
             },
         }
+    }
+
+    /// A candidate failed before it took over: remove it and verify the release that still
+    /// serves. The rollback policy does not matter here: nothing was replaced.
+    async fn keep_serving(
+        &self,
+        env: &Environment,
+        candidate: &DeployHandle,
+        stages: &mut StageLog<'_>,
+        report: &mut RunReport,
+    ) -> Result<Release, String> {
+        let started = stages.begin(Stage::Rollback);
+        self.events.progress(
+            Stage::Rollback,
+            format!("{} never took over; removing it", candidate.release.version),
+        );
+        let control = RunControl::uncancellable(env.settings.timeouts.rollback);
+        if let Err(e) = control
+            .run(
+                env.settings.timeouts.rollback,
+                self.target.discard(candidate),
+            )
+            .await
+        {
+            self.warn(
+                report,
+                Stage::Rollback,
+                format!(
+                    "removing the failed release {} failed: {}",
+                    candidate.release.version,
+                    e.message()
+                ),
+            );
+        }
+        let Some(previous) = report.previous.clone() else {
+            let reason =
+                "nothing served before this deployment; the failed release was removed".to_owned();
+            stages.fail(started, &reason);
+            return Err(reason);
+        };
+        let result = match self
+            .verify_release(env, &previous, None, &control, env.settings.timeouts.verify)
+            .await
+        {
+            Ok(v) => {
+                let passed = v.passed;
+                let failure = v.failure();
+                report.rollback_verification = Some(v);
+                if passed {
+                    Ok(previous)
+                } else {
+                    Err(format!(
+                        "{}, which still serves, failed verification: {}",
+                        previous.version,
+                        failure.unwrap_or_default()
+                    ))
+                }
+            }
+            Err(e) => Err(format!(
+                "verifying {}, which still serves, failed: {}",
+                previous.version,
+                e.message()
+            )),
+        };
+        match &result {
+            Ok(release) => {
+                self.events
+                    .progress(Stage::Rollback, format!("{} still serves", release.version));
+                stages.succeed(started);
+            }
+            Err(e) => stages.fail(started, e),
+        }
+        result
     }
 
     /// Rolls back to the environment's last known-good release from the ledger.

@@ -857,11 +857,66 @@ async fn candidates_are_verified_before_they_are_promoted() {
         "{:?}",
         report.outcome
     );
-    let calls = h.target.mutating_calls();
-    assert!(
-        !calls.contains(&TargetCall::Promote("v3".into())),
-        "{calls:?}"
+    // The failed candidate is discarded; the serving v2 was never replaced, only verified.
+    assert_eq!(
+        h.target.mutating_calls()[2..],
+        [
+            TargetCall::Deploy("v3".into()),
+            TargetCall::Discard("v3".into())
+        ]
     );
-    assert_eq!(calls.last(), Some(&TargetCall::Promote("v2".into())));
     assert_eq!(h.target.current().unwrap().version, version("v2"));
+    let last = h.probe.requests().pop().unwrap();
+    assert_eq!(last.expected_version, version("v2"));
+    assert_ne!(last.base_url, candidate);
+
+    // Redeploying the serving version, which now fails: still nothing is replaced (the
+    // ledger's last known-good other than v2 would be v1).
+    let h = Harness::new(
+        FakeTarget::new()
+            .with_current(release("v2"))
+            .with_candidate_endpoint(candidate.clone()),
+        ScriptedProbe::new().fail_version("v2", "liveness", "HTTP 503"),
+        InMemoryRecordStore::with_records([
+            past_run("r1", "v1", RecordStatus::Succeeded),
+            past_run("r2", "v2", RecordStatus::Succeeded),
+        ]),
+    );
+    let _ = h.deploy("v2", request("")).await;
+    assert_eq!(
+        h.target.mutating_calls(),
+        [
+            TargetCall::Deploy("v2".into()),
+            TargetCall::Discard("v2".into())
+        ]
+    );
+    assert_eq!(h.target.current().unwrap().version, version("v2"));
+}
+
+#[tokio::test]
+async fn a_first_candidate_that_fails_is_removed_and_reported() {
+    let candidate: kyb_deploy_core::Url = "http://127.0.0.1:9999".parse().unwrap();
+    let h = Harness::new(
+        FakeTarget::new().with_candidate_endpoint(candidate),
+        ScriptedProbe::new().fail_version("v1", "readiness", "never ready"),
+        InMemoryRecordStore::new(),
+    );
+    let report = h.deploy("v1", request("rollback = \"never\"")).await;
+    match &report.outcome {
+        Outcome::RollbackFailed { rollback_error, .. } => {
+            assert!(
+                rollback_error.contains("nothing served before"),
+                "{rollback_error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        h.target.mutating_calls(),
+        [
+            TargetCall::Deploy("v1".into()),
+            TargetCall::Discard("v1".into())
+        ]
+    );
+    assert!(h.target.current().is_none());
 }

@@ -226,3 +226,17 @@ fn registry_keys() {
     assert_eq!(registry_key("docker.io"), "index.docker.io");
     assert_eq!(registry_key("127.0.0.1:5000"), "127.0.0.1:5000");
 }
+
+#[tokio::test]
+async fn a_malformed_config_file_error_quotes_no_credential() {
+    // An `auth` given as a bare string where an object belongs: base64 of "user:hunter2".
+    let f = Fixture::new().docker_config(r#"{"auths":{"ghcr.io":"dXNlcjpodW50ZXIy"}}"#);
+    let err = f
+        .source(&RegistryConfig::default())
+        .resolve("ghcr.io")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 1"), "{err}");
+    assert!(!err.contains("dXNlcjpodW50ZXIy"), "{err}");
+}

@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use super::spec::{
     LABEL_IMAGE, LABEL_RELEASE, LABEL_ROLE, LABEL_STARTED_AT, LABEL_VERSION, Role, TargetSpec,
 };
+use crate::docker::split_reference;
 use crate::error::{Error, Result};
 use crate::release::Release;
 use crate::version::Version;
@@ -265,22 +266,6 @@ pub(super) async fn ensure_image(client: &Docker, reference: &str) -> Result<Ima
             e,
         )
     })
-}
-
-/// Splits a reference into what the engine's pull takes: the name and a tag or digest
-/// (`latest` when there is neither). An empty tag would pull every tag of the repository.
-pub(super) fn split_reference(reference: &str) -> (&str, &str) {
-    if let Some((name, digest)) = reference.split_once('@') {
-        return (name, digest);
-    }
-    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
-    match reference[last_slash..].rfind(':') {
-        Some(i) => (
-            &reference[..last_slash + i],
-            &reference[last_slash + i + 1..],
-        ),
-        None => (reference, "latest"),
-    }
 }
 
 /// Whether a service listens behind `addr`. Docker's userland proxy accepts connections on

@@ -340,13 +340,7 @@ pub(super) fn redact(text: &str, secrets: &[String]) -> String {
     text
 }
 
-/// Whether an image's configured user runs as root: empty (the default), `root` or uid 0,
-/// with or without a group.
-pub(super) fn runs_as_root(user: Option<&str>) -> bool {
-    let user = user.unwrap_or_default().trim();
-    let name = user.split(':').next().unwrap_or_default();
-    name.is_empty() || name == "root" || name.parse::<u32>().is_ok_and(|uid| uid == 0)
-}
+pub(super) use crate::docker::runs_as_root;
 
 /// A piece of a container name: Docker allows `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 fn name_part(text: &str) -> String {
