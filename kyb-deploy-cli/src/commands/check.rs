@@ -1,6 +1,6 @@
 //! `kyb-deploy check`: every prerequisite of an environment, each missing one with its fix.
 
-use kyb_deploy_core::{Check, PreflightRequest, check_prerequisites};
+use kyb_deploy_core::{Check, PreflightRequest, ScanKind, TrivyScanner, check_prerequisites};
 use serde::Serialize;
 
 use crate::args::{CheckArgs, GlobalArgs, OutputFormat};
@@ -75,6 +75,17 @@ pub(crate) async fn run(
                 env.name
             ),
         )),
+    }
+
+    if project.config.image.scan == ScanKind::Trivy {
+        match TrivyScanner::new(&project.config.image.trivy) {
+            Ok(trivy) => checks.push(trivy.check().await),
+            Err(e) => checks.push(Check::fail(
+                "trivy",
+                e.to_string(),
+                "fix image.trivy in the configuration file",
+            )),
+        }
     }
 
     let failed = checks.iter().filter(|c| !c.ok).count();

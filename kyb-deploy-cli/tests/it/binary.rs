@@ -178,3 +178,15 @@ fn a_misspelled_key_from_an_environment_variable_names_the_variables_not_the_fil
         run.stderr
     );
 }
+
+#[test]
+fn check_says_when_trivy_is_configured_but_missing() {
+    let project = Project::new(&format!(
+        "[image]\nscan = \"trivy\"\n[image.trivy]\nbinary = \"/nonexistent/trivy\"\n{STAGING_ECS}"
+    ));
+    let run = output(binary(project.path()).args(["check", "-e", "staging"]));
+    assert_eq!(run.code, 3, "{run:?}");
+    let all = run.all();
+    assert!(all.contains("trivy"), "{all}");
+    assert!(all.contains("image.scan = \"policy\""), "{all}");
+}
