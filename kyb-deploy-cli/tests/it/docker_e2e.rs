@@ -10,6 +10,7 @@ use std::process::Command;
 use crate::support::{Project, binary, output};
 
 const REGISTRY: &str = "127.0.0.1:5000";
+const PASSWORD: &str = "pw-e2e-never-shown-7f3a";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -173,7 +174,14 @@ fn the_sample_service_is_deployed_and_a_broken_release_rolled_back() {
     let url = format!("http://127.0.0.1:{port}");
 
     // v1: built, scanned, pushed, run, verified, recorded.
-    let v1 = output(binary(project.path()).args(["deploy", "-e", "development", "-v", "v1"]));
+    // With registry credentials in the environment: the local registry needs none, but they
+    // travel through the whole push, and the password must never show.
+    let v1 = output(
+        binary(project.path())
+            .args(["deploy", "-e", "development", "-v", "v1"])
+            .env("KYB_DEPLOY_REGISTRY_USERNAME", "kyb-ci")
+            .env("KYB_DEPLOY_REGISTRY_PASSWORD", PASSWORD),
+    );
     assert_eq!(v1.code, 0, "{}", v1.all());
     assert!(
         v1.all().contains(&format!("development serves at {url}/")),
@@ -195,6 +203,13 @@ fn the_sample_service_is_deployed_and_a_broken_release_rolled_back() {
     .unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"risk_score\""), "{body}");
+    assert!(v1.all().contains("as user kyb-ci"), "{}", v1.all());
+    assert!(!v1.all().contains(PASSWORD), "the password was printed");
+    let ledger_text = std::fs::read_to_string(project.path().join("ledger.jsonl")).unwrap();
+    assert!(
+        !ledger_text.contains(PASSWORD),
+        "the password reached the ledger"
+    );
     let first = runs(&project);
     assert_eq!(first[0]["status"], "succeeded");
     let image = first[0]["release"]["image"].as_str().unwrap().to_owned();
