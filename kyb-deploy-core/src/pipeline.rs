@@ -336,6 +336,9 @@ pub struct RunReport {
     pub environment: String,
     /// Target kind.
     pub target: String,
+    /// When the run started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: time::OffsetDateTime,
     /// How it ended.
     pub outcome: Outcome,
     /// The resolved version, when resolution got that far.
@@ -401,6 +404,7 @@ impl RunReport {
             operation,
             environment: environment.to_owned(),
             target: target.to_owned(),
+            started_at: time::OffsetDateTime::now_utc(),
             outcome: Outcome::FailedBeforeDeploy {
                 stage: Stage::Preflight,
                 reason: "not started".into(),

@@ -214,6 +214,7 @@ mod tests {
             operation: Operation::Deploy,
             environment: "staging".into(),
             target: "fake".into(),
+            started_at: time::OffsetDateTime::UNIX_EPOCH,
             outcome,
             version: None,
             release: Some(release("v2")),

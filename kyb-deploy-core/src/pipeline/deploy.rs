@@ -417,6 +417,7 @@ fn deploy_record(report: &RunReport, request: &DeployRequest) -> DeploymentRecor
         report.target.clone(),
         version,
     );
+    record.started_at = report.started_at;
     record.release = report.release.clone();
     record.previous = report.previous.clone();
     record.commit = resolved.and_then(|v| v.commit.clone());

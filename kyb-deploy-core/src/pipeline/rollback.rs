@@ -490,6 +490,7 @@ impl Pipeline {
             self.target.kind(),
             release.version.clone(),
         );
+        new_record.started_at = report.started_at;
         new_record.release = Some(release.clone());
         new_record.previous = current;
         if let Err(e) = self.store.append(&new_record).await {
