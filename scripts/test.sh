@@ -62,6 +62,26 @@ step "static kyb-sample-api for the image tests"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
   --target x86_64-unknown-linux-gnu -p kyb-deploy-testkit --bin kyb-sample-api
 
+step "AWS CLI v1 for the ECS simulator's fidelity tests"
+if ! command -v aws >/dev/null 2>&1; then
+  venv="$PWD/.kyb-deploy/venv"
+  if [ ! -x "$venv/bin/aws" ]; then
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      need_venv=python3-venv
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 "$need_venv" >/dev/null
+        python3 -m venv "$venv"
+      else
+        echo "error: the AWS CLI is missing and python3 cannot make a virtualenv; install awscli" >&2
+        exit 1
+      fi
+    fi
+    "$venv/bin/pip" install -q awscli
+  fi
+  export PATH="$venv/bin:$PATH"
+fi
+aws --version
+
 step "cargo test (unit, property, integration, end-to-end, doctests)"
 cargo test --workspace --locked
 

@@ -40,6 +40,7 @@
 //! # });
 //! ```
 
+pub mod ecs_sim;
 mod fake_seams;
 mod fake_target;
 mod memory_store;

@@ -1,6 +1,7 @@
 //! Integration tests of the testkit: the sample service, and the pipeline engine driven
 //! through the fakes.
 
+mod ecs_sim;
 mod harness;
 mod main_job;
 mod pipeline;

@@ -1,0 +1,90 @@
+//! A simulated Amazon ECS endpoint: the ECS JSON 1.1 API over HTTP, with rollouts that
+//! progress on a simulated clock, a deployment circuit breaker that rolls back, and injected
+//! faults. The ECS backend, the CLI and users' own tests drive it like the real service,
+//! with `--endpoint-url` or an SDK endpoint override; the `kyb-sim ecs` binary serves it.
+//!
+//! # Protocol
+//!
+//! `POST /` with `X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Operation>` and a JSON
+//! body, as the AWS SDKs and CLI send it. Requests need an `Authorization` header (its
+//! signature is not checked; the region comes from its credential scope, default
+//! `us-east-1`); every region is a separate world and every ARN names account
+//! `123456789012`. Errors are `{"__type": "<Code>", "message": "..."}` with status 400, or
+//! 500 for `ServerException`.
+//!
+//! Operations: CreateCluster, DescribeClusters, RegisterTaskDefinition,
+//! DescribeTaskDefinition, ListTaskDefinitions, DeregisterTaskDefinition, CreateService,
+//! UpdateService, DescribeServices, ListServices, ListTasks, DescribeTasks, TagResource,
+//! UntagResource, ListTagsForResource.
+//!
+//! # Rollouts
+//!
+//! A new task definition or `forceNewDeployment` starts a PRIMARY deployment. Tasks go
+//! PROVISIONING (5 s) -> PENDING (10 s, the image pull) -> RUNNING, and count as healthy
+//! once the health check grace period, or 10 s when a container has a health check, has
+//! passed. The scheduler starts tasks within `maximumPercent`, stops the older deployments'
+//! tasks (STOPPING, 5 s) within `minimumHealthyPercent`, and completes the deployment with
+//! the events ECS writes. The circuit breaker fails a deployment after
+//! `ceil(desired / 2)` failed tasks (at least 3, at most 200) and, with rollback, starts a
+//! deployment of the last completed task definition. All times are simulated: see
+//! [`SimClock`].
+//!
+//! # API
+//!
+//! - [`EcsSimulator::builder`] -> [`EcsSimulatorBuilder`]: `time_scale`, `manual_clock`,
+//!   `seed`, `fault`; then `build`.
+//! - [`EcsSimulator::serve`] -> [`RunningSimulator`] (`url`, `handle`, `shutdown`).
+//! - [`SimHandle`]: `request_log` ([`LoggedRequest`]), `operation_counts`,
+//!   `mutating_calls`, `snapshot`, `advance` (manual clock), `add_fault`, `clear_faults`.
+//! - [`Fault`]: API faults per operation ([`ApiFaultKind`]) and task faults per image
+//!   ([`TaskFaultKind`]).
+//!
+//! # Example
+//!
+//! ```
+//! use kyb_deploy_testkit::ecs_sim::EcsSimulator;
+//! use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! let sim = EcsSimulator::builder().time_scale(60.0).seed(7).build().serve(listener).unwrap();
+//!
+//! let body = r#"{"clusterName":"staging"}"#;
+//! let request = format!(
+//!     "POST / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+//!      X-Amz-Target: AmazonEC2ContainerServiceV20141113.CreateCluster\r\n\
+//!      Content-Type: application/x-amz-json-1.1\r\n\
+//!      Authorization: AWS4-HMAC-SHA256 Credential=AKID/20261126/eu-west-1/ecs/aws4_request, SignedHeaders=host, Signature=0\r\n\
+//!      Content-Length: {len}\r\n\r\n{body}",
+//!     addr = sim.addr(),
+//!     len = body.len(),
+//! );
+//! let mut stream = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+//! stream.write_all(request.as_bytes()).await.unwrap();
+//! let mut response = String::new();
+//! stream.read_to_string(&mut response).await.unwrap();
+//!
+//! assert!(response.starts_with("HTTP/1.1 200"));
+//! assert!(response.contains(r#""clusterArn":"arn:aws:ecs:eu-west-1:123456789012:cluster/staging""#));
+//! assert_eq!(sim.handle().operation_counts()["CreateCluster"], 1);
+//! sim.shutdown().await.unwrap();
+//! # });
+//! ```
+
+mod api;
+mod clock;
+mod faults;
+mod handle;
+mod lifecycle;
+mod model;
+mod render;
+mod rollout;
+mod server;
+mod shared;
+mod simulator;
+mod validate;
+
+pub use self::clock::SimClock;
+pub use self::faults::{ApiFault, ApiFaultKind, Fault, TaskFault, TaskFaultKind};
+pub use self::handle::{LoggedRequest, SimHandle};
+pub use self::simulator::{EcsSimulator, EcsSimulatorBuilder, RunningSimulator};

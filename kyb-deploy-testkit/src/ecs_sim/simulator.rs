@@ -1,0 +1,209 @@
+//! [`EcsSimulator`], its builder, and [`RunningSimulator`], the simulator served over HTTP.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::clock::SimClock;
+use super::faults::{Fault, FaultSet};
+use super::handle::SimHandle;
+use super::server;
+use super::shared::Core;
+
+/// A simulated Amazon ECS endpoint with the virtual runtime: tasks are state only, and what
+/// happens to them comes from [`Fault`] rules per image.
+///
+/// Build one with [`EcsSimulator::builder`], then [`serve`](EcsSimulator::serve) it on a
+/// listener, or drive it in process through its [`handle`](EcsSimulator::handle).
+#[derive(Debug)]
+pub struct EcsSimulator {
+    handle: SimHandle,
+}
+
+/// Settings of an [`EcsSimulator`]; from [`EcsSimulator::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct EcsSimulatorBuilder {
+    time_scale: f64,
+    manual: bool,
+    seed: Option<u64>,
+    faults: Vec<Fault>,
+}
+
+impl Default for EcsSimulatorBuilder {
+    fn default() -> Self {
+        Self {
+            time_scale: 1.0,
+            manual: false,
+            seed: None,
+            faults: Vec::new(),
+        }
+    }
+}
+
+impl EcsSimulatorBuilder {
+    /// Simulated time runs `scale` times faster than real time (default 1). Ignored with
+    /// [`manual_clock`](Self::manual_clock).
+    ///
+    /// # Panics
+    ///
+    /// [`build`](Self::build) panics when `scale` is not a finite positive number.
+    pub fn time_scale(mut self, scale: f64) -> Self {
+        self.time_scale = scale;
+        self
+    }
+
+    /// Simulated time stands still until [`SimHandle::advance`] moves it.
+    pub fn manual_clock(mut self) -> Self {
+        self.manual = true;
+        self
+    }
+
+    /// Seeds the generator of ids and random faults, for reproducible runs.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Adds a fault.
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.faults.push(fault);
+        self
+    }
+
+    /// Builds the simulator.
+    #[must_use]
+    pub fn build(self) -> EcsSimulator {
+        let clock = if self.manual {
+            SimClock::manual()
+        } else {
+            SimClock::scaled(self.time_scale)
+        };
+        let rng = match self.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_os_rng(),
+        };
+        let mut faults = FaultSet::default();
+        for fault in self.faults {
+            faults.add(fault);
+        }
+        EcsSimulator {
+            handle: SimHandle {
+                core: Arc::new(Core::new(clock, rng, faults)),
+            },
+        }
+    }
+}
+
+impl Default for EcsSimulator {
+    fn default() -> Self {
+        Self::builder().build()
+    }
+}
+
+impl EcsSimulator {
+    /// The settings, starting from real time, a random seed and no faults.
+    pub fn builder() -> EcsSimulatorBuilder {
+        EcsSimulatorBuilder::default()
+    }
+
+    /// In-process access to the clock, faults, request log and state.
+    #[must_use]
+    pub fn handle(&self) -> SimHandle {
+        self.handle.clone()
+    }
+
+    /// The HTTP routes, to mount in a server of one's own.
+    pub fn router(&self) -> axum::Router {
+        server::router(Arc::clone(&self.handle.core))
+    }
+
+    /// Serves the API on `listener` in a spawned task until [`RunningSimulator::shutdown`]
+    /// or until the [`RunningSimulator`] is dropped. Needs a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the listener's address cannot be read.
+    pub fn serve(self, listener: TcpListener) -> std::io::Result<RunningSimulator> {
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve_until(listener, self.router(), async {
+            let _ = stopped.await;
+        }));
+        Ok(RunningSimulator {
+            addr,
+            handle: self.handle,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
+
+async fn serve_until(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A simulator served over HTTP; stops serving when dropped.
+#[derive(Debug)]
+pub struct RunningSimulator {
+    addr: SocketAddr,
+    handle: SimHandle,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningSimulator {
+    /// The endpoint URL, like `http://127.0.0.1:43125`, for `--endpoint-url` or an SDK's
+    /// endpoint setting.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address served.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// In-process access to the served simulator.
+    #[must_use]
+    pub fn handle(&self) -> &SimHandle {
+        &self.handle
+    }
+
+    /// Stops accepting connections, finishes the requests in flight, and returns.
+    ///
+    /// # Errors
+    ///
+    /// Fails when serving failed.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Fidelity: the real AWS CLI drives a rollout on the simulator, including
+//! `aws ecs wait services-stable`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kyb_deploy_testkit::ecs_sim::{EcsSimulator, SimHandle};
+use serde_json::Value;
+
+use super::{PATIENCE, Sim};
+
+/// The `aws` executable on PATH; the test fails, saying so, when it is missing.
+fn aws_cli() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("aws"))
+        .find(|candidate| candidate.is_file())
+        .expect(
+            "the AWS CLI (`aws`) is not on PATH: this fidelity test needs it; install it \
+             (for example `pip install awscli`) and run the tests again",
+        )
+}
+
+/// Runs `aws --endpoint-url <url> --region us-east-1 --output json <args>` with static test
+/// credentials and an empty home, so that no user configuration leaks in; returns stdout.
+async fn aws(cli: &Path, home: &Path, url: &str, args: &[&str]) -> String {
+    let mut command = tokio::process::Command::new(cli);
+    command
+        .args([
+            "--endpoint-url",
+            url,
+            "--region",
+            "us-east-1",
+            "--output",
+            "json",
+        ])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_PAGER", "")
+        .current_dir(home)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(PATIENCE, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("aws {args:?} did not finish"))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "aws {args:?} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The JSON a command printed; `null` for the commands that print nothing, like `wait`.
+fn json(text: &str) -> Value {
+    if text.trim().is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_str(text).unwrap_or_else(|error| panic!("{error}: {text}"))
+}
+
+/// Waits (real time) until service `s` in cluster `c` has one COMPLETED deployment and runs
+/// its desired count, so that the waiter's first check, made at once, succeeds instead of
+/// sleeping its 15 s delay.
+async fn until_stable(handle: &SimHandle) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let snapshot = handle.snapshot();
+        let service = &snapshot["regions"]["us-east-1"]["clusters"][0]["services"][0];
+        let deployments = service["deployments"].as_array().map_or(0, Vec::len);
+        if deployments == 1
+            && service["deployments"][0]["rolloutState"] == "COMPLETED"
+            && service["runningCount"] == service["desiredCount"]
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never stable: {service:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_aws_cli_drives_a_rollout_to_a_stable_service() {
+    let cli = aws_cli();
+    let home = tempfile::tempdir().unwrap();
+    let sim = Sim::start(EcsSimulator::builder().time_scale(200.0).seed(1)).await;
+    let url = sim.running.url();
+    let handle = sim.running.handle().clone();
+    let aws = async |args: &[&str]| json(&aws(&cli, home.path(), &url, args).await);
+
+    let cluster = aws(&["ecs", "create-cluster", "--cluster-name", "c"]).await;
+    assert_eq!(
+        cluster["cluster"]["clusterArn"],
+        "arn:aws:ecs:us-east-1:123456789012:cluster/c"
+    );
+    for containers in [
+        r#"[{"name":"app","image":"example/app:v1","memory":128}]"#,
+        r#"[{"name":"app","image":"example/app:v2","memory":128}]"#,
+    ] {
+        let args = [
+            "ecs",
+            "register-task-definition",
+            "--family",
+            "app",
+            "--container-definitions",
+            containers,
+        ];
+        aws(&args).await;
+    }
+    let created = aws(&[
+        "ecs",
+        "create-service",
+        "--cluster",
+        "c",
+        "--service-name",
+        "s",
+        "--task-definition",
+        "app:1",
+        "--desired-count",
+        "2",
+        "--deployment-configuration",
+        "deploymentCircuitBreaker={enable=true,rollback=true},maximumPercent=200,minimumHealthyPercent=100",
+    ])
+    .await;
+    assert_eq!(
+        created["service"]["deployments"][0]["rolloutState"],
+        "IN_PROGRESS"
+    );
+    until_stable(&handle).await;
+    aws(&[
+        "ecs",
+        "wait",
+        "services-stable",
+        "--cluster",
+        "c",
+        "--services",
+        "s",
+    ])
+    .await;
+
+    let updated = aws(&[
+        "ecs",
+        "update-service",
+        "--cluster",
+        "c",
+        "--service",
+        "s",
+        "--task-definition",
+        "app:2",
+    ])
+    .await;
+    assert_eq!(
+        updated["service"]["deployments"].as_array().unwrap().len(),
+        2
+    );
+    until_stable(&handle).await;
+    aws(&[
+        "ecs",
+        "wait",
+        "services-stable",
+        "--cluster",
+        "c",
+        "--services",
+        "s",
+    ])
+    .await;
+
+    let described = aws(&[
+        "ecs",
+        "describe-services",
+        "--cluster",
+        "c",
+        "--services",
+        "s",
+    ])
+    .await;
+    let service = &described["services"][0];
+    let primary = &service["deployments"][0];
+    assert_eq!(primary["status"], "PRIMARY");
+    assert_eq!(primary["rolloutState"], "COMPLETED");
+    assert_eq!(
+        primary["taskDefinition"],
+        "arn:aws:ecs:us-east-1:123456789012:task-definition/app:2"
+    );
+    assert_eq!(service["runningCount"], 2);
+    assert_eq!(described["failures"], serde_json::json!([]));
+
+    let listed = aws(&["ecs", "list-tasks", "--cluster", "c", "--service-name", "s"]).await;
+    assert_eq!(listed["taskArns"].as_array().unwrap().len(), 2);
+    let stopped = aws(&[
+        "ecs",
+        "list-tasks",
+        "--cluster",
+        "c",
+        "--desired-status",
+        "STOPPED",
+    ])
+    .await;
+    assert_eq!(stopped["taskArns"].as_array().unwrap().len(), 2);
+
+    let counts = handle.operation_counts();
+    assert_eq!(counts["DescribeServices"], 3, "{counts:?}");
+    assert_eq!(handle.mutating_calls(), 5);
+}

@@ -1,0 +1,101 @@
+//! The `kyb-sim ecs` binary: the listening line, faults from flags, signals, usage errors.
+
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+use super::{AUTHORIZATION, PATIENCE, TARGET_PREFIX};
+
+fn kyb_sim(args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kyb-sim"));
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+async fn call(base: &str, operation: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(base)
+        .header("x-amz-target", format!("{TARGET_PREFIX}{operation}"))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("authorization", AUTHORIZATION)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn kyb_sim_ecs_serves_until_sigterm_and_exits_0() {
+    let mut child = kyb_sim(&[
+        "ecs",
+        "--port",
+        "0",
+        "--time-scale",
+        "100",
+        "--seed",
+        "3",
+        "--throttle-every",
+        "2",
+        "--fail-image",
+        "*:broken=CannotPullContainerError: not found",
+    ])
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::time::timeout(PATIENCE, BufReader::new(stdout).lines().next_line())
+        .await
+        .expect("kyb-sim never printed its listening line")
+        .unwrap()
+        .unwrap();
+    let address = line
+        .strip_prefix("listening on 127.0.0.1:")
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let base = format!("http://127.0.0.1:{address}");
+
+    let (status, body) = call(&base, "CreateCluster", json!({"clusterName": "c"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["cluster"]["clusterArn"],
+        "arn:aws:ecs:us-east-1:123456789012:cluster/c"
+    );
+    let (status, body) = call(&base, "DescribeClusters", json!({"clusters": ["c"]})).await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (400, Some("ThrottlingException"))
+    );
+
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(PATIENCE, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn kyb_sim_rejects_bad_flags_with_usage_exit_code() {
+    for args in [
+        &["ecs", "--fail-image", "no-reason"][..],
+        &["ecs", "--time-scale", "0"],
+        &["ecs", "--throttle-every", "0"],
+        &["s3"],
+    ] {
+        let output = kyb_sim(args).output().await.unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+        assert!(!output.stderr.is_empty(), "{args:?}");
+    }
+}
