@@ -47,6 +47,7 @@ mod memory_store;
 pub mod sample_api;
 mod sample_process;
 mod scripted_probe;
+mod signals;
 
 pub use crate::fake_seams::{
     FakeImageBuilder, FakeRegistry, FakeScanner, FakeTestRunner, FixedVersion, RecordingNotifier,
@@ -56,3 +57,4 @@ pub use crate::fake_target::{ActivateHook, FakeRollout, FakeTarget, TargetCall};
 pub use crate::memory_store::{InMemoryLock, InMemoryRecordStore};
 pub use crate::sample_process::{SampleApiProcess, sample_api_beside_current_exe};
 pub use crate::scripted_probe::{ProbeVerdict, ScriptedProbe};
+pub use crate::signals::shutdown_signal;

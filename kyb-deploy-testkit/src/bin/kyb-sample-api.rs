@@ -6,12 +6,12 @@
 //! exits 0. Exit codes: 1 when binding or serving fails, 2 for an invalid configuration,
 //! 3 for the crash injected by `KYB_SAMPLE_FAULT_EXIT_AFTER`.
 
-use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use kyb_deploy_testkit::sample_api::{self, SampleApiConfig};
+use kyb_deploy_testkit::shutdown_signal;
 use tokio::net::TcpListener;
 
 /// Exit code of an invalid configuration.
@@ -87,29 +87,4 @@ fn announce(address: SocketAddr) -> std::io::Result<()> {
 )]
 fn report(message: &str) {
     eprintln!("kyb-sample-api: {message}");
-}
-
-/// Completes on SIGTERM or SIGINT. The handlers are installed before this returns, so a
-/// signal sent right after the listening line is not lost.
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        Ok(async move {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = interrupt.recv() => {}
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        })
-    }
 }

@@ -5,13 +5,13 @@
 //! stdout once bound, and serves until SIGINT or SIGTERM, then exits 0. Exit code 1 when
 //! binding or serving fails; 2 for invalid arguments (clap's usage errors).
 
-use std::future::Future;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kyb_deploy_testkit::ecs_sim::{EcsSimulator, Fault};
+use kyb_deploy_testkit::shutdown_signal;
 use tokio::net::TcpListener;
 
 /// Simulated cloud endpoints for tests and demos.
@@ -130,29 +130,4 @@ fn announce(address: SocketAddr) -> std::io::Result<()> {
 )]
 fn report(message: &str) {
     eprintln!("kyb-sim: {message}");
-}
-
-/// Completes on SIGTERM or SIGINT. The handlers are installed before the listening line is
-/// printed, so a signal sent right after it is not lost.
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        Ok(async move {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = interrupt.recv() => {}
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        })
-    }
 }
