@@ -62,25 +62,41 @@ step "static kyb-sample-api for the image tests"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
   --target x86_64-unknown-linux-gnu -p kyb-deploy-testkit --bin kyb-sample-api
 
+# The project virtualenv holds the Python tools the ECS simulator's fidelity tests run.
+venv="$PWD/.kyb-deploy/venv"
+
+# Makes the project virtualenv when it has no pip yet; $1 says what it is for.
+ensure_venv() {
+  [ -x "$venv/bin/pip" ] && return 0
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+      python3 -m venv "$venv"
+    else
+      echo "error: python3 cannot make a virtualenv for $1; install python3-venv" >&2
+      exit 1
+    fi
+  fi
+}
+
 step "AWS CLI v1 for the ECS simulator's fidelity tests"
 if ! command -v aws >/dev/null 2>&1; then
-  venv="$PWD/.kyb-deploy/venv"
   if [ ! -x "$venv/bin/aws" ]; then
-    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-      need_venv=python3-venv
-      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 "$need_venv" >/dev/null
-        python3 -m venv "$venv"
-      else
-        echo "error: the AWS CLI is missing and python3 cannot make a virtualenv; install awscli" >&2
-        exit 1
-      fi
-    fi
+    ensure_venv "the AWS CLI (or install awscli)"
     "$venv/bin/pip" install -q awscli
   fi
   export PATH="$venv/bin:$PATH"
 fi
 aws --version
+
+# The conformance test starts and stops moto_server itself; it finds it through this variable.
+step "moto_server for the ECS simulator's conformance test"
+if [ ! -x "$venv/bin/moto_server" ]; then
+  ensure_venv "moto"
+  "$venv/bin/pip" install -q 'moto[server]>=5,<6'
+fi
+export KYB_MOTO_SERVER="$venv/bin/moto_server"
+"$venv/bin/python" -c 'import moto; print("moto", moto.__version__)'
 
 step "cargo test (unit, property, integration, end-to-end, doctests)"
 cargo test --workspace --locked

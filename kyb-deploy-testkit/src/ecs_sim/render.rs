@@ -106,7 +106,7 @@ pub(crate) fn service(service: &Service, tasks: &[Task], with_tags: bool) -> Val
         "enableExecuteCommand": false,
     });
     let fields = value.as_object_mut().expect("a service is an object");
-    insert_optional(fields, "platformVersion", service.platform_version.clone());
+    insert_platform(fields, service);
     if let Some(network) = &service.network_configuration {
         fields.insert("networkConfiguration".into(), network.clone());
     }
@@ -137,7 +137,7 @@ fn deployment(service: &Service, deployment: &Deployment, counts: Counts, primar
         "rolloutStateReason": deployment.rollout_state_reason,
     });
     let fields = value.as_object_mut().expect("a deployment is an object");
-    insert_optional(fields, "platformVersion", service.platform_version.clone());
+    insert_platform(fields, service);
     if let Some(network) = &service.network_configuration {
         fields.insert("networkConfiguration".into(), network.clone());
     }
@@ -223,6 +223,15 @@ pub(crate) fn task(task: &Task, with_tags: bool) -> Value {
         fields.insert("tags".into(), tags(&task.tags));
     }
     value
+}
+
+/// Fargate's `platformVersion` and `platformFamily` (the simulator runs Linux tasks only);
+/// ECS sets neither for the EC2 launch type.
+fn insert_platform(fields: &mut Map<String, Value>, service: &Service) {
+    if let Some(version) = &service.platform_version {
+        fields.insert("platformVersion".into(), json!(version));
+        fields.insert("platformFamily".into(), json!("Linux"));
+    }
 }
 
 fn insert_optional<T: Into<Value>>(fields: &mut Map<String, Value>, name: &str, value: Option<T>) {

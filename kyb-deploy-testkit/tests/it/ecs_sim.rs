@@ -3,8 +3,10 @@
 
 mod aws_cli;
 mod binary;
+mod conformance;
 mod definitions;
 mod rollouts;
+mod sdk;
 mod services;
 
 use std::time::Duration;
