@@ -59,7 +59,9 @@ impl TestImage {
 impl Drop for TestImage {
     fn drop(&mut self) {
         // Best effort: a failed removal leaves a small image behind, nothing worse.
-        let _ = docker(&["image", "rm", "--force", &self.tag], None);
+        // --no-prune keeps the parent layers, which other tests building at the same time may
+        // be using as their build cache.
+        let _ = docker(&["image", "rm", "--force", "--no-prune", &self.tag], None);
     }
 }
 

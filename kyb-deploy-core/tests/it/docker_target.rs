@@ -113,7 +113,7 @@ fn registry_only_image() -> String {
         .into_iter()
         .find(|d| d.starts_with(REGISTRY))
         .expect("a pushed image has a digest of its registry");
-    docker_cli(&["rmi", &tag]);
+    docker_cli(&["rmi", "--no-prune", &tag]);
     reference
 }
 
@@ -245,7 +245,7 @@ impl Drop for TestEnv {
         }
         if !self.images.is_empty() {
             let _ = Command::new("docker")
-                .args(["rmi", "-f"])
+                .args(["rmi", "-f", "--no-prune"])
                 .args(&self.images)
                 .output();
         }
