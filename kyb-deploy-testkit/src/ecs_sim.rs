@@ -29,13 +29,48 @@
 //! deployment of the last completed task definition. All times are simulated: see
 //! [`SimClock`].
 //!
+//! # Docker-backed runtime
+//!
+//! With [`EcsSimulatorBuilder::docker_runtime`] every task is a real container, run through
+//! the local engine's `docker` CLI. The controller keeps its simulated clock for ECS's own
+//! phases (PROVISIONING, the pull time, STOPPING, grace periods); the containers live in
+//! real time, and the controller applies what they did at its next step, which runs
+//! whenever the simulator is called (so keep polling, as ECS clients do). Concretely:
+//!
+//! - When a task is launched, its first essential container's image is pulled
+//!   (`127.0.0.1:5000/app@sha256:...` or `:tag` from a local registry) and run with the
+//!   container definition's `environment` and `command`, its first
+//!   `portMappings.containerPort` published on an ephemeral 127.0.0.1 port, and the labels
+//!   `io.kyb-sim.cluster`, `io.kyb-sim.service`, `io.kyb-sim.task` (and
+//!   `io.kyb-sim.simulator`, which cleanup uses). Other containers are not run.
+//! - PENDING -> RUNNING happens once the simulated pull time has passed *and* the container
+//!   runs.
+//! - A failed pull stops the task with `stoppedReason` `CannotPullContainerError: <engine
+//!   message>`; a container that exits stops it with `Essential container in task exited`
+//!   and the exit code in `containers[].exitCode`.
+//! - A container definition with a `healthCheck` is checked with HTTP GETs of `/health` on
+//!   the published port (the check's command itself is not run): healthy after
+//!   [`DockerRuntimeConfig::healthy_threshold`] consecutive successes; after
+//!   [`DockerRuntimeConfig::unhealthy_threshold`] consecutive failures, past the grace
+//!   period, the task stops with `Task failed container health checks`. Without a
+//!   `healthCheck` a task is healthy once RUNNING and past its grace period.
+//! - Every service gets a stable local URL, [`SimHandle::service_url`] (also `serviceUrl`
+//!   in the snapshot): a TCP proxy that round-robins connections over the service's
+//!   RUNNING, healthy tasks and closes them while there is none, standing in for the load
+//!   balancer.
+//! - A stopped task's container is removed; [`RunningSimulator::shutdown`] (or dropping the
+//!   [`RunningSimulator`], which blocks on `docker rm -f`) removes them all.
+//!
+//! Task [`Fault`]s still apply on top of the containers.
+//!
 //! # API
 //!
 //! - [`EcsSimulator::builder`] -> [`EcsSimulatorBuilder`]: `time_scale`, `manual_clock`,
-//!   `seed`, `fault`; then `build`.
+//!   `seed`, `fault`, `docker_runtime` ([`DockerRuntimeConfig`]); then `build`.
 //! - [`EcsSimulator::serve`] -> [`RunningSimulator`] (`url`, `handle`, `shutdown`).
 //! - [`SimHandle`]: `request_log` ([`LoggedRequest`]), `operation_counts`,
-//!   `mutating_calls`, `snapshot`, `advance` (manual clock), `add_fault`, `clear_faults`.
+//!   `mutating_calls`, `snapshot`, `advance` (manual clock), `add_fault`, `clear_faults`,
+//!   `service_url` (Docker-backed).
 //! - [`Fault`]: API faults per operation ([`ApiFaultKind`]) and task faults per image
 //!   ([`TaskFaultKind`]).
 //!
@@ -73,10 +108,12 @@
 
 mod api;
 mod clock;
+mod docker_runtime;
 mod faults;
 mod handle;
 mod lifecycle;
 mod model;
+mod proxy;
 mod render;
 mod rollout;
 mod server;
@@ -85,6 +122,7 @@ mod simulator;
 mod validate;
 
 pub use self::clock::SimClock;
+pub use self::docker_runtime::DockerRuntimeConfig;
 pub use self::faults::{ApiFault, ApiFaultKind, Fault, TaskFault, TaskFaultKind};
 pub use self::handle::{LoggedRequest, SimHandle};
 pub use self::simulator::{EcsSimulator, EcsSimulatorBuilder, RunningSimulator};

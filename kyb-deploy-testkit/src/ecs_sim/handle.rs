@@ -2,6 +2,7 @@
 //! state.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -110,6 +111,28 @@ impl SimHandle {
     /// (task faults).
     pub fn add_fault(&self, fault: Fault) {
         self.core.lock().faults.add(fault);
+    }
+
+    /// The stable local URL of a service of a Docker-backed simulator, like
+    /// `http://127.0.0.1:41234`: a TCP proxy that spreads connections over the service's
+    /// RUNNING, healthy tasks and closes them while there is none. `None` for the virtual
+    /// runtime or an unknown service; `cluster` and `service` are names.
+    #[must_use]
+    pub fn service_url(&self, region: &str, cluster: &str, service: &str) -> Option<String> {
+        self.service_addr(region, cluster, service)
+            .map(|addr| format!("http://{addr}"))
+    }
+
+    /// The address of [`service_url`](Self::service_url).
+    #[must_use]
+    pub fn service_addr(&self, region: &str, cluster: &str, service: &str) -> Option<SocketAddr> {
+        let docker = self.core.docker.as_ref()?;
+        let exists = {
+            let inner = self.core.lock();
+            let cluster = inner.state.regions.get(region)?.clusters.get(cluster)?;
+            cluster.services.contains_key(service)
+        };
+        exists.then(|| docker.ensure_proxy(region, cluster, service))?
     }
 
     /// Removes every fault. Tasks already started keep the faults they started with.

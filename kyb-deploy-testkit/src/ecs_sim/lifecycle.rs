@@ -1,5 +1,7 @@
 //! The virtual runtime's task lifecycle: PROVISIONING -> PENDING -> RUNNING (then healthy)
 //! -> STOPPING -> STOPPED, with the task faults of the task's images applied on the way.
+//! The Docker-backed runtime uses the same steps, with PENDING -> RUNNING held until the
+//! task's container has started.
 
 use super::faults::TaskFaultKind;
 use super::model::{Phase, Task};
@@ -20,10 +22,25 @@ pub(crate) struct FailedTask {
 }
 
 /// Moves `task` through every lifecycle step due by `at`; tells when it failed.
+#[cfg(test)]
 pub(crate) fn advance_task(task: &mut Task, at: f64) -> Option<FailedTask> {
+    advance_task_gated(task, at, true)
+}
+
+/// [`advance_task`], except that PENDING -> RUNNING waits while `container_started` is
+/// false: the task stays PENDING and the step is retried at the next pass.
+pub(crate) fn advance_task_gated(
+    task: &mut Task,
+    at: f64,
+    container_started: bool,
+) -> Option<FailedTask> {
     while task.phase != Phase::Stopped && task.next_at <= at {
         let now = task.next_at;
         match task.phase {
+            Phase::Pending if !container_started => {
+                task.next_at = at;
+                return None;
+            }
             Phase::Provisioning => {
                 task.phase = Phase::Pending;
                 task.times.pull_started = Some(now);
@@ -112,7 +129,8 @@ fn fails_health(task: &Task) -> bool {
     task.faults.contains(&TaskFaultKind::HealthCheckFails)
 }
 
-fn fail(
+/// Stops `task` at `at` as failed, with `reason`, stop `code` and the container's exit code.
+pub(crate) fn fail(
     task: &mut Task,
     at: f64,
     reason: String,

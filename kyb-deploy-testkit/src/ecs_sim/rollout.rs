@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use rand::rngs::StdRng;
 
+use super::docker_runtime::DockerRuntime;
 use super::faults::{FaultSet, TaskFaultKind};
-use super::lifecycle::{HEALTH_CHECK_SECONDS, PROVISIONING_SECONDS, advance_task, stop};
+use super::lifecycle::{HEALTH_CHECK_SECONDS, PROVISIONING_SECONDS, advance_task_gated, stop};
 use super::model::{
     ACCOUNT, Cluster, Deployment, Ids, MAX_EVENTS, Phase, RolloutState, Service, ServiceEvent,
     State, Task, TaskDefinition, TaskTimes, find_task_definition,
@@ -59,8 +60,21 @@ pub(crate) fn deployment_counts(service: &Service, tasks: &[Task]) -> Vec<Counts
         .collect()
 }
 
-/// Runs the controller from where it stopped up to `now` (simulated epoch seconds).
+/// Runs the controller of the virtual runtime from where it stopped up to `now`.
+#[cfg(test)]
 pub(crate) fn advance_to(state: &mut State, now: f64, rng: &mut StdRng, faults: &FaultSet) {
+    advance_with(state, now, rng, faults, None);
+}
+
+/// Runs the controller from where it stopped up to `now` (simulated epoch seconds), with
+/// the tasks' containers in `docker` when the simulator is Docker-backed.
+pub(crate) fn advance_with(
+    state: &mut State,
+    now: f64,
+    rng: &mut StdRng,
+    faults: &FaultSet,
+    docker: Option<&DockerRuntime>,
+) {
     let span = now - state.controller_time;
     if span <= 0.0 {
         return;
@@ -76,6 +90,7 @@ pub(crate) fn advance_to(state: &mut State, now: f64, rng: &mut StdRng, faults: 
                     at,
                     rng,
                     faults,
+                    docker,
                 };
                 pass.run(cluster);
             }
@@ -91,6 +106,7 @@ struct Pass<'a> {
     at: f64,
     rng: &'a mut StdRng,
     faults: &'a FaultSet,
+    docker: Option<&'a DockerRuntime>,
 }
 
 impl Pass<'_> {
@@ -102,7 +118,18 @@ impl Pass<'_> {
             ..
         } = cluster;
         for task in tasks.iter_mut() {
-            if let Some(failed) = advance_task(task, self.at) {
+            let mut container_started = true;
+            let mut failed = None;
+            if let Some(docker) = self.docker {
+                let grace = services
+                    .get(&task.service)
+                    .and_then(|s| s.health_check_grace_period);
+                let grace = f64::from(grace.unwrap_or(0));
+                (failed, container_started) =
+                    docker.sync_task(task, self.at, grace, self.region, self.families);
+            }
+            let failed = failed.or_else(|| advance_task_gated(task, self.at, container_started));
+            if let Some(failed) = failed {
                 let deployment = services
                     .get_mut(&failed.service)
                     .and_then(|s| s.deployments.iter_mut().find(|d| d.id == failed.deployment));
@@ -121,6 +148,9 @@ impl Pass<'_> {
                 .is_none_or(|stopped| at - stopped < STOPPED_TASK_RETENTION_SECONDS)
         });
         for service in services.values_mut() {
+            if let Some(docker) = self.docker {
+                docker.ensure_proxy(self.region, cluster_name, &service.name);
+            }
             self.circuit_breaker(service);
             self.schedule(service, tasks, cluster_name);
             self.complete(service, tasks);
@@ -308,7 +338,13 @@ impl Pass<'_> {
         let checks_health = definition.containers.iter().any(|c| c.has_health_check)
             || faults.contains(&TaskFaultKind::HealthCheckFails);
         let grace = f64::from(service.health_check_grace_period.unwrap_or(0));
-        let check = if checks_health {
+        // With the Docker-backed runtime a real health check decides, whenever it does.
+        let real_check = self.docker.is_some()
+            && definition.containers.iter().any(|c| c.has_health_check)
+            && !faults.contains(&TaskFaultKind::HealthCheckFails);
+        let check = if real_check {
+            f64::INFINITY
+        } else if checks_health {
             HEALTH_CHECK_SECONDS
         } else {
             0.0

@@ -1,7 +1,7 @@
 //! The shared core behind the HTTP server and the in-process handle: state, clock, faults
 //! and the request log under one lock.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::api::{self, ApiError};
 use super::clock::{SimClock, to_system_time};
+use super::docker_runtime::{DockerRuntime, DockerRuntimeConfig};
 use super::faults::FaultSet;
 use super::handle::LoggedRequest;
 use super::model::State;
@@ -16,6 +17,8 @@ use super::{render, rollout};
 
 pub(crate) struct Core {
     pub(crate) clock: SimClock,
+    /// The tasks' containers, when the simulator is Docker-backed.
+    pub(crate) docker: Option<DockerRuntime>,
     inner: Mutex<Inner>,
 }
 
@@ -27,20 +30,30 @@ pub(crate) struct Inner {
 }
 
 impl Core {
-    pub(crate) fn new(clock: SimClock, rng: StdRng, faults: FaultSet) -> Self {
+    /// # Panics
+    ///
+    /// Panics when `docker` is given outside a Tokio runtime.
+    pub(crate) fn new(
+        clock: SimClock,
+        rng: StdRng,
+        faults: FaultSet,
+        docker: Option<DockerRuntimeConfig>,
+    ) -> Arc<Self> {
         let state = State {
             controller_time: clock.now_seconds(),
             ..State::default()
         };
-        Self {
+        // The runtime's proxies look the state up through the core, which owns them.
+        Arc::new_cyclic(|core| Self {
             clock,
+            docker: docker.map(|config| DockerRuntime::new(config, core.clone())),
             inner: Mutex::new(Inner {
                 state,
                 rng,
                 faults,
                 log: Vec::new(),
             }),
-        }
+        })
     }
 
     /// The state, with the controller caught up to the clock.
@@ -51,7 +64,8 @@ impl Core {
         let Inner {
             state, rng, faults, ..
         } = &mut *inner;
-        rollout::advance_to(state, self.clock.now_seconds(), rng, faults);
+        let now = self.clock.now_seconds();
+        rollout::advance_with(state, now, rng, faults, self.docker.as_ref());
         inner
     }
 
@@ -115,7 +129,16 @@ impl Core {
                         value["services"] = cluster
                             .services
                             .values()
-                            .map(|service| render::service(service, &cluster.tasks, true))
+                            .map(|service| {
+                                let mut value = render::service(service, &cluster.tasks, true);
+                                let proxy = self.docker.as_ref().and_then(|docker| {
+                                    docker.proxy_addr(name, &cluster.name, &service.name)
+                                });
+                                if let Some(addr) = proxy {
+                                    value["serviceUrl"] = json!(format!("http://{addr}"));
+                                }
+                                value
+                            })
                             .collect();
                         value["tasks"] = cluster
                             .tasks

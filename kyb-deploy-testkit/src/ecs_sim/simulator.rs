@@ -11,13 +11,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::clock::SimClock;
+use super::docker_runtime::DockerRuntimeConfig;
 use super::faults::{Fault, FaultSet};
 use super::handle::SimHandle;
 use super::server;
 use super::shared::Core;
 
-/// A simulated Amazon ECS endpoint with the virtual runtime: tasks are state only, and what
-/// happens to them comes from [`Fault`] rules per image.
+/// A simulated Amazon ECS endpoint. With the virtual runtime (the default) tasks are state
+/// only, and what happens to them comes from [`Fault`] rules per image; with
+/// [`EcsSimulatorBuilder::docker_runtime`] every task is a real container.
 ///
 /// Build one with [`EcsSimulator::builder`], then [`serve`](EcsSimulator::serve) it on a
 /// listener, or drive it in process through its [`handle`](EcsSimulator::handle).
@@ -34,6 +36,7 @@ pub struct EcsSimulatorBuilder {
     manual: bool,
     seed: Option<u64>,
     faults: Vec<Fault>,
+    docker: Option<DockerRuntimeConfig>,
 }
 
 impl Default for EcsSimulatorBuilder {
@@ -43,6 +46,7 @@ impl Default for EcsSimulatorBuilder {
             manual: false,
             seed: None,
             faults: Vec::new(),
+            docker: None,
         }
     }
 }
@@ -77,6 +81,18 @@ impl EcsSimulatorBuilder {
         self
     }
 
+    /// Runs every task as a real container through the local Docker engine, and gives
+    /// every service a stable local URL ([`SimHandle::service_url`]) over its healthy tasks.
+    /// See the [module docs](super#docker-backed-runtime) for the model.
+    ///
+    /// # Panics
+    ///
+    /// [`build`](Self::build) panics outside a Tokio runtime.
+    pub fn docker_runtime(mut self, config: DockerRuntimeConfig) -> Self {
+        self.docker = Some(config);
+        self
+    }
+
     /// Builds the simulator.
     #[must_use]
     pub fn build(self) -> EcsSimulator {
@@ -95,7 +111,7 @@ impl EcsSimulatorBuilder {
         }
         EcsSimulator {
             handle: SimHandle {
-                core: Arc::new(Core::new(clock, rng, faults)),
+                core: Core::new(clock, rng, faults, self.docker),
             },
         }
     }
@@ -184,7 +200,8 @@ impl RunningSimulator {
         &self.handle
     }
 
-    /// Stops accepting connections, finishes the requests in flight, and returns.
+    /// Stops accepting connections, finishes the requests in flight, removes the
+    /// containers of a Docker-backed simulator, and returns.
     ///
     /// # Errors
     ///
@@ -192,6 +209,9 @@ impl RunningSimulator {
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(docker) = &self.handle.core.docker {
+            docker.shutdown().await;
         }
         match self.task.take() {
             Some(task) => task.await.map_err(std::io::Error::other)?,
@@ -204,6 +224,10 @@ impl Drop for RunningSimulator {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+            // Not shut down: remove the containers now (this blocks on the `docker` CLI).
+            if let Some(docker) = &self.handle.core.docker {
+                docker.shutdown_blocking();
+            }
         }
     }
 }

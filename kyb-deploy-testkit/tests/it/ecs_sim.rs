@@ -5,6 +5,7 @@ mod aws_cli;
 mod binary;
 mod conformance;
 mod definitions;
+mod docker;
 mod rollouts;
 mod sdk;
 mod services;

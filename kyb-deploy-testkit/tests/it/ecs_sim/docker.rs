@@ -1,0 +1,260 @@
+//! The Docker-backed runtime against the local engine and registry: a real rollout of
+//! kyb-sample-api, then a nonexistent image tag that trips the circuit breaker.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kyb_deploy_testkit::ecs_sim::{DockerRuntimeConfig, EcsSimulator};
+use serde_json::{Value, json};
+
+use super::Sim;
+
+/// Bounds every wait for the engine; never an assertion on speed.
+const DOCKER_PATIENCE: Duration = Duration::from_secs(90);
+
+const REGISTRY: &str = "127.0.0.1:5000";
+const SETUP_HINT: &str =
+    "run `bash scripts/setup.sh` to start the Docker engine and the registry on 127.0.0.1:5000";
+
+/// Runs `docker` with `args`; its stdout, or a panic with its stderr.
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run docker ({SETUP_HINT}): {error}"));
+    assert!(
+        output.status.success(),
+        "docker {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn sample_api_binary() -> PathBuf {
+    let binary = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/x86_64-unknown-linux-gnu/release/kyb-sample-api");
+    assert!(
+        binary.is_file(),
+        "{} is missing; build it with: RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build \
+         --release --target x86_64-unknown-linux-gnu -p kyb-deploy-testkit --bin kyb-sample-api",
+        binary.display()
+    );
+    binary
+}
+
+/// Builds the `FROM scratch` image of kyb-sample-api and pushes it as `<repository>:v1`.
+fn push_sample_image(repository: &str) -> String {
+    let context = tempfile::tempdir().unwrap();
+    std::fs::copy(sample_api_binary(), context.path().join("kyb-sample-api")).unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        "FROM scratch\nCOPY kyb-sample-api /kyb-sample-api\nUSER 10001\nEXPOSE 8080\n\
+         ENTRYPOINT [\"/kyb-sample-api\"]\n",
+    )
+    .unwrap();
+    let image = format!("{repository}:v1");
+    let context_path = context.path().to_str().unwrap();
+    docker(&["build", "-q", "-t", &image, context_path]);
+    docker(&["push", "-q", &image]);
+    image
+}
+
+fn fargate_definition(image: &str) -> Value {
+    json!({
+        "family": "api",
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": "256",
+        "memory": "512",
+        "containerDefinitions": [{
+            "name": "api",
+            "image": image,
+            "essential": true,
+            "portMappings": [{"containerPort": 8080, "protocol": "tcp"}],
+            "environment": [{"name": "KYB_SAMPLE_VERSION", "value": "v1"}],
+            "healthCheck": {"command": ["CMD", "/kyb-sample-api", "--health"],
+                            "interval": 5, "timeout": 2, "retries": 3},
+        }],
+    })
+}
+
+/// Polls the service until `done` holds for it, at most [`DOCKER_PATIENCE`].
+async fn wait_for(sim: &Sim, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let service = sim.service_named("api").await;
+        if done(&service) {
+            return service;
+        }
+        assert!(
+            start.elapsed() < DOCKER_PATIENCE,
+            "timed out waiting for {what}: {service:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn completed_with(service: &Value, task_definition_suffix: &str) -> bool {
+    let deployments = service["deployments"].as_array().unwrap();
+    deployments.len() == 1
+        && deployments[0]["rolloutState"] == "COMPLETED"
+        && deployments[0]["taskDefinition"]
+            .as_str()
+            .unwrap()
+            .ends_with(task_definition_suffix)
+        && service["runningCount"] == 2
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
+    let response = tokio::time::timeout(DOCKER_PATIENCE, client.get(url).send())
+        .await
+        .expect("the service URL did not answer")
+        .unwrap_or_else(|error| panic!("GET {url}: {error}"));
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+impl Sim {
+    async fn service_named(&self, name: &str) -> Value {
+        let response = self
+            .ok(
+                "DescribeServices",
+                json!({"cluster": "c", "services": [name]}),
+            )
+            .await;
+        response["services"][0].clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_docker_backed_rollout_serves_its_url_and_a_missing_tag_rolls_back() {
+    let engine = Command::new("docker").args(["info"]).output();
+    assert!(
+        engine.is_ok_and(|output| output.status.success()),
+        "the Docker engine is not reachable: {SETUP_HINT}"
+    );
+    let registry = reqwest::get(format!("http://{REGISTRY}/v2/")).await;
+    assert!(
+        registry.is_ok_and(|response| response.status().is_success()),
+        "no registry answers on {REGISTRY}: {SETUP_HINT}"
+    );
+    let unique = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let repository = format!("{REGISTRY}/kyb-sim-test-{}-{unique:x}", std::process::id());
+    let image = push_sample_image(&repository);
+
+    let config = DockerRuntimeConfig {
+        health_check_interval: Duration::from_millis(200),
+        ..DockerRuntimeConfig::default()
+    };
+    let sim = Sim::start(
+        EcsSimulator::builder()
+            .time_scale(100.0)
+            .seed(5)
+            .docker_runtime(config),
+    )
+    .await;
+    let handle = sim.running.handle().clone();
+    sim.ok("CreateCluster", json!({"clusterName": "c"})).await;
+    sim.ok("RegisterTaskDefinition", fargate_definition(&image))
+        .await;
+    let network = json!({"awsvpcConfiguration": {"subnets": ["subnet-1"]}});
+    sim.ok(
+        "CreateService",
+        json!({"cluster": "c", "serviceName": "api", "taskDefinition": "api:1",
+               "desiredCount": 2, "launchType": "FARGATE", "networkConfiguration": network}),
+    )
+    .await;
+
+    // The first rollout runs two real containers and completes once both pass /health.
+    let first = wait_for(&sim, "the first deployment to complete", |service| {
+        completed_with(service, "api:1")
+    })
+    .await;
+    let first_deployment = first["deployments"][0]["id"].clone();
+    let url = handle
+        .service_url("us-east-1", "c", "api")
+        .expect("a docker-backed service has a URL");
+    let snapshot = handle.snapshot();
+    let services = &snapshot["regions"]["us-east-1"]["clusters"][0]["services"];
+    assert_eq!(services[0]["serviceUrl"], url.as_str());
+    let client = reqwest::Client::new();
+    assert_eq!(get(&client, &format!("{url}/health")).await.0, 200);
+    let (status, body) = get(&client, &format!("{url}/status")).await;
+    assert_eq!((status, &body["version"]), (200, &json!("v1")));
+
+    // A tag that does not exist: every task fails to pull, the breaker trips after 3 of them
+    // and the rollback to revision 1 completes.
+    let missing = format!("{repository}:does-not-exist");
+    sim.ok("RegisterTaskDefinition", fargate_definition(&missing))
+        .await;
+    sim.ok(
+        "UpdateService",
+        json!({"cluster": "c", "service": "api", "taskDefinition": "api:2",
+               "deploymentConfiguration": {
+                   "deploymentCircuitBreaker": {"enable": true, "rollback": true},
+                   "maximumPercent": 200, "minimumHealthyPercent": 100}}),
+    )
+    .await;
+    // The rollback is a new deployment of revision 1.
+    let service = wait_for(&sim, "the rollback to complete", |service| {
+        service["deployments"][0]["id"] != first_deployment && completed_with(service, "api:1")
+    })
+    .await;
+    let events: Vec<&str> = service["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|message| message.ends_with("deployment failed: tasks failed to start.")),
+        "{events:#?}"
+    );
+
+    let stopped = sim
+        .ok(
+            "ListTasks",
+            json!({"cluster": "c", "desiredStatus": "STOPPED"}),
+        )
+        .await;
+    let tasks = sim
+        .ok(
+            "DescribeTasks",
+            json!({"cluster": "c", "tasks": stopped["taskArns"]}),
+        )
+        .await;
+    let pull_failures: Vec<&Value> = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|task| {
+            task["stoppedReason"]
+                .as_str()
+                .is_some_and(|reason| reason.starts_with("CannotPullContainerError: "))
+        })
+        .collect();
+    assert!(pull_failures.len() >= 3, "{tasks:#}");
+    assert!(
+        pull_failures.iter().all(|task| task["taskDefinitionArn"]
+            .as_str()
+            .unwrap()
+            .ends_with("api:2")),
+        "{tasks:#}"
+    );
+    assert_eq!(get(&client, &format!("{url}/health")).await.0, 200);
+
+    // Shutting down removes every container the simulator ran.
+    sim.running.shutdown().await.unwrap();
+    let left = docker(&["ps", "-aq", "--filter", &format!("ancestor={image}")]);
+    assert_eq!(left.trim(), "", "containers left behind");
+    let _ = Command::new("docker")
+        .args(["rmi", "--no-prune", &image])
+        .output();
+}
