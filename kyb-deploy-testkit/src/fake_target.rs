@@ -294,7 +294,9 @@ impl Target for FakeTarget {
                 reason,
                 platform_rolled_back_to: previous,
             }),
-            FakeRollout::Hang | FakeRollout::Reject(_) => unreachable!("handled above"),
+            FakeRollout::Hang | FakeRollout::Reject(_) => {
+                unreachable!("a hanging rollout never gets here, and a rejected one never started")
+            }
         }
     }
 
