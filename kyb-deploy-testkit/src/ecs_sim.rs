@@ -63,6 +63,26 @@
 //!
 //! Task [`Fault`]s still apply on top of the containers.
 //!
+//! # Admin endpoint
+//!
+//! Next to the ECS API, on the same port, `/_kyb-sim/` lets a test in another process look
+//! and steer; these requests are not in the request log:
+//!
+//! - `GET /_kyb-sim/state`: the [`SimHandle::snapshot`] JSON.
+//! - `GET /_kyb-sim/requests`: `{"requests": [{"operation", "at", "mutating", "status",
+//!   "error"}], "counts": {"<Operation>": N}}`, the request log (`at` in epoch seconds).
+//! - `POST /_kyb-sim/faults` with one [`FaultSpec`] as JSON adds a fault (201, `{"fault":
+//!   ...}`); a body that is not one answers 400 with `{"message": "..."}`. API faults:
+//!   `{"api": {"throttle_every": 3, "operation": "DescribeServices"}}`,
+//!   `{"api": {"throttle_probability": 0.3}}`, `{"api": {"server_errors": 5}}`,
+//!   `{"api": {"latency_ms": 200}}`. Task faults: `{"task": {"image": "*:broken",
+//!   "fail_to_start": "CannotPullContainerError: ..."}}`, `{"task": {"image": "...",
+//!   "essential_exit": {"code": 1, "after_secs": 5}}}`, `{"task": {"image": "...",
+//!   "health_check_fails": true}}`, `{"task": {"image": "...", "slow_start_secs": 30}}`.
+//! - `DELETE /_kyb-sim/faults` removes every fault (204).
+//! - `POST /_kyb-sim/advance` with `{"secs": 30}` moves a manual clock (200, `{"now":
+//!   ...}`); 409 when the clock follows real time.
+//!
 //! # API
 //!
 //! - [`EcsSimulator::builder`] -> [`EcsSimulatorBuilder`]: `time_scale`, `manual_clock`,
@@ -72,7 +92,7 @@
 //!   `mutating_calls`, `snapshot`, `advance` (manual clock), `add_fault`, `clear_faults`,
 //!   `service_url` (Docker-backed).
 //! - [`Fault`]: API faults per operation ([`ApiFaultKind`]) and task faults per image
-//!   ([`TaskFaultKind`]).
+//!   ([`TaskFaultKind`]); [`FaultSpec`] is its data shape (admin JSON, `kyb-sim` config).
 //!
 //! # Example
 //!
@@ -106,6 +126,7 @@
 //! # });
 //! ```
 
+mod admin;
 mod api;
 mod clock;
 mod docker_runtime;
@@ -121,6 +142,7 @@ mod shared;
 mod simulator;
 mod validate;
 
+pub use self::admin::{ApiFaultSpec, ExitSpec, FaultSpec, InvalidFault, TaskFaultSpec};
 pub use self::clock::SimClock;
 pub use self::docker_runtime::DockerRuntimeConfig;
 pub use self::faults::{ApiFault, ApiFaultKind, Fault, TaskFault, TaskFaultKind};

@@ -2,17 +2,25 @@
 //!
 //! `kyb-sim ecs --port N` serves the simulated ECS API (see
 //! `kyb_deploy_testkit::ecs_sim`) on 127.0.0.1:N, prints `listening on 127.0.0.1:PORT` to
-//! stdout once bound, and serves until SIGINT or SIGTERM, then exits 0. Exit code 1 when
-//! binding or serving fails; 2 for invalid arguments (clap's usage errors).
+//! stdout once bound, and serves until SIGINT or SIGTERM, then exits 0. `--config FILE`
+//! reads a TOML file of settings and faults (flags override it). Exit code 1 when binding or
+//! serving fails; 2 for invalid arguments (clap's usage errors) or an invalid config file.
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kyb_deploy_testkit::ecs_sim::{EcsSimulator, Fault};
+use kyb_deploy_testkit::ecs_sim::{
+    DockerRuntimeConfig, EcsSimulator, EcsSimulatorBuilder, Fault, FaultSpec,
+};
 use kyb_deploy_testkit::shutdown_signal;
+use serde::Deserialize;
 use tokio::net::TcpListener;
+
+/// The exit code of invalid arguments or config, like clap's usage errors.
+const USAGE: u8 = 2;
 
 /// Simulated cloud endpoints for tests and demos.
 #[derive(Debug, Parser)]
@@ -33,9 +41,10 @@ struct EcsArgs {
     /// Port to listen on; 0 picks a free one (the line on stdout tells which).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// Simulated time runs this many times faster than real time.
-    #[arg(long, default_value_t = 1.0, value_parser = positive_scale)]
-    time_scale: f64,
+    /// Simulated time runs this many times faster than real time [default: 1, or the
+    /// config file's `time_scale`].
+    #[arg(long, value_parser = positive_scale)]
+    time_scale: Option<f64>,
     /// Seed of the generator of ids and random faults.
     #[arg(long)]
     seed: Option<u64>,
@@ -46,6 +55,73 @@ struct EcsArgs {
     /// stoppedReason. Repeatable.
     #[arg(long, value_name = "PATTERN=REASON", value_parser = image_failure)]
     fail_image: Vec<(String, String)>,
+    /// Run every task as a real container through the local Docker engine.
+    #[arg(long)]
+    docker: bool,
+    /// TOML file of settings: `time_scale`, `seed`, `runtime` ("virtual" or "docker") and
+    /// `[[faults]]` entries shaped like the admin endpoint's JSON; flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// The `--config` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    time_scale: Option<f64>,
+    seed: Option<u64>,
+    runtime: Option<Runtime>,
+    #[serde(default)]
+    faults: Vec<FaultSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Runtime {
+    Virtual,
+    Docker,
+}
+
+/// Reads the config file; the error says which file and what is wrong in it.
+fn read_config(path: &Path) -> Result<Config, String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read the config file {shown}: {error}"))?;
+    let config: Config =
+        toml::from_str(&text).map_err(|error| format!("invalid config file {shown}: {error}"))?;
+    if let Some(scale) = config.time_scale {
+        positive_scale(&scale.to_string())
+            .map_err(|error| format!("invalid config file {shown}: time_scale {error}"))?;
+    }
+    Ok(config)
+}
+
+/// The simulator's settings: the config file, then the flags over it.
+fn settings(args: EcsArgs) -> Result<EcsSimulatorBuilder, String> {
+    let config = match &args.config {
+        Some(path) => read_config(path)?,
+        None => Config::default(),
+    };
+    let time_scale = args.time_scale.or(config.time_scale).unwrap_or(1.0);
+    let mut builder = EcsSimulator::builder().time_scale(time_scale);
+    if let Some(seed) = args.seed.or(config.seed) {
+        builder = builder.seed(seed);
+    }
+    if args.docker || config.runtime == Some(Runtime::Docker) {
+        builder = builder.docker_runtime(DockerRuntimeConfig::default());
+    }
+    for (index, spec) in config.faults.into_iter().enumerate() {
+        let fault = Fault::try_from(spec)
+            .map_err(|error| format!("invalid config file: faults[{index}]: {error}"))?;
+        builder = builder.fault(fault);
+    }
+    if let Some(every) = args.throttle_every {
+        builder = builder.fault(Fault::throttle_every(every));
+    }
+    for (pattern, reason) in args.fail_image {
+        builder = builder.fault(Fault::fail_to_start(pattern, reason));
+    }
+    Ok(builder)
 }
 
 fn positive_scale(text: &str) -> Result<f64, String> {
@@ -69,16 +145,14 @@ async fn main() -> ExitCode {
     let Args {
         command: Command::Ecs(args),
     } = Args::parse();
-    let mut builder = EcsSimulator::builder().time_scale(args.time_scale);
-    if let Some(seed) = args.seed {
-        builder = builder.seed(seed);
-    }
-    if let Some(every) = args.throttle_every {
-        builder = builder.fault(Fault::throttle_every(every));
-    }
-    for (pattern, reason) in args.fail_image {
-        builder = builder.fault(Fault::fail_to_start(pattern, reason));
-    }
+    let port = args.port;
+    let builder = match settings(args) {
+        Ok(builder) => builder,
+        Err(message) => {
+            report(&message);
+            return ExitCode::from(USAGE);
+        }
+    };
     let shutdown = match shutdown_signal() {
         Ok(shutdown) => shutdown,
         Err(error) => {
@@ -86,13 +160,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, args.port)).await {
+    let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
         Ok(listener) => listener,
         Err(error) => {
-            report(&format!(
-                "cannot bind 127.0.0.1:{} (--port): {error}",
-                args.port
-            ));
+            report(&format!("cannot bind 127.0.0.1:{port} (--port): {error}"));
             return ExitCode::FAILURE;
         }
     };
@@ -100,11 +171,16 @@ async fn main() -> ExitCode {
         report(&format!("cannot announce the listening address: {error}"));
         return ExitCode::FAILURE;
     }
-    let simulator = builder.build();
-    let served = axum::serve(listener, simulator.router())
-        .with_graceful_shutdown(shutdown)
-        .await;
-    match served {
+    let running = match builder.build().serve(listener) {
+        Ok(running) => running,
+        Err(error) => {
+            report(&format!("serving failed: {error}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    shutdown.await;
+    // Shutting down also removes the containers of the Docker-backed runtime.
+    match running.shutdown().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             report(&format!("serving failed: {error}"));

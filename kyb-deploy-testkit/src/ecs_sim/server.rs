@@ -1,5 +1,5 @@
 //! The HTTP front of the simulator: `POST /` with `X-Amz-Target`, as the AWS SDKs and CLI
-//! send the ECS JSON 1.1 protocol.
+//! send the ECS JSON 1.1 protocol, and the admin endpoint under `/_kyb-sim/`.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::Value;
 
+use super::admin;
 use super::api::{ApiError, OPERATIONS};
 use super::shared::Core;
 
@@ -19,7 +20,10 @@ const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 const DEFAULT_REGION: &str = "us-east-1";
 
 pub(crate) fn router(core: Arc<Core>) -> Router {
-    Router::new().route("/", post(handle)).with_state(core)
+    Router::new()
+        .route("/", post(handle))
+        .merge(admin::router())
+        .with_state(core)
 }
 
 async fn handle(State(core): State<Arc<Core>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -1,6 +1,7 @@
 //! The ECS simulator over HTTP: the protocol, every operation, rollouts, faults, the request
 //! log, the `kyb-sim` binary, and the AWS CLI against it.
 
+mod admin;
 mod aws_cli;
 mod binary;
 mod conformance;

@@ -1,4 +1,5 @@
-//! The `kyb-sim ecs` binary: the listening line, faults from flags, signals, usage errors.
+//! The `kyb-sim ecs` binary: the listening line, faults from flags and the config file,
+//! signals, usage errors.
 
 use std::process::Stdio;
 
@@ -98,4 +99,94 @@ async fn kyb_sim_rejects_bad_flags_with_usage_exit_code() {
         assert!(output.stdout.is_empty(), "{args:?}");
         assert!(!output.stderr.is_empty(), "{args:?}");
     }
+}
+
+#[tokio::test]
+async fn kyb_sim_ecs_applies_the_faults_of_its_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sim.toml");
+    std::fs::write(
+        &config,
+        r#"
+time_scale = 50
+seed = 4
+runtime = "virtual"
+
+[[faults]]
+api = { throttle_every = 1, operation = "CreateCluster" }
+
+[[faults]]
+task = { image = "*:broken", fail_to_start = "CannotPullContainerError: not found" }
+"#,
+    )
+    .unwrap();
+    let mut child = kyb_sim(&["ecs", "--config", config.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::time::timeout(PATIENCE, BufReader::new(stdout).lines().next_line())
+        .await
+        .expect("kyb-sim never printed its listening line")
+        .unwrap()
+        .unwrap();
+    let base = format!(
+        "http://{}",
+        line.strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{line:?}"))
+    );
+
+    let (status, body) = call(&base, "CreateCluster", json!({"clusterName": "c"})).await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (400, Some("ThrottlingException"))
+    );
+    let state: Value = reqwest::get(format!("{base}/_kyb-sim/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        state["faults"]["api"].as_array().unwrap().len(),
+        1,
+        "{state}"
+    );
+    assert_eq!(
+        state["faults"]["task"].as_array().unwrap().len(),
+        1,
+        "{state}"
+    );
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn kyb_sim_rejects_an_invalid_config_file_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, named) in [
+        ("time_scale = 10\nspeed = 2\n", "speed"),
+        ("[[faults]]\napi = { throttle = 2 }\n", "throttle"),
+        (
+            "[[faults]]\napi = { server_errors = 1, latency_ms = 5 }\n",
+            "exactly one",
+        ),
+        ("runtime = \"kubernetes\"\n", "kubernetes"),
+        ("time_scale = 0\n", "time_scale"),
+    ] {
+        let config = dir.path().join("sim.toml");
+        std::fs::write(&config, text).unwrap();
+        let output = kyb_sim(&["ecs", "--config", config.to_str().unwrap()])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{text}: {stderr}");
+        assert!(output.stdout.is_empty(), "{text}");
+        assert!(stderr.contains(named), "{text}: {stderr}");
+    }
+    let output = kyb_sim(&["ecs", "--config", "does-not-exist.toml"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
 }
