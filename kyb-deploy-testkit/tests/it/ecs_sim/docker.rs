@@ -1,5 +1,6 @@
 //! The Docker-backed runtime against the local engine and registry: a real rollout of
-//! kyb-sample-api, then a nonexistent image tag that trips the circuit breaker.
+//! kyb-sample-api, then a nonexistent image tag that trips the circuit breaker; and a
+//! container that crashes shortly after start, which fails its deployment.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,10 +49,14 @@ fn sample_api_binary() -> PathBuf {
 fn push_sample_image(repository: &str) -> String {
     let context = tempfile::tempdir().unwrap();
     std::fs::copy(sample_api_binary(), context.path().join("kyb-sample-api")).unwrap();
+    // The label makes the image ID unique per repository, so that the `ancestor=` filter of
+    // one test never matches the containers of another test running concurrently.
     std::fs::write(
         context.path().join("Dockerfile"),
-        "FROM scratch\nCOPY kyb-sample-api /kyb-sample-api\nUSER 10001\nEXPOSE 8080\n\
-         ENTRYPOINT [\"/kyb-sample-api\"]\n",
+        format!(
+            "FROM scratch\nCOPY kyb-sample-api /kyb-sample-api\nUSER 10001\nEXPOSE 8080\n\
+             LABEL kyb-sim-test=\"{repository}\"\nENTRYPOINT [\"/kyb-sample-api\"]\n"
+        ),
     )
     .unwrap();
     let image = format!("{repository}:v1");
@@ -82,6 +87,16 @@ fn fargate_definition(image: &str) -> Value {
 
 /// Polls the service until `done` holds for it, at most [`DOCKER_PATIENCE`].
 async fn wait_for(sim: &Sim, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    wait_within(sim, DOCKER_PATIENCE, what, done).await
+}
+
+/// Polls the service until `done` holds for it, at most `patience`.
+async fn wait_within(
+    sim: &Sim,
+    patience: Duration,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let start = Instant::now();
     loop {
         let service = sim.service_named("api").await;
@@ -89,7 +104,7 @@ async fn wait_for(sim: &Sim, what: &str, done: impl Fn(&Value) -> bool) -> Value
             return service;
         }
         assert!(
-            start.elapsed() < DOCKER_PATIENCE,
+            start.elapsed() < patience,
             "timed out waiting for {what}: {service:#}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -128,8 +143,8 @@ impl Sim {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_docker_backed_rollout_serves_its_url_and_a_missing_tag_rolls_back() {
+/// Checks the engine and the registry, then names a repository no other run uses.
+async fn unique_repository() -> String {
     let engine = Command::new("docker").args(["info"]).output();
     assert!(
         engine.is_ok_and(|output| output.status.success()),
@@ -144,20 +159,44 @@ async fn a_docker_backed_rollout_serves_its_url_and_a_missing_tag_rolls_back() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let repository = format!("{REGISTRY}/kyb-sim-test-{}-{unique:x}", std::process::id());
-    let image = push_sample_image(&repository);
+    format!("{REGISTRY}/kyb-sim-test-{}-{unique:x}", std::process::id())
+}
 
+/// A simulator on the Docker runtime, with a fast health check poll.
+async fn start_docker_sim() -> Sim {
     let config = DockerRuntimeConfig {
         health_check_interval: Duration::from_millis(200),
         ..DockerRuntimeConfig::default()
     };
-    let sim = Sim::start(
+    Sim::start(
         EcsSimulator::builder()
             .time_scale(100.0)
             .seed(5)
             .docker_runtime(config),
     )
-    .await;
+    .await
+}
+
+/// The service's tasks with `desiredStatus` STOPPED, as DescribeTasks reports them.
+async fn stopped_tasks(sim: &Sim) -> Value {
+    let stopped = sim
+        .ok(
+            "ListTasks",
+            json!({"cluster": "c", "desiredStatus": "STOPPED"}),
+        )
+        .await;
+    sim.ok(
+        "DescribeTasks",
+        json!({"cluster": "c", "tasks": stopped["taskArns"]}),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_docker_backed_rollout_serves_its_url_and_a_missing_tag_rolls_back() {
+    let repository = unique_repository().await;
+    let image = push_sample_image(&repository);
+    let sim = start_docker_sim().await;
     let handle = sim.running.handle().clone();
     sim.ok("CreateCluster", json!({"clusterName": "c"})).await;
     sim.ok("RegisterTaskDefinition", fargate_definition(&image))
@@ -218,18 +257,7 @@ async fn a_docker_backed_rollout_serves_its_url_and_a_missing_tag_rolls_back() {
         "{events:#?}"
     );
 
-    let stopped = sim
-        .ok(
-            "ListTasks",
-            json!({"cluster": "c", "desiredStatus": "STOPPED"}),
-        )
-        .await;
-    let tasks = sim
-        .ok(
-            "DescribeTasks",
-            json!({"cluster": "c", "tasks": stopped["taskArns"]}),
-        )
-        .await;
+    let tasks = stopped_tasks(&sim).await;
     let pull_failures: Vec<&Value> = tasks["tasks"]
         .as_array()
         .unwrap()
@@ -249,6 +277,68 @@ async fn a_docker_backed_rollout_serves_its_url_and_a_missing_tag_rolls_back() {
         "{tasks:#}"
     );
     assert_eq!(get(&client, &format!("{url}/health")).await.0, 200);
+
+    // Shutting down removes every container the simulator ran.
+    sim.running.shutdown().await.unwrap();
+    let left = docker(&["ps", "-aq", "--filter", &format!("ancestor={image}")]);
+    assert_eq!(left.trim(), "", "containers left behind");
+    let _ = Command::new("docker")
+        .args(["rmi", "--no-prune", &image])
+        .output();
+}
+
+/// Bounds every wait of the crash test.
+const CRASH_PATIENCE: Duration = Duration::from_secs(60);
+
+fn crashed_with_code_3(task: &Value) -> bool {
+    task["stoppedReason"]
+        .as_str()
+        .is_some_and(|reason| reason.contains("Essential container in task exited"))
+        && task["containers"][0]["exitCode"] == 3
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_container_that_exits_after_start_fails_the_deployment_with_its_exit_code() {
+    let repository = unique_repository().await;
+    let image = push_sample_image(&repository);
+    let sim = start_docker_sim().await;
+    sim.ok("CreateCluster", json!({"clusterName": "c"})).await;
+    let mut definition = fargate_definition(&image);
+    definition["containerDefinitions"][0]["environment"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "KYB_SAMPLE_FAULT_EXIT_AFTER", "value": "0.3"}));
+    sim.ok("RegisterTaskDefinition", definition).await;
+    let network = json!({"awsvpcConfiguration": {"subnets": ["subnet-1"]}});
+    sim.ok(
+        "CreateService",
+        json!({"cluster": "c", "serviceName": "api", "taskDefinition": "api:1",
+               "desiredCount": 1, "launchType": "FARGATE", "networkConfiguration": network,
+               "deploymentConfiguration": {
+                   "deploymentCircuitBreaker": {"enable": true, "rollback": false}}}),
+    )
+    .await;
+
+    // Every task crashes 0.3 s after start; the breaker trips after 3 of them.
+    let service = wait_within(&sim, CRASH_PATIENCE, "the deployment to fail", |service| {
+        service["deployments"][0]["rolloutState"] == "FAILED"
+    })
+    .await;
+    assert_eq!(
+        service["deployments"][0]["taskDefinition"],
+        json!(service["taskDefinition"])
+    );
+    assert!(
+        service["deployments"][0]["failedTasks"]
+            .as_u64()
+            .is_some_and(|failed| failed >= 3),
+        "{service:#}"
+    );
+
+    let tasks = stopped_tasks(&sim).await;
+    let tasks = tasks["tasks"].as_array().unwrap();
+    assert!(tasks.len() >= 3, "{tasks:#?}");
+    assert!(tasks.iter().all(crashed_with_code_3), "{tasks:#?}");
 
     // Shutting down removes every container the simulator ran.
     sim.running.shutdown().await.unwrap();
