@@ -204,7 +204,9 @@ impl Project {
             scanner,
             Arc::new(DockerRegistry::new(
                 engine,
-                CredentialSource::from_config(&registry),
+                // ECR hosts get a fresh token from GetAuthorizationToken.
+                CredentialSource::from_config(&registry)
+                    .with_login(Arc::new(kyb_deploy_ecs::EcrLogin::from_environment())),
             )),
         ))
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use kyb_deploy_core::{
     Config, DockerEngine, DockerTarget, Environment, Error, Target, TargetKind, async_trait,
 };
+use kyb_deploy_ecs::EcsTarget;
 
 /// Creates the deployment target of an environment.
 ///
@@ -23,29 +24,28 @@ pub trait TargetFactory: Send + Sync {
 
 /// The production [`TargetFactory`]: the target kinds built into this build of kyb-deploy.
 ///
-/// The local Docker target is built in; the ECS and Kubernetes backends arrive in later work.
-/// Until then their environments get an error naming the kind and the configuration key, so
-/// that commands fail before changing anything. Adding a kind is one arm in
+/// The local Docker and the ECS targets are built in; the Kubernetes backend arrives in later
+/// work. Until then its environments get an error naming the kind and the configuration
+/// key, so that commands fail before changing anything. Adding a kind is one arm in
 /// [`BuiltinTargets::create`] plus its entry in [`BuiltinTargets::AVAILABLE`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BuiltinTargets;
 
 impl BuiltinTargets {
     /// The target kinds this build can deploy to.
-    pub const AVAILABLE: &'static [TargetKind] = &[TargetKind::Docker];
+    pub const AVAILABLE: &'static [TargetKind] = &[TargetKind::Docker, TargetKind::Ecs];
 }
 
 #[async_trait]
 impl TargetFactory for BuiltinTargets {
-    async fn create(&self, env: &Environment, _config: &Config) -> Result<Arc<dyn Target>, Error> {
+    async fn create(&self, env: &Environment, config: &Config) -> Result<Arc<dyn Target>, Error> {
         match env.settings.target {
             TargetKind::Docker => {
                 let engine = DockerEngine::connect().await?;
                 Ok(Arc::new(DockerTarget::new(engine, env)?))
             }
-            // One arm per backend, for example:
-            // TargetKind::Ecs => Ok(Arc::new(EcsTarget::from_settings(env, config)?)),
-            kind @ (TargetKind::Ecs | TargetKind::Kubernetes) => Err(unavailable(kind, &env.name)),
+            TargetKind::Ecs => Ok(Arc::new(EcsTarget::from_config(env, config).await?)),
+            kind @ TargetKind::Kubernetes => Err(unavailable(kind, &env.name)),
         }
     }
 }
@@ -82,23 +82,24 @@ mod tests {
     #[tokio::test]
     async fn unavailable_kinds_name_the_kind_and_the_key() {
         let config = Config::from_toml(
-            "[environments.staging]\ntarget = \"ecs\"\n[environments.staging.ecs]\ncluster = \"c\"\nservice = \"s\"\n",
+            "[environments.staging]\ntarget = \"kubernetes\"\n[environments.staging.kubernetes]\nnamespace = \"n\"\ndeployment = \"d\"\n",
         )
         .unwrap();
         let env = config.environment("staging").unwrap();
         let Err(err) = BuiltinTargets.create(&env, &config).await else {
-            panic!("this build has no ECS target yet");
+            panic!("this build has no Kubernetes target yet");
         };
         let message = err.to_string();
         assert!(
-            message.starts_with("ecs target: not available in this build"),
+            message.starts_with("kubernetes target: not available in this build"),
             "{message}"
         );
         assert!(
-            message.contains("environments.staging uses target = \"ecs\""),
+            message.contains("environments.staging uses target = \"kubernetes\""),
             "{message}"
         );
         assert!(!err.is_usage());
-        assert!(unavailable_hint(TargetKind::Ecs).is_some());
+        assert!(unavailable_hint(TargetKind::Kubernetes).is_some());
+        assert!(unavailable_hint(TargetKind::Ecs).is_none());
     }
 }

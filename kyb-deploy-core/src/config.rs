@@ -15,8 +15,8 @@ use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use self::environment::{
-    ContainerSecurity, DockerSettings, EcsSettings, EnvironmentConfig, Guards, KubernetesSettings,
-    RollbackPolicy, SecretSource, TargetKind, Timeouts,
+    ContainerSecurity, DockerSettings, EcsDeployment, EcsPoll, EcsSettings, EnvironmentConfig,
+    Guards, KubernetesSettings, RollbackPolicy, SecretSource, TargetKind, Timeouts,
 };
 pub(crate) use self::image::parse_size;
 pub use self::image::{ImageConfig, PolicyConfig, RegistryConfig, ScanKind, TrivyConfig};
@@ -271,6 +271,9 @@ fn validate_environment(name: &str, env: &EnvironmentConfig, problems: &mut Vec<
             }
         }
     }
+    if let Some(ecs) = &env.ecs {
+        validate_ecs(&key, ecs, problems);
+    }
     for (probe, settings) in [
         ("readiness", &env.verify.readiness),
         ("liveness", &env.verify.liveness),
@@ -322,6 +325,46 @@ fn validate_environment(name: &str, env: &EnvironmentConfig, problems: &mut Vec<
                 "{skey}.expect_json: key {bad:?} is not a JSON pointer; write \"/field\""
             ));
         }
+    }
+}
+
+fn validate_ecs(key: &str, ecs: &EcsSettings, problems: &mut Vec<String>) {
+    let d = &ecs.deployment;
+    if d.minimum_healthy_percent > 100 {
+        problems.push(format!(
+            "{key}.ecs.deployment.minimum_healthy_percent: {} is above 100; use 0-100",
+            d.minimum_healthy_percent
+        ));
+    }
+    if !(100..=200).contains(&d.maximum_percent) {
+        problems.push(format!(
+            "{key}.ecs.deployment.maximum_percent: {} is outside 100-200 (Fargate replica services)",
+            d.maximum_percent
+        ));
+    }
+    if d.maximum_percent <= d.minimum_healthy_percent && d.maximum_percent == 100 {
+        problems.push(format!(
+            "{key}.ecs.deployment: maximum_percent = 100 with minimum_healthy_percent = 100 leaves ECS no room to start a new task; lower minimum_healthy_percent or raise maximum_percent"
+        ));
+    }
+    if d.circuit_breaker_rollback && !d.circuit_breaker {
+        problems.push(format!(
+            "{key}.ecs.deployment.circuit_breaker_rollback: needs circuit_breaker = true"
+        ));
+    }
+    let p = &ecs.poll;
+    if p.interval.is_zero() || p.max_interval < p.interval {
+        problems.push(format!(
+            "{key}.ecs.poll: interval must be longer than 0s and max_interval at least interval"
+        ));
+    }
+    if p.max_calls_per_second == 0 {
+        problems.push(format!(
+            "{key}.ecs.poll.max_calls_per_second: must be at least 1"
+        ));
+    }
+    if ecs.cluster.is_empty() || ecs.service.is_empty() {
+        problems.push(format!("{key}.ecs: cluster and service must not be empty"));
     }
 }
 

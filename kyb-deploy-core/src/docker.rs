@@ -12,7 +12,7 @@ use bollard::Docker;
 
 pub use self::builder::DockerImageBuilder;
 pub use self::credentials::{
-    CredentialSource, Credentials, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV,
+    CredentialSource, Credentials, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV, RegistryLogin,
 };
 pub use self::registry::DockerRegistry;
 

@@ -48,11 +48,11 @@ mod probe_tracker;
 mod prometheus;
 
 pub use crate::config::{
-    Config, ContainerSecurity, DEFAULT_CONFIG_FILE, DockerSettings, ENV_PREFIX, EcsSettings,
-    Environment, EnvironmentConfig, Guards, ImageConfig, KubernetesSettings, LedgerConfig,
-    MetricsCheck, NotifyConfig, PolicyConfig, ProbeSettings, ProjectConfig, RegistryConfig,
-    RollbackPolicy, ScanKind, SecretSource, SmokeTest, StatusCheck, TargetKind, TestsConfig,
-    Timeouts, TrivyConfig, VerifyConfig,
+    Config, ContainerSecurity, DEFAULT_CONFIG_FILE, DockerSettings, ENV_PREFIX, EcsDeployment,
+    EcsPoll, EcsSettings, Environment, EnvironmentConfig, Guards, ImageConfig, KubernetesSettings,
+    LedgerConfig, MetricsCheck, NotifyConfig, PolicyConfig, ProbeSettings, ProjectConfig,
+    RegistryConfig, RollbackPolicy, ScanKind, SecretSource, SmokeTest, StatusCheck, TargetKind,
+    TestsConfig, Timeouts, TrivyConfig, VerifyConfig,
 };
 pub use crate::error::{Error, Result};
 pub use crate::event::{Event, EventSink, Stage, StageProgress, StageResult};
@@ -90,7 +90,7 @@ pub use crate::docker::DockerTarget;
 #[cfg(feature = "docker")]
 pub use crate::docker::{
     CredentialSource, Credentials, DockerImageBuilder, DockerRegistry, REGISTRY_PASSWORD_ENV,
-    REGISTRY_USERNAME_ENV,
+    REGISTRY_USERNAME_ENV, RegistryLogin,
 };
 #[cfg(feature = "docker")]
 pub use crate::docker::{ImagePolicyScanner, PolicySettings};

@@ -10,7 +10,7 @@ use crate::config::TargetKind;
 /// The result of one prerequisite check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
-    /// What was checked (`git`, `docker engine`, `aws credentials`...).
+    /// What was checked (`git`, `docker engine`, `ecs service`...).
     pub name: String,
     /// Whether it is present.
     pub ok: bool,
@@ -68,7 +68,7 @@ pub struct PreflightRequest<'a> {
 }
 
 /// Checks git (when the version comes from it) and what the target kind implies (Docker
-/// engine, AWS credentials, Kubernetes config). Seams add their own checks through their
+/// engine, Kubernetes config). Seams add their own checks through their
 /// `preflight` methods. Never changes anything.
 pub async fn check_prerequisites(request: &PreflightRequest<'_>) -> Vec<Check> {
     let mut checks = Vec::new();
@@ -78,7 +78,9 @@ pub async fn check_prerequisites(request: &PreflightRequest<'_>) -> Vec<Check> {
     let target = request.target_kind;
     match target {
         Some(TargetKind::Docker) => checks.push(check_docker()),
-        Some(TargetKind::Ecs) => checks.push(check_aws_credentials()),
+        // The ECS target checks its credentials itself, through the whole AWS chain
+        // (instance and task roles included), with a real call in its preflight.
+        Some(TargetKind::Ecs) => {}
         Some(TargetKind::Kubernetes) => checks.push(check_kube_config()),
         None => {}
     }
@@ -128,36 +130,6 @@ pub(crate) fn check_docker() -> Check {
                 )
             }
         }
-    }
-}
-
-fn check_aws_credentials() -> Check {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let home = env("HOME").map(PathBuf::from);
-    let found = if env("AWS_ACCESS_KEY_ID").is_some() && env("AWS_SECRET_ACCESS_KEY").is_some() {
-        Some("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".to_owned())
-    } else if let Some(profile) = env("AWS_PROFILE") {
-        Some(format!("profile {profile}"))
-    } else if env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() {
-        Some("web identity token".to_owned())
-    } else if env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
-        || env("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
-    {
-        Some("container credentials".to_owned())
-    } else {
-        let file = env("AWS_SHARED_CREDENTIALS_FILE")
-            .map(PathBuf::from)
-            .or_else(|| home.as_ref().map(|h| h.join(".aws/credentials")));
-        file.filter(|f| f.is_file())
-            .map(|f| format!("credentials file {}", f.display()))
-    };
-    match found {
-        Some(source) => Check::pass("aws credentials", source),
-        None => Check::fail(
-            "aws credentials",
-            "no AWS credentials in the environment, profile or credentials file",
-            "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`",
-        ),
     }
 }
 

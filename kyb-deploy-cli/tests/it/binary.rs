@@ -105,9 +105,41 @@ fn history_of_a_project_that_never_deployed_exits_0() {
     );
 }
 
+/// An environment of a kind this build cannot deploy to yet.
+const STAGING_KUBERNETES: &str = r#"
+[environments.staging]
+target = "kubernetes"
+[environments.staging.kubernetes]
+namespace = "kyb"
+deployment = "kyb-platform-api"
+"#;
+
+#[test]
+fn an_ecs_environment_without_a_region_fails_before_anything_with_3() {
+    let project = Project::new(STAGING_ECS);
+    let run = output(
+        binary(project.path())
+            .args(["deploy", "-e", "staging", "-v", "v1"])
+            // No instance metadata lookups for a region: this is not an EC2 instance.
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env("AWS_CONFIG_FILE", project.path().join("no-aws-config")),
+    );
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "no AWS region for environments.staging: set environments.staging.ecs.region"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!project.ledger().exists());
+}
+
 #[test]
 fn an_unavailable_target_kind_exits_3() {
-    let project = Project::new(STAGING_ECS);
+    let project = Project::new(STAGING_KUBERNETES);
     for args in [
         &["deploy", "-e", "staging", "-v", "v1"][..],
         &["rollback", "-e", "staging"][..],
@@ -117,7 +149,7 @@ fn an_unavailable_target_kind_exits_3() {
         assert_eq!(run.code, 3, "{args:?}: {run:?}");
         assert!(
             run.stderr
-                .contains(r#"environments.staging uses target = "ecs""#),
+                .contains(r#"environments.staging uses target = "kubernetes""#),
             "{}",
             run.stderr
         );

@@ -110,7 +110,10 @@ fn status_shows_what_runs_and_the_last_good_release() {
 
 #[test]
 fn status_without_a_target_still_shows_the_ledger_and_exits_3() {
-    let h = Harness::new(CONFIG);
+    let h = Harness::new(&crate::support::CONFIG.replace(
+        "target = \"ecs\"\n[environments.staging.ecs]\ncluster = \"kyb-staging\"\nservice = \"kyb-api\"",
+        "target = \"kubernetes\"\n[environments.staging.kubernetes]\nnamespace = \"kyb\"\ndeployment = \"kyb-api\"",
+    ));
     assert_eq!(h.run(&["deploy", "-e", "staging", "-v", "v1"]).code, 0);
     let run = h.run_in(&["status", "-e", "staging"], |ctx| {
         ctx.with_targets(std::sync::Arc::new(kyb_deploy_cli::BuiltinTargets))
@@ -118,7 +121,8 @@ fn status_without_a_target_still_shows_the_ledger_and_exits_3() {
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stdout.contains("last good   v1"), "{}", run.stdout);
     assert!(
-        run.stderr.contains("error: ecs target: not available"),
+        run.stderr
+            .contains("error: kubernetes target: not available"),
         "{}",
         run.stderr
     );

@@ -317,14 +317,17 @@ fn rollback_goes_to_the_last_good_release_or_a_named_one() {
 
 #[test]
 fn an_unavailable_target_fails_before_anything_with_3() {
-    // The real target factory: this build has no ECS target yet.
-    let h = Harness::new(CONFIG);
+    // The real target factory: this build has no Kubernetes target yet.
+    let h = Harness::new(&crate::support::CONFIG.replace(
+        "target = \"ecs\"\n[environments.staging.ecs]\ncluster = \"kyb-staging\"\nservice = \"kyb-api\"",
+        "target = \"kubernetes\"\n[environments.staging.kubernetes]\nnamespace = \"kyb\"\ndeployment = \"kyb-api\"",
+    ));
     let run = h.run_in(&["deploy", "-e", "staging", "-v", "v1"], |ctx| {
         ctx.with_targets(std::sync::Arc::new(kyb_deploy_cli::BuiltinTargets))
     });
     assert_eq!(run.code, 3, "{run:?}");
     assert!(
-        run.stderr.contains(r#"ecs target: not available in this build of kyb-deploy yet; environments.staging uses target = "ecs""#),
+        run.stderr.contains(r#"kubernetes target: not available in this build of kyb-deploy yet; environments.staging uses target = "kubernetes""#),
         "{}",
         run.stderr
     );

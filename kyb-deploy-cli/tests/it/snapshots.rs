@@ -47,6 +47,15 @@ cluster = "kyb-production"
 service = "kyb-platform-api"
 "#;
 
+/// An environment of a kind this build cannot deploy to yet.
+const KUBERNETES: &str = r#"
+[environments.staging]
+target = "kubernetes"
+[environments.staging.kubernetes]
+namespace = "kyb"
+deployment = "kyb-platform-api"
+"#;
+
 fn snapshot_error(name: &str, config: Option<&str>, args: &[&str]) {
     let project = config.map_or_else(Project::empty, Project::new);
     let run = output(binary(project.path()).args(args));
@@ -75,7 +84,7 @@ fn error_messages() {
     snapshot_error("error_missing_config", None, &["deploy", "-e", "staging"]);
     snapshot_error(
         "error_unavailable_target",
-        Some(CONFIG),
+        Some(KUBERNETES),
         &["deploy", "-e", "staging", "-v", "v1"],
     );
     snapshot_error("error_missing_environment_flag", Some(CONFIG), &["deploy"]);

@@ -220,9 +220,76 @@ pub struct EcsSettings {
     /// Endpoint override (a simulator or a VPC endpoint).
     #[serde(default)]
     pub endpoint_url: Option<String>,
-    /// Task definition template (`register-task-definition --cli-input-json` format).
+    /// Task definition template (`register-task-definition --cli-input-json` format),
+    /// relative to the configuration file. When unset, deployments reuse the service's
+    /// current task definition with only the image replaced.
     #[serde(default)]
     pub task_definition: Option<PathBuf>,
+    /// The container that runs the service's image. May be omitted when the task definition
+    /// has a single container.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// How ECS replaces tasks (`[environments.<name>.ecs.deployment]`).
+    #[serde(default)]
+    pub deployment: EcsDeployment,
+    /// How often kyb-deploy asks ECS about a rollout (`[environments.<name>.ecs.poll]`).
+    #[serde(default)]
+    pub poll: EcsPoll,
+}
+
+/// The service's deployment configuration, applied with every deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EcsDeployment {
+    /// Healthy tasks kept during a rollout, in percent of the desired count.
+    pub minimum_healthy_percent: u32,
+    /// Tasks allowed during a rollout, in percent of the desired count.
+    pub maximum_percent: u32,
+    /// Time ECS ignores failing load-balancer health checks of a new task.
+    #[serde(with = "super::duration")]
+    pub health_check_grace_period: Duration,
+    /// Stop a rollout whose tasks keep failing to start (the deployment circuit breaker).
+    pub circuit_breaker: bool,
+    /// Let the circuit breaker roll back to the last completed deployment.
+    pub circuit_breaker_rollback: bool,
+}
+
+impl Default for EcsDeployment {
+    fn default() -> Self {
+        Self {
+            minimum_healthy_percent: 100,
+            maximum_percent: 200,
+            health_check_grace_period: Duration::from_secs(60),
+            circuit_breaker: true,
+            circuit_breaker_rollback: true,
+        }
+    }
+}
+
+/// How a rollout is followed: DescribeServices is called quickly at first, then less often
+/// while nothing changes, and quickly again after every change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EcsPoll {
+    /// The shortest interval between two polls, used after each change.
+    #[serde(with = "super::duration")]
+    pub interval: Duration,
+    /// The longest interval, reached while nothing changes.
+    #[serde(with = "super::duration")]
+    pub max_interval: Duration,
+    /// DescribeServices calls per second kyb-deploy allows itself at most, over every
+    /// service it follows (ECS's sustained read budget is 20 per second per account).
+    pub max_calls_per_second: u32,
+}
+
+impl Default for EcsPoll {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(1),
+            max_interval: Duration::from_secs(3),
+            max_calls_per_second: 5,
+        }
+    }
 }
 
 /// Settings of the Kubernetes target.

@@ -1,8 +1,9 @@
 //! Registry credentials, looked up the way `docker push` does, with explicit settings first.
 //!
 //! The order: `KYB_DEPLOY_REGISTRY_USERNAME`/`KYB_DEPLOY_REGISTRY_PASSWORD` (or
-//! `image.registry.username` and `password_file`), then the Docker config file (a credential
-//! helper for the registry, the credentials store, then `auths`), then anonymous.
+//! `image.registry.username` and `password_file`), then a platform login for the registry
+//! ([`RegistryLogin`], like Amazon ECR's), then the Docker config file (a credential helper
+//! for the registry, the credentials store, then `auths`), then anonymous.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -48,7 +49,9 @@ impl Credentials {
         Self::from_origin(username, password, "explicit credentials")
     }
 
-    fn from_origin(
+    /// Credentials issued by `origin` (a platform login such as ECR's
+    /// GetAuthorizationToken), which messages name.
+    pub fn from_origin(
         username: impl Into<String>,
         password: impl Into<String>,
         origin: impl Into<String>,
@@ -101,6 +104,19 @@ impl fmt::Display for Credentials {
 
 type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
+/// Short-lived registry credentials a platform issues, like Amazon ECR's
+/// GetAuthorizationToken. A [`CredentialSource`] asks its logins after explicit settings and
+/// before the Docker config file.
+#[async_trait::async_trait]
+pub trait RegistryLogin: Send + Sync + fmt::Debug {
+    /// Whether this login issues credentials for `registry` (a host like
+    /// `123456789012.dkr.ecr.us-east-1.amazonaws.com`).
+    fn handles(&self, registry: &str) -> bool;
+
+    /// Fresh credentials for `registry`. An error says why the platform refused them.
+    async fn login(&self, registry: &str) -> Result<Credentials>;
+}
+
 /// Where registry credentials come from: the explicit settings, then the Docker config file,
 /// then anonymous access.
 ///
@@ -125,6 +141,7 @@ pub struct CredentialSource {
     username: Option<String>,
     password_file: Option<PathBuf>,
     env: EnvLookup,
+    logins: Vec<Arc<dyn RegistryLogin>>,
 }
 
 impl fmt::Debug for CredentialSource {
@@ -132,6 +149,7 @@ impl fmt::Debug for CredentialSource {
         f.debug_struct("CredentialSource")
             .field("username", &self.username)
             .field("password_file", &self.password_file)
+            .field("logins", &self.logins)
             .finish_non_exhaustive()
     }
 }
@@ -153,7 +171,15 @@ impl CredentialSource {
             username: config.username.clone(),
             password_file: config.password_file.clone(),
             env: Arc::new(env),
+            logins: Vec::new(),
         }
+    }
+
+    /// Asks `login` for the registries it handles, when no explicit credentials are set.
+    #[must_use]
+    pub fn with_login(mut self, login: Arc<dyn RegistryLogin>) -> Self {
+        self.logins.push(login);
+        self
     }
 
     /// No credentials at all: every registry is accessed anonymously.
@@ -170,6 +196,9 @@ impl CredentialSource {
     pub async fn resolve(&self, registry: &str) -> Result<Option<Credentials>> {
         if let Some(explicit) = self.explicit()? {
             return Ok(Some(explicit));
+        }
+        if let Some(login) = self.logins.iter().find(|l| l.handles(registry)) {
+            return login.login(registry).await.map(Some);
         }
         let Some(config_path) = self.docker_config_path() else {
             return Ok(None);

@@ -1,0 +1,21 @@
+//! The AWS ECS (Fargate) target of kyb-deploy: [`EcsTarget`] deploys a release by
+//! registering a task definition (only when it changed) and updating the service, follows
+//! the rollout until ECS completes *this* deployment, and treats a circuit-breaker
+//! rollback as the failure it is.
+//!
+//! Every AWS call goes through an `aws_sdk_ecs::Client` on rustls with ring, the crypto
+//! provider of the whole kyb-deploy graph. Build one from configuration with
+//! [`EcsTarget::from_config`], or inject your own (tests, simulators) with
+//! [`EcsTarget::new`]. See `docs/ecs.md` for settings, permissions and troubleshooting.
+
+pub mod client;
+pub mod ecr;
+mod fargate;
+pub mod poller;
+mod target;
+pub mod task_definition;
+
+pub use crate::client::ThrottleRetry;
+pub use crate::ecr::EcrLogin;
+pub use crate::poller::ServicePoller;
+pub use crate::target::{EcsTarget, EcsTargetSpec};
