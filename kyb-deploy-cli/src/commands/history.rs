@@ -1,6 +1,8 @@
-//! `kyb-deploy history`: the runs recorded in the ledger. Needs no target.
+//! `kyb-deploy history`: the runs recorded in the ledger, and for one environment the
+//! releases its target knows (ECS task definition revisions, Docker containers) joined
+//! with the runs that deployed them. The ledger part needs no target.
 
-use kyb_deploy_core::{DeploymentRecord, LedgerProblem, RecordStatus, RecordStore};
+use kyb_deploy_core::{DeploymentRecord, LedgerProblem, RecordStatus, RecordStore, Revision};
 use serde::Serialize;
 
 use crate::args::{GlobalArgs, HistoryArgs, OutputFormat};
@@ -8,7 +10,7 @@ use crate::context::CliContext;
 use crate::error::CliError;
 use crate::exit_codes::ExitCodes;
 use crate::output::{format, json, table};
-use crate::project::Project;
+use crate::project::{Project, cancellable};
 
 /// The JSON payload of `history`.
 #[derive(Serialize)]
@@ -21,6 +23,62 @@ struct History<'a> {
     records: Vec<&'a DeploymentRecord>,
     /// Lines of the ledger that could not be read.
     ledger_problems: &'a [LedgerProblem],
+    /// With an environment: the releases its target knows, newest first, each with the
+    /// ledger run that deployed it. Empty when the target could not be asked.
+    revisions: Vec<JoinedRevision>,
+    /// Why the target could not be asked, if it could not.
+    target_error: Option<String>,
+}
+
+/// A release the target knows, joined with the ledger.
+#[derive(Serialize)]
+struct JoinedRevision {
+    #[serde(flatten)]
+    revision: Revision,
+    /// The latest run that deployed this release (same platform reference, else same
+    /// image), if the ledger has one.
+    run_id: Option<String>,
+}
+
+/// The latest run that deployed `revision`'s release.
+fn deployed_by(revision: &Revision, records: &[DeploymentRecord]) -> Option<String> {
+    let wanted = &revision.release;
+    records
+        .iter()
+        .filter(|r| r.status != RecordStatus::InProgress)
+        .filter(|r| {
+            r.release.as_ref().is_some_and(|release| {
+                match (&release.platform_ref, &wanted.platform_ref) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => release.image == wanted.image,
+                }
+            })
+        })
+        .max_by_key(|r| r.started_at)
+        .map(|r| r.id.clone())
+}
+
+fn revisions_table(revisions: &[JoinedRevision]) -> String {
+    let rows: Vec<Vec<String>> = revisions
+        .iter()
+        .map(|j| {
+            vec![
+                if j.revision.active { "*" } else { "" }.to_owned(),
+                j.revision.release.version.to_string(),
+                j.revision
+                    .deployed_at
+                    .map(format::timestamp)
+                    .unwrap_or_default(),
+                j.run_id.clone().unwrap_or_else(|| "-".to_owned()),
+                j.revision
+                    .release
+                    .platform_ref
+                    .clone()
+                    .unwrap_or_else(|| j.revision.release.image.clone()),
+            ]
+        })
+        .collect();
+    table::columns(&["", "VERSION", "CREATED", "RUN", "RELEASE"], &rows)
 }
 
 pub(crate) async fn run(
@@ -29,10 +87,36 @@ pub(crate) async fn run(
     ctx: &mut CliContext,
 ) -> Result<i32, CliError> {
     let project = Project::load(ctx, global)?;
-    if let Some(name) = &args.environment {
-        project.environment(name, None)?;
-    }
+    let environment = match &args.environment {
+        Some(name) => Some(project.environment(name, None)?),
+        None => None,
+    };
     let snapshot = project.ledger().load().await?;
+    // The target's own history, when one environment is asked for.
+    let (revisions, target_error) = match &environment {
+        None => (Vec::new(), None),
+        Some(env) => {
+            let known = match project.target(ctx, env).await {
+                Ok(target) => cancellable(&ctx.cancel, target.history())
+                    .await?
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match known {
+                Ok(revisions) => (
+                    revisions
+                        .into_iter()
+                        .map(|revision| JoinedRevision {
+                            run_id: deployed_by(&revision, &snapshot.records),
+                            revision,
+                        })
+                        .collect(),
+                    None,
+                ),
+                Err(e) => (Vec::new(), Some(e)),
+            }
+        }
+    };
     let mut records: Vec<&DeploymentRecord> = snapshot
         .records
         .iter()
@@ -54,6 +138,8 @@ pub(crate) async fn run(
             ledger,
             records,
             ledger_problems: &snapshot.problems,
+            revisions,
+            target_error,
         };
         json::write_document(&mut out, ExitCodes::SUCCESS, "history", &document)
             .map_err(CliError::Output)?;
@@ -78,6 +164,22 @@ pub(crate) async fn run(
         table::records(&records)
     };
     ctx.stdout.write_text(&text).map_err(CliError::Output)?;
+    if let Some(env) = &environment {
+        if !revisions.is_empty() {
+            let text = format!(
+                "\nreleases known to the {} target, newest first (* runs now):\n{}",
+                env.settings.target,
+                revisions_table(&revisions)
+            );
+            ctx.stdout.write_text(&text).map_err(CliError::Output)?;
+        }
+        if let Some(e) = &target_error {
+            let _ = ctx.stderr.write_text(&format!(
+                "note: the {} target's own history is not shown: {e}\n",
+                env.settings.target
+            ));
+        }
+    }
     let unfinished = records
         .iter()
         .filter(|r| r.status == RecordStatus::InProgress)

@@ -18,15 +18,21 @@ pub(crate) fn records(records: &[&DeploymentRecord]) -> String {
         "NOTES",
     ];
     let rows: Vec<Vec<String>> = records.iter().map(|r| row(r)).collect();
+    columns(&header, &rows)
+}
+
+/// Rows under a header, each column as wide as its widest cell; the last column is not
+/// padded.
+pub(crate) fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let mut text = String::new();
     let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    for cells in std::iter::once(&header).chain(&rows) {
+    for cells in std::iter::once(&header).chain(rows) {
         let mut line = String::new();
         for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
             if i + 1 == cells.len() {

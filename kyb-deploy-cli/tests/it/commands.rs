@@ -28,7 +28,8 @@ fn history_lists_runs_and_flags_what_matters() {
 
     let run = h.run(&["history", "-e", "staging"]);
     assert_eq!(run.code, 0, "{run:?}");
-    let lines: Vec<&str> = run.stdout.lines().collect();
+    let (runs, releases) = run.stdout.split_once("\n\n").expect("two sections");
+    let lines: Vec<&str> = runs.lines().collect();
     assert_eq!(lines.len(), 3, "{}", run.stdout);
     assert!(lines[0].starts_with("RUN "), "{}", lines[0]);
     assert!(
@@ -42,12 +43,48 @@ fn history_lists_runs_and_flags_what_matters() {
         run.stdout
     );
 
+    // The target's releases, joined with the runs that deployed them.
+    let releases: Vec<&str> = releases.lines().collect();
+    assert_eq!(
+        releases[0],
+        "releases known to the ecs target, newest first (* runs now):"
+    );
+    let v2_run = lines[2].split_whitespace().next().unwrap();
+    assert!(
+        releases
+            .iter()
+            .any(|l| l.contains(" v2 ") && l.contains(v2_run) && !l.starts_with('*')),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        releases.iter().any(|l| l.starts_with("*  v1 ")),
+        "{}",
+        run.stdout
+    );
+
     let json = h
         .run(&["--output", "json", "history", "--limit", "1"])
         .json();
     let records = json["history"]["records"].as_array().unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["version"], "v2");
+    assert_eq!(json["history"]["revisions"], serde_json::json!([]));
+
+    let json = h
+        .run(&["--output", "json", "history", "-e", "staging"])
+        .json();
+    let revisions = json["history"]["revisions"].as_array().unwrap();
+    // The harness's one fake target serves both environments and remembers every rollout:
+    // v1 (staging), v1 (production), v2, and v1 again (the rollback).
+    assert_eq!(revisions.len(), 4, "{json:#}");
+    let v2 = revisions
+        .iter()
+        .find(|r| r["release"]["version"] == "v2")
+        .unwrap();
+    assert_eq!(v2["run_id"], v2_run);
+    assert_eq!(v2["active"], false);
+    assert_eq!(json["history"]["target_error"], serde_json::Value::Null);
 }
 
 #[test]

@@ -257,6 +257,15 @@ impl Harness {
             .await
     }
 
+    /// The final ledger record of a run.
+    pub(crate) fn record(&self, report: &RunReport) -> kyb_deploy_core::DeploymentRecord {
+        self.store
+            .records()
+            .into_iter()
+            .find(|r| r.id == report.run_id)
+            .expect("the run is recorded")
+    }
+
     /// The service as the simulator's state shows it.
     pub(crate) fn service_state(&self) -> Value {
         let snapshot = self.sim.handle().snapshot();
