@@ -500,11 +500,16 @@ impl Target for EcsTarget {
 
     async fn rollback(&self, to: &Release) -> Result<DeployHandle> {
         let (service, current) = self.current().await?;
-        let arn = match &to.platform_ref {
-            Some(arn) if arn.starts_with("arn:") && arn.contains(":task-definition/") => {
-                arn.clone()
-            }
-            _ => {
+        let recorded = match &to.platform_ref {
+            Some(arn) if family_of(arn).is_some() => Some(self.task_definition(arn).await?),
+            _ => None,
+        };
+        let arn = match recorded {
+            Some(r) if !r.inactive => r.arn,
+            // Deregistered since: ECS starts no tasks from it, so the same definition is
+            // registered again.
+            Some(r) => self.ensure_registered(&r.spec, current.as_ref()).await?.0,
+            None => {
                 let spec = self.desired_spec(to, current.as_ref())?;
                 self.ensure_registered(&spec, current.as_ref()).await?.0
             }

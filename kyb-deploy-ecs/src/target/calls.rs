@@ -2,9 +2,10 @@
 //! (RegisterTaskDefinition, UpdateService) that never happen twice.
 
 use aws_sdk_ecs::config::retry::RetryConfig;
+use aws_sdk_ecs::error::ProvideErrorMetadata as _;
 use aws_sdk_ecs::types::{
     Deployment, DeploymentCircuitBreaker, DeploymentConfiguration, DesiredStatus, Service, Task,
-    TaskDefinitionField,
+    TaskDefinitionField, TaskDefinitionStatus,
 };
 use kyb_deploy_core::{Error, Result};
 
@@ -23,6 +24,8 @@ pub(crate) struct Registered {
     pub(crate) revision: i32,
     pub(crate) spec: TaskDefinitionSpec,
     pub(crate) registered_at: Option<aws_sdk_ecs::primitives::DateTime>,
+    /// Deregistered revisions are INACTIVE: ECS starts no new tasks from them.
+    pub(crate) inactive: bool,
 }
 
 /// A write's client-side retries are off: kyb-deploy decides itself when to repeat one.
@@ -67,7 +70,23 @@ impl EcsTarget {
 
     /// A task definition by ARN or `family[:revision]`.
     pub(crate) async fn task_definition(&self, reference: &str) -> Result<Registered> {
-        let out = self
+        self.find_task_definition(reference).await?.ok_or_else(|| {
+            Error::target(
+                "ecs",
+                format!("task definition {reference} does not exist (DescribeTaskDefinition: ClientException)"),
+            )
+        })
+    }
+
+    /// The latest ACTIVE revision of `family`, if there is one.
+    pub(crate) async fn latest_revision(&self, family: &str) -> Result<Option<Registered>> {
+        self.find_task_definition(family).await
+    }
+
+    /// A task definition by ARN or `family[:revision]`; `None` when ECS has none by that
+    /// name (it answers ClientException).
+    async fn find_task_definition(&self, reference: &str) -> Result<Option<Registered>> {
+        let out = match self
             .retry
             .run(|| {
                 self.client
@@ -77,7 +96,11 @@ impl EcsTarget {
                     .send()
             })
             .await
-            .map_err(|e| call_error("DescribeTaskDefinition", &e))?;
+        {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("ClientException") => return Ok(None),
+            Err(e) => return Err(call_error("DescribeTaskDefinition", &e)),
+        };
         let tags = out.tags.unwrap_or_default();
         let definition = out.task_definition.ok_or_else(|| {
             Error::target(
@@ -85,26 +108,13 @@ impl EcsTarget {
                 format!("DescribeTaskDefinition returned no task definition for {reference}"),
             )
         })?;
-        Ok(Registered {
+        Ok(Some(Registered {
             arn: definition.task_definition_arn.clone().unwrap_or_default(),
             revision: definition.revision,
             spec: TaskDefinitionSpec::from_registered(&definition, &tags),
             registered_at: definition.registered_at,
-        })
-    }
-
-    /// The latest ACTIVE revision of `family`, if there is one.
-    pub(crate) async fn latest_revision(&self, family: &str) -> Result<Option<Registered>> {
-        match self.task_definition(family).await {
-            Ok(r) => Ok(Some(r)),
-            Err(Error::Target { message, .. })
-                if message.contains("ClientException")
-                    && message.contains("Unable to describe") =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
+            inactive: definition.status == Some(TaskDefinitionStatus::Inactive),
+        }))
     }
 
     /// Registers `desired`, unless `current` is already the same. A throttled call is

@@ -290,3 +290,39 @@ async fn a_dry_run_plans_against_the_service_and_changes_nothing() {
     );
     assert_eq!(h.running_image().await, image("v1"));
 }
+
+#[tokio::test]
+async fn a_rollback_to_a_deregistered_revision_registers_it_again() {
+    let h = Harness::new(sim(), "v0", ScriptedProbe::new()).await;
+    let v1_arn = assert_succeeded(&h, &h.deploy("v1").await, "v1");
+    assert_succeeded(&h, &h.deploy("v2").await, "v2");
+    client(&h.sim)
+        .deregister_task_definition()
+        .task_definition(&v1_arn)
+        .send()
+        .await
+        .unwrap();
+    h.sim.handle().clear_request_log();
+
+    let request = RollbackRequest {
+        environment: h.env.clone(),
+        project: Default::default(),
+        to: Some(version("v1")),
+        project_dir: ".".into(),
+        confirmed: true,
+        dry_run: false,
+    };
+    let report = h
+        .pipeline("v1")
+        .rollback(&request, &RunControl::new(CancellationToken::new()))
+        .await;
+    assert!(report.outcome.is_success(), "{:?}", report.outcome);
+    let counts = h.sim.handle().operation_counts();
+    assert_eq!(counts.get("RegisterTaskDefinition"), Some(&1), "{counts:?}");
+    let running = h.service_state()["taskDefinition"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(running, v1_arn, "a fresh revision, not the INACTIVE one");
+    assert_eq!(h.running_image().await, image("v1"));
+}
