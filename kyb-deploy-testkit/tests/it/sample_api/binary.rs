@@ -116,3 +116,39 @@ async fn the_binary_exits_2_naming_a_bad_variable() {
         "{stderr}"
     );
 }
+
+/// Runs `kyb-sample-api healthcheck` against `port`; its exit code and stderr.
+async fn healthcheck(port: &str) -> (Option<i32>, String) {
+    let output = binary(&[("PORT", port)])
+        .arg("healthcheck")
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_healthcheck_mode_exits_0_for_a_healthy_server_and_1_otherwise() {
+    let (mut healthy, base) = start_binary(&[]).await;
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    assert_eq!(healthcheck(&port).await, (Some(0), String::new()));
+    healthy.kill().await.unwrap();
+
+    let (mut unhealthy, base) = start_binary(&[("KYB_SAMPLE_FAULT_UNHEALTHY_AFTER", "0")]).await;
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let (code, stderr) = healthcheck(&port).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("health check failed: HTTP/1.0 503 Service Unavailable"),
+        "{stderr}"
+    );
+    unhealthy.kill().await.unwrap();
+
+    // Nothing listening any more.
+    let (code, stderr) = healthcheck(&port).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+}
