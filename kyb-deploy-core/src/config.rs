@@ -347,11 +347,6 @@ fn validate_ecs(key: &str, ecs: &EcsSettings, problems: &mut Vec<String>) {
             "{key}.ecs.deployment: maximum_percent = 100 with minimum_healthy_percent = 100 leaves ECS no room to start a new task; lower minimum_healthy_percent or raise maximum_percent"
         ));
     }
-    if d.circuit_breaker_rollback && !d.circuit_breaker {
-        problems.push(format!(
-            "{key}.ecs.deployment.circuit_breaker_rollback: needs circuit_breaker = true"
-        ));
-    }
     let p = &ecs.poll;
     if p.interval.is_zero() || p.max_interval < p.interval {
         problems.push(format!(

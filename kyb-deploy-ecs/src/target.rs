@@ -27,6 +27,10 @@ const HISTORY_REVISIONS: i32 = 10;
 /// How many recent service events `describe` reports.
 const EVENTS_DESCRIBED: usize = 5;
 
+/// Event times in `describe`, as the CLI prints times (UTC).
+const EVENT_TIME: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+
 /// What an [`EcsTarget`] deploys to and how, from an environment's `[ecs]` section.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EcsTargetSpec {
@@ -59,8 +63,8 @@ impl EcsTargetSpec {
         let settings = ecs_settings(environment)?;
         let template = match &settings.task_definition {
             None => None,
-            Some(path) => {
-                let path = base.join(path);
+            Some(written) => {
+                let path = base.join(written);
                 let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
                     what: format!(
                         "read the task definition template of environments.{}",
@@ -69,7 +73,11 @@ impl EcsTargetSpec {
                     path: path.clone(),
                     source,
                 })?;
-                let origin = path.display().to_string();
+                let origin = format!(
+                    "{} (environments.{}.ecs.task_definition)",
+                    written.display(),
+                    environment.name
+                );
                 let spec = TaskDefinitionSpec::from_template(&text, &origin)
                     .map_err(|m| Error::Config { message: m })?;
                 check_spec(&spec, settings.container.as_deref(), &origin)?;
@@ -440,7 +448,7 @@ impl Target for EcsTarget {
             let at = e
                 .created_at
                 .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok())
-                .map(|t| t.to_string())
+                .and_then(|t| t.format(EVENT_TIME).ok())
                 .unwrap_or_default();
             details.push((format!("event {at}"), e.message.clone().unwrap_or_default()));
         }
@@ -462,7 +470,23 @@ impl Target for EcsTarget {
 
     async fn plan(&self, desired: &Release) -> Result<Plan> {
         let (service, current) = self.current().await?;
-        let spec = self.desired_spec(desired, current.as_ref())?;
+        // A release deployed before (a rollback) goes back to its own task definition.
+        let (spec, registered_as) = match &desired.platform_ref {
+            Some(arn) if family_of(arn).is_some() => {
+                let recorded = self.task_definition(arn).await?;
+                let label = if recorded.inactive {
+                    format!("{arn} registered again (it was deregistered)")
+                } else {
+                    arn.clone()
+                };
+                (recorded.spec, label)
+            }
+            _ => {
+                let spec = self.desired_spec(desired, current.as_ref())?;
+                let label = format!("a new revision of {}", spec.family);
+                (spec, label)
+            }
+        };
         let mut changes = diff(current.as_ref().map(|c| &c.spec), &spec);
         if !changes.is_empty() {
             changes.insert(
@@ -471,7 +495,7 @@ impl Target for EcsTarget {
                     resource: format!("service {}", self.spec.service),
                     field: "taskDefinition".into(),
                     from: current.as_ref().map(|c| c.arn.clone()),
-                    to: Some(format!("a new revision of {}", spec.family)),
+                    to: Some(registered_as),
                 },
             );
         }
@@ -550,21 +574,19 @@ impl Target for EcsTarget {
             })
             .await
             .map_err(|e| crate::client::call_error("ListTaskDefinitions", &e))?;
-        let running: Vec<&str> = service
-            .deployments()
-            .iter()
-            .filter_map(|d| d.task_definition.as_deref())
-            .collect();
-        let mut revisions = Vec::new();
-        for arn in listed
+        let running = primary(&service).and_then(|d| d.task_definition.as_deref());
+        // Newest first by revision number, whatever order the server lists them in.
+        let mut arns: Vec<&String> = listed
             .task_definition_arns()
             .iter()
             .filter(|arn| family_of(arn) == Some(family.as_str()))
-            .take(HISTORY_REVISIONS as usize)
-        {
+            .collect();
+        arns.sort_by_key(|arn| std::cmp::Reverse(revision_of(arn)));
+        let mut revisions = Vec::new();
+        for arn in arns.into_iter().take(HISTORY_REVISIONS as usize) {
             let registered = self.task_definition(arn).await?;
             revisions.push(Revision {
-                active: running.first() == Some(&arn.as_str()),
+                active: running == Some(arn.as_str()),
                 deployed_at: registered
                     .registered_at
                     .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok()),
@@ -573,6 +595,13 @@ impl Target for EcsTarget {
         }
         Ok(revisions)
     }
+}
+
+/// The revision number of a task definition ARN (`...:task-definition/family:3` is 3).
+fn revision_of(arn: &str) -> u32 {
+    arn.rsplit_once(':')
+        .and_then(|(_, r)| r.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The family of a task definition ARN (`...:task-definition/family:3`).
@@ -601,6 +630,10 @@ mod tests {
             Some("kyb-api")
         );
         assert_eq!(family_of("kyb-api:12"), None);
+        assert_eq!(
+            revision_of("arn:aws:ecs:us-east-1:123456789012:task-definition/kyb-api:12"),
+            12
+        );
         assert_eq!(image_tag("127.0.0.1:5000/kyb/api:1.2.3"), Some("1.2.3"));
         assert_eq!(image_tag("127.0.0.1:5000/kyb/api"), None);
         assert_eq!(image_tag("repo/api@sha256:abc"), None);

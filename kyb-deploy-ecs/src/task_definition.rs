@@ -179,8 +179,9 @@ impl TaskDefinitionSpec {
             .map(String::as_str)
     }
 
-    /// Checks what ECS would refuse for a Fargate task, before any API call: network mode,
-    /// task size, and each container's image. Returns every problem.
+    /// Checks what ECS would refuse, before any API call: a missing family, no containers,
+    /// and for a Fargate task its network mode and size (task cpu/memory pair, containers
+    /// within the task). Returns every problem.
     pub fn check(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.family.is_empty() {
@@ -233,9 +234,14 @@ impl TaskDefinitionSpec {
         if let Some(mib) = n.memory.as_deref().and_then(fargate::parse_memory) {
             n.memory = Some(mib.to_string());
         }
-        let awsvpc = n.network_mode == Some(NetworkMode::Awsvpc);
+        // ECS fills in the host port under awsvpc and host networking, where it must
+        // equal the container port.
+        let same_port = matches!(
+            n.network_mode,
+            Some(NetworkMode::Awsvpc | NetworkMode::Host)
+        );
         for c in &mut n.containers {
-            normalise_container(c, awsvpc);
+            normalise_container(c, same_port);
         }
         n
     }
@@ -280,7 +286,7 @@ fn quoted(names: &[&str]) -> String {
 }
 
 /// Fills in what ECS fills in, and orders what ECS does not keep in order.
-fn normalise_container(c: &mut ContainerDefinition, awsvpc: bool) {
+fn normalise_container(c: &mut ContainerDefinition, same_port: bool) {
     fn empty_is_none<T>(v: &mut Option<Vec<T>>) {
         if v.as_ref().is_some_and(Vec::is_empty) {
             *v = None;
@@ -294,7 +300,7 @@ fn normalise_container(c: &mut ContainerDefinition, awsvpc: bool) {
             if p.protocol.is_none() {
                 p.protocol = Some(TransportProtocol::Tcp);
             }
-            if awsvpc && p.host_port.is_none() {
+            if same_port && p.host_port.is_none() {
                 p.host_port = p.container_port;
             }
         }
@@ -313,6 +319,14 @@ fn normalise_container(c: &mut ContainerDefinition, awsvpc: bool) {
     }
     if c.docker_labels.as_ref().is_some_and(HashMap::is_empty) {
         c.docker_labels = None;
+    }
+    // DescribeTaskDefinition returns `"secretOptions": []` for a log configuration
+    // registered without any.
+    if let Some(logs) = c.log_configuration.as_mut() {
+        if logs.options.as_ref().is_some_and(HashMap::is_empty) {
+            logs.options = None;
+        }
+        empty_is_none(&mut logs.secret_options);
     }
     empty_is_none(&mut c.links);
     empty_is_none(&mut c.port_mappings);

@@ -1,7 +1,9 @@
 //! `kyb-deploy config validate`: load the configuration as every command would, and check
-//! the settings that are otherwise checked only when used.
+//! the settings that are otherwise checked only when used (probe settings, webhooks, ECS
+//! task definition templates). Needs no target and no credentials.
 
-use kyb_deploy_core::{Error, HttpHealthProbe};
+use kyb_deploy_core::{Error, HttpHealthProbe, TargetKind};
+use kyb_deploy_ecs::EcsTargetSpec;
 use serde::Serialize;
 
 use crate::args::{GlobalArgs, OutputFormat};
@@ -32,6 +34,14 @@ pub(crate) fn run(global: &GlobalArgs, ctx: &mut CliContext) -> Result<i32, CliE
         })?;
     }
     project.notifiers()?;
+    for name in project.config.environment_names() {
+        let env = project.environment(&name, None)?;
+        if env.settings.ecs.is_some() && env.settings.target == TargetKind::Ecs {
+            // The task definition template: read and checked (Fargate sizes included)
+            // without calling AWS.
+            EcsTargetSpec::from_environment(&env, &project.dir)?;
+        }
+    }
 
     let environments = project.config.environment_names();
     let mut out = ctx.stdout.clone();

@@ -222,3 +222,35 @@ fn check_says_when_trivy_is_configured_but_missing() {
     assert!(all.contains("trivy"), "{all}");
     assert!(all.contains("image.scan = \"policy\""), "{all}");
 }
+
+#[test]
+fn config_validate_checks_ecs_task_definition_templates_without_aws() {
+    // Both environments use the template; production comes first in name order.
+    let config = STAGING_ECS.replace(
+        "service = \"kyb-platform-api\"\n",
+        "service = \"kyb-platform-api\"\ntask_definition = \"deploy/td.json\"\n",
+    );
+    let project = Project::new(&config);
+    std::fs::create_dir_all(project.path().join("deploy")).unwrap();
+    let template = |memory: &str| {
+        format!(
+            r#"{{"family": "kyb", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
+               "cpu": "256", "memory": "{memory}",
+               "containerDefinitions": [{{"name": "api", "image": "placeholder"}}]}}"#
+        )
+    };
+    std::fs::write(project.path().join("deploy/td.json"), template("512")).unwrap();
+    let run = output(binary(project.path()).args(["config", "validate"]));
+    assert_eq!(run.code, 0, "{run:?}");
+
+    std::fs::write(project.path().join("deploy/td.json"), template("4096")).unwrap();
+    let run = output(binary(project.path()).args(["config", "validate"]));
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "deploy/td.json (environments.production.ecs.task_definition): Fargate does not offer cpu 256 with memory 4096 MiB"
+        ),
+        "{}",
+        run.stderr
+    );
+}

@@ -250,7 +250,8 @@ pub struct EcsDeployment {
     pub health_check_grace_period: Duration,
     /// Stop a rollout whose tasks keep failing to start (the deployment circuit breaker).
     pub circuit_breaker: bool,
-    /// Let the circuit breaker roll back to the last completed deployment.
+    /// Let the circuit breaker roll back to the last completed deployment (only with
+    /// `circuit_breaker`).
     pub circuit_breaker_rollback: bool,
 }
 

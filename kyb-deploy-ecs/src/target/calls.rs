@@ -189,7 +189,7 @@ impl EcsTarget {
             .deployment_circuit_breaker(
                 DeploymentCircuitBreaker::builder()
                     .enable(d.circuit_breaker)
-                    .rollback(d.circuit_breaker_rollback)
+                    .rollback(d.circuit_breaker && d.circuit_breaker_rollback)
                     .build(),
             )
             .build();

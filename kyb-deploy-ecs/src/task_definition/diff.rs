@@ -208,6 +208,16 @@ fn container(f: &mut Fields, c: &ContainerDefinition) {
             )),
         );
     }
+    // Shown on its own because its options are a HashMap, whose Debug order differs
+    // between two equal maps; sorted, equal options read the same.
+    if let Some(firelens) = &c.firelens_configuration {
+        let mut value = format!("type {}", firelens.r#type.as_str());
+        if let Some(options) = &firelens.options {
+            let sorted: BTreeMap<_, _> = options.iter().collect();
+            value.push_str(&format!(", options {sorted:?}"));
+        }
+        put("firelensConfiguration".into(), Some(value));
+    }
     // Everything else, compared whole: never a difference that the plan does not show.
     let mut rest = c.clone();
     for field in [
@@ -233,6 +243,7 @@ fn container(f: &mut Fields, c: &ContainerDefinition) {
     rest.docker_labels = None;
     rest.log_configuration = None;
     rest.health_check = None;
+    rest.firelens_configuration = None;
     let empty = ContainerDefinition::builder().build();
     if rest != empty {
         put("other settings".into(), Some(format!("{rest:?}")));

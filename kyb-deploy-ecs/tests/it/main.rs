@@ -1,5 +1,8 @@
-//! Integration tests of the ECS target against the in-process ECS simulator.
+//! Integration tests of the ECS target: against the in-process ECS simulator, and
+//! conformance against moto_server.
 
+mod examples;
+mod moto;
 mod pipeline;
 mod support;
 mod target;

@@ -46,7 +46,7 @@ async fn a_deployment_reaches_completed_and_is_recorded() {
 async fn an_image_that_cannot_be_pulled_is_rolled_back_by_ecs_and_reported() {
     let h = Harness::new(
         sim().fault(Fault::fail_to_start(
-            &image("v2"),
+            image("v2"),
             "CannotPullContainerError: pull image manifest has been retried 1 time(s): manifest unknown",
         )),
         "v1",
@@ -165,7 +165,7 @@ async fn a_rollback_to_an_explicit_version_uses_its_task_definition() {
 async fn a_rollout_that_outlasts_its_time_limit_times_out_and_rolls_back() {
     let mut h = Harness::new(
         sim().fault(Fault::slow_start(
-            &image("v2"),
+            image("v2"),
             Duration::from_secs(24 * 3600),
         )),
         "v0",
@@ -192,7 +192,7 @@ async fn a_rollout_that_outlasts_its_time_limit_times_out_and_rolls_back() {
 async fn cancelling_during_the_rollout_stops_waiting_and_rolls_back() {
     let h = Harness::new(
         sim().fault(Fault::slow_start(
-            &image("v2"),
+            image("v2"),
             Duration::from_secs(24 * 3600),
         )),
         "v0",
