@@ -5,6 +5,7 @@
 mod binary;
 mod commands;
 mod docker_e2e;
+mod ecs_e2e;
 mod runs;
 mod script;
 mod snapshots;

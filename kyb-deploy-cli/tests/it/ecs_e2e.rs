@@ -1,0 +1,704 @@
+//! End to end on ECS: the `kyb-deploy` binary builds the sample service's image, pushes it to
+//! the registry on 127.0.0.1:5000 and deploys it to a staging environment on the testkit's
+//! ECS simulator, whose Docker-backed runtime runs every task as a real container of that
+//! image behind a stable local URL. The CLI reaches the simulator through the standard AWS
+//! configuration chain (`EcsTarget::from_config`) with static test credentials, and
+//! verifies the service through that URL.
+//!
+//! Needs the Docker engine, the registry (`bash scripts/setup.sh`) and the static sample
+//! binary (`scripts/test.sh` builds it); without them the test fails, it never skips.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::Client;
+use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ecs::types::{
+    AwsVpcConfiguration, Compatibility, ContainerDefinition, DeploymentCircuitBreaker,
+    DeploymentConfiguration, DeploymentRolloutState, HealthCheck, LaunchType, NetworkConfiguration,
+    NetworkMode, PortMapping, Service, TransportProtocol,
+};
+use kyb_deploy_testkit::ecs_sim::{DockerRuntimeConfig, EcsSimulator, RunningSimulator};
+use serde_json::Value;
+
+use crate::support::{Project, Run, binary};
+
+/// Bounds every wait: the simulator's rollouts, the engine, each run of the binary. A bound,
+/// never an assertion on speed.
+const PATIENCE: Duration = Duration::from_secs(240);
+
+const REGISTRY: &str = "127.0.0.1:5000";
+const REGION: &str = "us-east-1";
+const CONTAINER: &str = "api";
+const SETUP_HINT: &str =
+    "run `bash scripts/setup.sh` to start the Docker engine and the registry on 127.0.0.1:5000";
+
+/// Simulated seconds per real second. ECS's own phases (PROVISIONING 5 s, the pull 10 s,
+/// the 10 s health check grace period, STOPPING 5 s) then take about a second of real
+/// time, while the containers and their health checks run in real time.
+const TIME_SCALE: f64 = 20.0;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn sample_api_binary() -> PathBuf {
+    repo_root().join("target/x86_64-unknown-linux-gnu/release/kyb-sample-api")
+}
+
+/// Fails loudly, with the fix, when a peer of this tier is missing.
+async fn require_peers() {
+    let binary = sample_api_binary();
+    assert!(
+        binary.is_file(),
+        "{} is missing; build it with: RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --target x86_64-unknown-linux-gnu -p kyb-deploy-testkit --bin kyb-sample-api (scripts/test.sh does)",
+        binary.display()
+    );
+    let engine = Command::new("docker").arg("info").output();
+    assert!(
+        engine.is_ok_and(|o| o.status.success()),
+        "the Docker engine is not running: {SETUP_HINT}"
+    );
+    let registry = reqwest::Client::new()
+        .get(format!("http://{REGISTRY}/v2/"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    assert!(
+        registry.is_ok_and(|r| r.status().is_success()),
+        "no registry answers on {REGISTRY}: {SETUP_HINT}"
+    );
+}
+
+/// Runs `docker` with `args`; its stdout, or a panic with its stderr.
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker ({SETUP_HINT}): {e}"));
+    assert!(
+        output.status.success(),
+        "docker {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos:x}", std::process::id())
+}
+
+/// Removes what the test made, whatever happened: the simulator's containers (labelled with
+/// the test's unique cluster name; the simulator removes them itself on shutdown, this is
+/// the safety net for a panic) and the images of the test's unique repository (the label in
+/// the Dockerfile makes their IDs the test's own).
+struct Cleanup {
+    cluster: String,
+    repository: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let filter = format!("label=io.kyb-sim.cluster={}", self.cluster);
+        remove_listed(&["ps", "-aq", "--filter", &filter], &["rm", "-f"]);
+        remove_listed(
+            &["images", "-q", "--no-trunc", &self.repository],
+            &["rmi", "-f"],
+        );
+    }
+}
+
+/// Runs `docker <list>` and, when it lists anything, `docker <remove> <ids>`.
+fn remove_listed(list: &[&str], remove: &[&str]) {
+    let Ok(out) = Command::new("docker").args(list).output() else {
+        return;
+    };
+    let ids: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if !ids.is_empty() {
+        let _ = Command::new("docker").args(remove).args(&ids).output();
+    }
+}
+
+/// The project's Dockerfile: the static sample binary on scratch. `VERSION` is what
+/// `/status` reports; `FAULT_UNHEALTHY_AFTER` makes `/health` fail that many seconds after
+/// start (the repository's Dockerfile has the same two build arguments).
+fn dockerfile(name: &str) -> String {
+    format!(
+        "FROM scratch\n\
+         ARG VERSION=dev\n\
+         ARG FAULT_UNHEALTHY_AFTER=\n\
+         ENV APP_VERSION=${{VERSION}} KYB_SAMPLE_FAULT_UNHEALTHY_AFTER=${{FAULT_UNHEALTHY_AFTER}} PORT=8080\n\
+         COPY kyb-sample-api /kyb-sample-api\n\
+         LABEL io.kyb-deploy.e2e=\"{name}\"\n\
+         USER 10001:10001\n\
+         EXPOSE 8080\n\
+         ENTRYPOINT [\"/kyb-sample-api\"]\n"
+    )
+}
+
+/// The task definition template of the project (`register-task-definition
+/// --cli-input-json` format). The simulator does not run the health check's command (the
+/// scratch image has no shell or curl; real ECS would need a checker in the image): it
+/// checks `GET /health` on the container's port itself. The check must be there, as it
+/// makes the simulator wait for health before a task counts, and stop unhealthy ones.
+const TEMPLATE: &str = r#"{
+  "family": "FAMILY",
+  "networkMode": "awsvpc",
+  "requiresCompatibilities": ["FARGATE"],
+  "cpu": "256",
+  "memory": "512",
+  "containerDefinitions": [
+    {
+      "name": "api",
+      "essential": true,
+      "portMappings": [{"containerPort": 8080, "protocol": "tcp"}],
+      "healthCheck": {
+        "command": ["CMD-SHELL", "curl -f http://localhost:8080/health || exit 1"],
+        "interval": 5,
+        "timeout": 2,
+        "retries": 3
+      }
+    }
+  ]
+}
+"#;
+
+/// The project's configuration: the staging environment on the simulator at `endpoint`,
+/// verified through the service's stable URL `service_url`.
+fn config(repository: &str, name: &str, endpoint: &str, service_url: &str) -> String {
+    format!(
+        r#"
+[image]
+repository = "{repository}"
+tags = ["{{version}}"]
+
+[image.build_args]
+VERSION = "{{version}}"
+
+[environments.staging]
+target = "ecs"
+rollback = "auto"
+
+[environments.staging.timeouts]
+overall = "4m"
+wait = "2m"
+verify = "1m"
+rollback = "2m"
+
+[environments.staging.ecs]
+cluster = "{name}"
+service = "{name}"
+region = "{REGION}"
+endpoint_url = "{endpoint}"
+task_definition = "ecs/task-definition.json"
+container = "{CONTAINER}"
+
+[environments.staging.ecs.poll]
+interval = "100ms"
+max_interval = "400ms"
+max_calls_per_second = 20
+
+[environments.staging.env]
+ENVIRONMENT = "staging"
+LOG_LEVEL = "info"
+
+[environments.staging.verify]
+base_url = "{service_url}"
+
+[environments.staging.verify.readiness]
+period = "200ms"
+failure_threshold = 50
+
+[environments.staging.verify.liveness]
+period = "200ms"
+success_threshold = 5
+
+[[environments.staging.verify.smoke]]
+name = "classify"
+method = "POST"
+path = "/v1/classify"
+json = {{ business_name = "Test Corp" }}
+expect_status = 200
+expect_json = {{ "/business_name" = "Test Corp" }}
+samples = 3
+"#
+    )
+}
+
+/// An SDK client for the simulator, on the CLI's own HTTP client (rustls with ring).
+fn sdk_client(sim: &RunningSimulator) -> Client {
+    let config = aws_sdk_ecs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .endpoint_url(sim.url())
+        .http_client(kyb_deploy_ecs::client::https_client())
+        .build();
+    Client::from_conf(config)
+}
+
+/// Creates the cluster, the first task definition (running `image`) and the service with
+/// two tasks; returns the task definition's ARN.
+async fn create_service(client: &Client, name: &str, image: &str) -> String {
+    client
+        .create_cluster()
+        .cluster_name(name)
+        .send()
+        .await
+        .unwrap();
+    let container = ContainerDefinition::builder()
+        .name(CONTAINER)
+        .image(image)
+        .essential(true)
+        .port_mappings(
+            PortMapping::builder()
+                .container_port(8080)
+                .protocol(TransportProtocol::Tcp)
+                .build(),
+        )
+        .health_check(
+            HealthCheck::builder()
+                .command("CMD-SHELL")
+                .command("curl -f http://localhost:8080/health || exit 1")
+                .interval(5)
+                .timeout(2)
+                .retries(3)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let registered = client
+        .register_task_definition()
+        .family(name)
+        .network_mode(NetworkMode::Awsvpc)
+        .requires_compatibilities(Compatibility::Fargate)
+        .cpu("256")
+        .memory("512")
+        .container_definitions(container)
+        .send()
+        .await
+        .unwrap();
+    let arn = registered
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .unwrap()
+        .to_owned();
+    client
+        .create_service()
+        .cluster(name)
+        .service_name(name)
+        .task_definition(&arn)
+        .desired_count(2)
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(
+            NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    AwsVpcConfiguration::builder()
+                        .subnets("subnet-e2e")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .deployment_configuration(
+            DeploymentConfiguration::builder()
+                .minimum_healthy_percent(100)
+                .maximum_percent(200)
+                .deployment_circuit_breaker(
+                    DeploymentCircuitBreaker::builder()
+                        .enable(true)
+                        .rollback(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    arn
+}
+
+async fn describe(client: &Client, name: &str) -> Service {
+    let described = client
+        .describe_services()
+        .cluster(name)
+        .services(name)
+        .send()
+        .await
+        .unwrap();
+    described.services()[0].clone()
+}
+
+/// Polls the service (which also drives the simulator's controller) until it runs only
+/// `task_definition`, completed, with every task running.
+async fn wait_steady(client: &Client, name: &str, task_definition: &str) -> Service {
+    let start = Instant::now();
+    loop {
+        let service = describe(client, name).await;
+        let deployments = service.deployments();
+        if deployments.len() == 1
+            && deployments[0].rollout_state == Some(DeploymentRolloutState::Completed)
+            && deployments[0].task_definition() == Some(task_definition)
+            && service.running_count == 2
+        {
+            return service;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "timed out waiting for service {name} to run {task_definition}: {service:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `GET url` through the service's stable URL: status and JSON body.
+async fn get_json(url: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Runs `kyb-deploy <args>` in the project, with AWS settings from the test only: static
+/// test credentials, and config/credential files in the project, so that nothing of the
+/// machine (profiles, SSO, instance metadata) leaks in. Killed after [`PATIENCE`].
+async fn kyb_deploy(project: &Project, args: &[&str]) -> Run {
+    let mut command = binary(project.path());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("AWS_") {
+            command.env_remove(key);
+        }
+    }
+    let aws = project.path().join("aws");
+    command
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", aws.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", aws.join("credentials"));
+    let mut command = tokio::process::Command::from(command);
+    command.kill_on_drop(true);
+    let out = tokio::time::timeout(PATIENCE, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("kyb-deploy {} did not finish in time", args.join(" ")))
+        .unwrap();
+    Run {
+        code: out.status.code().expect("exited normally"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// The last state of each run in the project's ledger, in order.
+fn runs(project: &Project) -> Vec<Value> {
+    let text = std::fs::read_to_string(project.ledger()).unwrap();
+    let mut last: Vec<Value> = Vec::new();
+    for record in text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    {
+        match last.iter_mut().find(|r| r["id"] == record["id"]) {
+            Some(existing) => *existing = record,
+            None => last.push(record),
+        }
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sample_service_is_deployed_to_ecs_and_a_broken_release_rolled_back_by_ecs() {
+    require_peers().await;
+    let name = unique("kyb-ecs-e2e");
+    let repository = format!("{REGISTRY}/{name}");
+    let _cleanup = Cleanup {
+        cluster: name.clone(),
+        repository: repository.clone(),
+    };
+
+    // The project: the sample binary on scratch, a task definition template, AWS files
+    // that say nothing (the credentials come from the environment).
+    let project = Project::empty();
+    let dir = project.path();
+    std::fs::copy(sample_api_binary(), dir.join("kyb-sample-api")).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile(&name)).unwrap();
+    std::fs::create_dir(dir.join("ecs")).unwrap();
+    std::fs::write(
+        dir.join("ecs/task-definition.json"),
+        TEMPLATE.replace("FAMILY", &name),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.join("aws")).unwrap();
+    std::fs::write(dir.join("aws/config"), "").unwrap();
+    std::fs::write(dir.join("aws/credentials"), "").unwrap();
+
+    // v1 exists before kyb-deploy does anything: built and pushed here, and running as the
+    // service's first task definition, healthy.
+    let v1_image = format!("{repository}:v1");
+    docker(&[
+        "build",
+        "-q",
+        "--build-arg",
+        "VERSION=v1",
+        "-t",
+        &v1_image,
+        dir.to_str().unwrap(),
+    ]);
+    docker(&["push", "-q", &v1_image]);
+
+    let sim = EcsSimulator::builder()
+        .time_scale(TIME_SCALE)
+        .seed(17)
+        .docker_runtime(DockerRuntimeConfig {
+            health_check_interval: Duration::from_millis(200),
+            ..DockerRuntimeConfig::default()
+        })
+        .build()
+        .serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .unwrap();
+    let client = sdk_client(&sim);
+    let v1_arn = create_service(&client, &name, &v1_image).await;
+    wait_steady(&client, &name, &v1_arn).await;
+    let url = sim
+        .handle()
+        .service_url(REGION, &name, &name)
+        .expect("a docker-backed service has a URL");
+    let (status, body) = get_json(&format!("{url}/status")).await;
+    assert_eq!(
+        (status, &body["version"]),
+        (200, &Value::from("v1")),
+        "{body}"
+    );
+
+    std::fs::write(
+        dir.join("kyb-deploy.toml"),
+        config(&repository, &name, &sim.url(), &url),
+    )
+    .unwrap();
+
+    // v2: built, pushed, registered from the template, rolled out by ECS, verified through
+    // the service's URL, recorded.
+    let v2 = kyb_deploy(
+        &project,
+        &["deploy", "-e", "staging", "-v", "v2", "--skip-tests"],
+    )
+    .await;
+    let all = v2.all();
+    assert_eq!(v2.code, 0, "{all}");
+    assert!(
+        all.contains(&format!(
+            "ecs service: {name} in cluster {name} answers (ACTIVE, 2 of 2 tasks running)"
+        )),
+        "{all}"
+    );
+    assert!(all.contains("rollout ecs-svc/"), "{all}");
+    assert!(
+        all.contains("event: "),
+        "no ECS service event shown:\n{all}"
+    );
+    assert!(all.contains("deployment completed."), "{all}");
+    assert!(all.contains("has reached a steady state."), "{all}");
+    assert!(all.contains("▸ verify ... ok"), "{all}");
+    assert!(all.contains("verification: passed (5 checks)"), "{all}");
+    assert!(v2.stdout.contains("deployed v2"), "{all}");
+
+    let first = runs(&project);
+    assert_eq!(first.len(), 1, "{first:#?}");
+    let record = &first[0];
+    assert_eq!(record["status"], "succeeded", "{record:#}");
+    assert_eq!(record["version"], "v2");
+    assert_eq!(record["target"], "ecs");
+    let v2_arn = record["release"]["platform_ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no platform_ref: {record:#}"))
+        .to_owned();
+    assert!(
+        v2_arn.starts_with(&format!(
+            "arn:aws:ecs:{REGION}:123456789012:task-definition/{name}:"
+        )),
+        "{v2_arn}"
+    );
+    assert_ne!(v2_arn, v1_arn);
+    assert!(
+        record["rollout_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("ecs-svc/")),
+        "{record:#}"
+    );
+    let v2_image = record["release"]["image"].as_str().unwrap().to_owned();
+    assert!(
+        v2_image.starts_with(&format!("{repository}@sha256:")),
+        "{v2_image}"
+    );
+
+    // ECS runs the new task definition, with the image kyb-deploy pushed, and the URL
+    // serves v2.
+    let service = wait_steady(&client, &name, &v2_arn).await;
+    assert_eq!(service.task_definition(), Some(v2_arn.as_str()));
+    let registered = client
+        .describe_task_definition()
+        .task_definition(&v2_arn)
+        .send()
+        .await
+        .unwrap();
+    let container = &registered
+        .task_definition()
+        .unwrap()
+        .container_definitions()[0];
+    assert_eq!(container.image(), Some(v2_image.as_str()));
+    assert!(
+        container
+            .environment()
+            .iter()
+            .any(|kv| kv.name() == Some("ENVIRONMENT") && kv.value() == Some("staging")),
+        "{container:#?}"
+    );
+    let (status, body) = get_json(&format!("{url}/status")).await;
+    assert_eq!(
+        (status, &body["version"]),
+        (200, &Value::from("v2")),
+        "{body}"
+    );
+
+    // v3 is built with FAULT_UNHEALTHY_AFTER=0: its /health answers 503 from the start. The
+    // runtime never finds its tasks healthy and stops each after three failed checks
+    // ("Task failed container health checks"); ECS's circuit breaker fails the deployment
+    // after three such tasks and rolls back to v2's task definition on its own, while v2's
+    // tasks keep serving (minimumHealthyPercent 100). kyb-deploy follows ECS's rollback,
+    // verifies v2 and does not roll back a second time. This path is deterministic: the
+    // broken tasks never pass a health check, so the rollout never completes and
+    // verification of v3 never starts.
+    let v3 = kyb_deploy(
+        &project,
+        &[
+            "deploy",
+            "-e",
+            "staging",
+            "-v",
+            "v3",
+            "--skip-tests",
+            "--build-arg",
+            "FAULT_UNHEALTHY_AFTER=0",
+        ],
+    )
+    .await;
+    let all = v3.all();
+    assert_eq!(v3.code, 4, "{all}");
+    assert!(
+        all.contains("stopped: Task failed container health checks"),
+        "{all}"
+    );
+    assert!(
+        all.contains("deployment failed: tasks failed to start."),
+        "{all}"
+    );
+    assert!(all.contains("circuit breaker"), "{all}");
+    assert!(
+        all.contains(&format!("ECS is rolling back to {v2_arn}")),
+        "{all}"
+    );
+    assert!(all.contains("ECS rolled back to v2"), "{all}");
+    assert!(
+        all.contains("the platform rolled back to v2; verifying it"),
+        "{all}"
+    );
+    assert!(
+        v3.stdout.contains("rolled back to v2 (by the platform)"),
+        "{all}"
+    );
+
+    let all_runs = runs(&project);
+    assert_eq!(all_runs.len(), 2, "{all_runs:#?}");
+    let failed = &all_runs[1];
+    assert_eq!(failed["version"], "v3");
+    assert_eq!(failed["status"], "rolled_back", "{failed:#}");
+    assert_eq!(failed["outcome"]["stage"], "wait", "{failed:#}");
+    assert_eq!(failed["rollback"]["by_platform"], true, "{failed:#}");
+    assert_eq!(failed["rollback"]["succeeded"], true, "{failed:#}");
+    assert_eq!(failed["rollback"]["to"]["version"], "v2", "{failed:#}");
+    assert_eq!(failed["rollback"]["to"]["platform_ref"], v2_arn.as_str());
+    assert!(
+        failed["rollout_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("ecs-svc/") && id != record["rollout_id"]),
+        "{failed:#}"
+    );
+    let v3_arn = failed["release"]["platform_ref"].as_str().unwrap();
+    assert_ne!(v3_arn, v2_arn);
+
+    // ECS runs v2's task definition again and the URL still serves v2.
+    let service = wait_steady(&client, &name, &v2_arn).await;
+    assert_eq!(service.task_definition(), Some(v2_arn.as_str()));
+    let (status, body) = get_json(&format!("{url}/status")).await;
+    assert_eq!(
+        (status, &body["version"]),
+        (200, &Value::from("v2")),
+        "{body}"
+    );
+
+    // `status` asks ECS and the ledger; `history` reads the ledger.
+    let status = kyb_deploy(&project, &["status", "-e", "staging"]).await;
+    assert_eq!(status.code, 0, "{}", status.all());
+    assert!(status.stdout.contains(&v2_arn), "{}", status.all());
+    assert!(status.stdout.contains("v2"), "{}", status.all());
+    let json = kyb_deploy(&project, &["--output", "json", "status", "-e", "staging"]).await;
+    assert_eq!(json.code, 0, "{}", json.all());
+    let json = json.json();
+    assert_eq!(json["status"]["running"]["version"], "v2", "{json:#}");
+    assert_eq!(
+        json["status"]["running"]["platform_ref"],
+        v2_arn.as_str(),
+        "{json:#}"
+    );
+    assert_eq!(
+        json["status"]["last_known_good"]["version"], "v2",
+        "{json:#}"
+    );
+
+    let history = kyb_deploy(&project, &["history", "-e", "staging"]).await;
+    assert_eq!(history.code, 0, "{}", history.all());
+    let run_line = |id: &Value| {
+        let id = id.as_str().unwrap();
+        history
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("run {id} is not in the history:\n{}", history.stdout))
+    };
+    let v2_line = run_line(&all_runs[0]["id"]);
+    assert!(
+        v2_line.contains(" v2 ") && v2_line.contains(" succeeded "),
+        "{v2_line}"
+    );
+    let v3_line = run_line(&all_runs[1]["id"]);
+    assert!(
+        v3_line.contains(" v3 ")
+            && v3_line.contains(" rolled_back ")
+            && v3_line.contains(" v2 ")
+            && v3_line.contains("rolled back by the platform"),
+        "{v3_line}"
+    );
+
+    // Shutting down removes every container the simulator ran.
+    sim.shutdown().await.unwrap();
+    let filter = format!("label=io.kyb-sim.cluster={name}");
+    let left = docker(&["ps", "-aq", "--filter", &filter]);
+    assert_eq!(left.trim(), "", "containers left behind");
+}
