@@ -1,0 +1,110 @@
+//! [`EcsTargetSpec`]: what an ECS environment deploys to, read and checked from its
+//! configuration before anything talks to AWS.
+
+use std::path::Path;
+
+use kyb_deploy_core::{EcsDeployment, EcsSettings, Environment, Error, Result};
+
+use crate::task_definition::TaskDefinitionSpec;
+
+/// What an [`EcsTarget`] deploys to and how, from an environment's `[ecs]` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EcsTargetSpec {
+    /// The environment's name.
+    pub environment: String,
+    /// Cluster name or ARN.
+    pub cluster: String,
+    /// Service name.
+    pub service: String,
+    /// The container that runs the service's image (optional with one container).
+    pub container: Option<String>,
+    /// The task definition template; `None` reuses the service's current task definition.
+    pub template: Option<TaskDefinitionSpec>,
+    /// Environment variables for the service's container.
+    pub env: Vec<(String, String)>,
+    /// The deployment configuration applied with every deployment.
+    pub deployment: EcsDeployment,
+}
+
+impl EcsTargetSpec {
+    /// The spec of `environment`, reading its template relative to `base` (the
+    /// configuration file's directory). Checks the template, Fargate sizes included,
+    /// before anything talks to AWS.
+    ///
+    /// # Errors
+    ///
+    /// When the environment has no `[ecs]` section, or its template cannot be read or
+    /// would be refused by ECS.
+    pub fn from_environment(environment: &Environment, base: &Path) -> Result<Self> {
+        let settings = ecs_settings(environment)?;
+        let template = match &settings.task_definition {
+            None => None,
+            Some(written) => {
+                let path = base.join(written);
+                let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+                    what: format!(
+                        "read the task definition template of environments.{}",
+                        environment.name
+                    ),
+                    path: path.clone(),
+                    source,
+                })?;
+                let origin = format!(
+                    "{} (environments.{}.ecs.task_definition)",
+                    written.display(),
+                    environment.name
+                );
+                let spec = TaskDefinitionSpec::from_template(&text, &origin)
+                    .map_err(|m| Error::Config { message: m })?;
+                check_spec(&spec, settings.container.as_deref(), &origin)?;
+                Some(spec)
+            }
+        };
+        Ok(Self {
+            environment: environment.name.clone(),
+            cluster: settings.cluster.clone(),
+            service: settings.service.clone(),
+            container: settings.container.clone(),
+            template,
+            env: environment
+                .settings
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            deployment: settings.deployment.clone(),
+        })
+    }
+}
+
+pub(super) fn ecs_settings(environment: &Environment) -> Result<&EcsSettings> {
+    environment
+        .settings
+        .ecs
+        .as_ref()
+        .ok_or_else(|| Error::Config {
+            message: format!(
+                "environments.{name}: target = \"ecs\" needs an [environments.{name}.ecs] section",
+                name = environment.name
+            ),
+        })
+}
+
+/// Problems ECS would refuse the task definition for, as one configuration error.
+pub(super) fn check_spec(
+    spec: &TaskDefinitionSpec,
+    container: Option<&str>,
+    origin: &str,
+) -> Result<()> {
+    let mut problems = spec.check();
+    if let Err(e) = spec.service_container(container) {
+        problems.push(e);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Config {
+            message: format!("task definition {origin}: {}", problems.join("; ")),
+        })
+    }
+}
