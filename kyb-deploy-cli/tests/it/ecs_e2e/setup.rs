@@ -1,0 +1,315 @@
+//! The set-up of the ECS end-to-end test: its peers (the Docker engine, the registry, the
+//! static sample binary), the project it writes (Dockerfile, task definition template,
+//! configuration), the simulator's service it deploys to, and the guard that removes what it
+//! made.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use aws_sdk_ecs::Client;
+use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ecs::types::{
+    AwsVpcConfiguration, Compatibility, ContainerDefinition, DeploymentCircuitBreaker,
+    DeploymentConfiguration, HealthCheck, LaunchType, NetworkConfiguration, NetworkMode,
+    PortMapping, TransportProtocol,
+};
+use kyb_deploy_testkit::ecs_sim::RunningSimulator;
+
+pub(super) const REGISTRY: &str = "127.0.0.1:5000";
+pub(super) const REGION: &str = "us-east-1";
+const CONTAINER: &str = "api";
+const SETUP_HINT: &str =
+    "run `bash scripts/setup.sh` to start the Docker engine and the registry on 127.0.0.1:5000";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub(super) fn sample_api_binary() -> PathBuf {
+    repo_root().join("target/x86_64-unknown-linux-gnu/release/kyb-sample-api")
+}
+
+/// Fails loudly, with the fix, when a peer of this tier is missing.
+pub(super) async fn require_peers() {
+    let binary = sample_api_binary();
+    assert!(
+        binary.is_file(),
+        "{} is missing; build it with: RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --target x86_64-unknown-linux-gnu -p kyb-deploy-testkit --bin kyb-sample-api (scripts/test.sh does)",
+        binary.display()
+    );
+    let engine = Command::new("docker").arg("info").output();
+    assert!(
+        engine.is_ok_and(|o| o.status.success()),
+        "the Docker engine is not running: {SETUP_HINT}"
+    );
+    let registry = reqwest::Client::new()
+        .get(format!("http://{REGISTRY}/v2/"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    assert!(
+        registry.is_ok_and(|r| r.status().is_success()),
+        "no registry answers on {REGISTRY}: {SETUP_HINT}"
+    );
+}
+
+/// Runs `docker` with `args`; its stdout, or a panic with its stderr.
+pub(super) fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker ({SETUP_HINT}): {e}"));
+    assert!(
+        output.status.success(),
+        "docker {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub(super) fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos:x}", std::process::id())
+}
+
+/// Removes what the test made, whatever happened: the simulator's containers (labelled with
+/// the test's unique cluster name; the simulator removes them itself on shutdown, this is
+/// the safety net for a panic) and the images of the test's unique repository (the label in
+/// the Dockerfile makes their IDs the test's own).
+pub(super) struct Cleanup {
+    pub(super) cluster: String,
+    pub(super) repository: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let filter = format!("label=io.kyb-sim.cluster={}", self.cluster);
+        remove_listed(&["ps", "-aq", "--filter", &filter], &["rm", "-f"]);
+        remove_listed(
+            &["images", "-q", "--no-trunc", &self.repository],
+            &["rmi", "-f"],
+        );
+    }
+}
+
+/// Runs `docker <list>` and, when it lists anything, `docker <remove> <ids>`.
+fn remove_listed(list: &[&str], remove: &[&str]) {
+    let Ok(out) = Command::new("docker").args(list).output() else {
+        return;
+    };
+    let ids: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if !ids.is_empty() {
+        let _ = Command::new("docker").args(remove).args(&ids).output();
+    }
+}
+
+/// The project's Dockerfile: the static sample binary on scratch. `VERSION` is what
+/// `/status` reports; `FAULT_UNHEALTHY_AFTER` makes `/health` fail that many seconds after
+/// start (the repository's Dockerfile has the same two build arguments).
+pub(super) fn dockerfile(name: &str) -> String {
+    format!(
+        "FROM scratch\n\
+         ARG VERSION=dev\n\
+         ARG FAULT_UNHEALTHY_AFTER=\n\
+         ENV APP_VERSION=${{VERSION}} KYB_SAMPLE_FAULT_UNHEALTHY_AFTER=${{FAULT_UNHEALTHY_AFTER}} PORT=8080\n\
+         COPY kyb-sample-api /kyb-sample-api\n\
+         LABEL io.kyb-deploy.e2e=\"{name}\"\n\
+         USER 10001:10001\n\
+         EXPOSE 8080\n\
+         ENTRYPOINT [\"/kyb-sample-api\"]\n"
+    )
+}
+
+/// The task definition template of the project (`register-task-definition
+/// --cli-input-json` format). The simulator does not run the health check's command (the
+/// scratch image has no shell or curl; real ECS would need a checker in the image): it
+/// checks `GET /health` on the container's port itself. The check must be there, as it
+/// makes the simulator wait for health before a task counts, and stop unhealthy ones.
+pub(super) const TEMPLATE: &str = r#"{
+  "family": "FAMILY",
+  "networkMode": "awsvpc",
+  "requiresCompatibilities": ["FARGATE"],
+  "cpu": "256",
+  "memory": "512",
+  "containerDefinitions": [
+    {
+      "name": "api",
+      "essential": true,
+      "portMappings": [{"containerPort": 8080, "protocol": "tcp"}],
+      "healthCheck": {
+        "command": ["CMD-SHELL", "curl -f http://localhost:8080/health || exit 1"],
+        "interval": 5,
+        "timeout": 2,
+        "retries": 3
+      }
+    }
+  ]
+}
+"#;
+
+/// The project's configuration: the staging environment on the simulator at `endpoint`,
+/// verified through the service's stable URL `service_url`.
+pub(super) fn config(repository: &str, name: &str, endpoint: &str, service_url: &str) -> String {
+    format!(
+        r#"
+[image]
+repository = "{repository}"
+tags = ["{{version}}"]
+
+[image.build_args]
+VERSION = "{{version}}"
+
+[environments.staging]
+target = "ecs"
+rollback = "auto"
+
+[environments.staging.timeouts]
+overall = "4m"
+wait = "2m"
+verify = "1m"
+rollback = "2m"
+
+[environments.staging.ecs]
+cluster = "{name}"
+service = "{name}"
+region = "{REGION}"
+endpoint_url = "{endpoint}"
+task_definition = "ecs/task-definition.json"
+container = "{CONTAINER}"
+
+[environments.staging.ecs.poll]
+interval = "100ms"
+max_interval = "400ms"
+max_calls_per_second = 20
+
+[environments.staging.env]
+ENVIRONMENT = "staging"
+LOG_LEVEL = "info"
+
+[environments.staging.verify]
+base_url = "{service_url}"
+
+[environments.staging.verify.readiness]
+period = "200ms"
+failure_threshold = 50
+
+[environments.staging.verify.liveness]
+period = "200ms"
+success_threshold = 5
+
+[[environments.staging.verify.smoke]]
+name = "classify"
+method = "POST"
+path = "/v1/classify"
+json = {{ business_name = "Test Corp" }}
+expect_status = 200
+expect_json = {{ "/business_name" = "Test Corp" }}
+samples = 3
+"#
+    )
+}
+
+/// An SDK client for the simulator, on the CLI's own HTTP client (rustls with ring).
+pub(super) fn sdk_client(sim: &RunningSimulator) -> Client {
+    let config = aws_sdk_ecs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .endpoint_url(sim.url())
+        .http_client(kyb_deploy_ecs::client::https_client())
+        .build();
+    Client::from_conf(config)
+}
+
+/// Creates the cluster, the first task definition (running `image`) and the service with
+/// two tasks; returns the task definition's ARN.
+pub(super) async fn create_service(client: &Client, name: &str, image: &str) -> String {
+    client
+        .create_cluster()
+        .cluster_name(name)
+        .send()
+        .await
+        .unwrap();
+    let container = ContainerDefinition::builder()
+        .name(CONTAINER)
+        .image(image)
+        .essential(true)
+        .port_mappings(
+            PortMapping::builder()
+                .container_port(8080)
+                .protocol(TransportProtocol::Tcp)
+                .build(),
+        )
+        .health_check(
+            HealthCheck::builder()
+                .command("CMD-SHELL")
+                .command("curl -f http://localhost:8080/health || exit 1")
+                .interval(5)
+                .timeout(2)
+                .retries(3)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let registered = client
+        .register_task_definition()
+        .family(name)
+        .network_mode(NetworkMode::Awsvpc)
+        .requires_compatibilities(Compatibility::Fargate)
+        .cpu("256")
+        .memory("512")
+        .container_definitions(container)
+        .send()
+        .await
+        .unwrap();
+    let arn = registered
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .unwrap()
+        .to_owned();
+    client
+        .create_service()
+        .cluster(name)
+        .service_name(name)
+        .task_definition(&arn)
+        .desired_count(2)
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(
+            NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    AwsVpcConfiguration::builder()
+                        .subnets("subnet-e2e")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .deployment_configuration(
+            DeploymentConfiguration::builder()
+                .minimum_healthy_percent(100)
+                .maximum_percent(200)
+                .deployment_circuit_breaker(
+                    DeploymentCircuitBreaker::builder()
+                        .enable(true)
+                        .rollback(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    arn
+}
