@@ -98,6 +98,14 @@ fi
 export KYB_MOTO_SERVER="$venv/bin/moto_server"
 "$venv/bin/python" -c 'import moto; print("moto", moto.__version__)'
 
+# The real kubectl judges the Kubernetes simulator; it is not a Debian package.
+step "kubectl for the Kubernetes simulator's fidelity tests"
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "error: kubectl (v1.32 or newer) is required by the Kubernetes simulator's tests; install it (https://kubernetes.io/docs/tasks/tools/) and put it on PATH" >&2
+  exit 1
+fi
+kubectl version --client
+
 step "cargo test (unit, property, integration, end-to-end, doctests)"
 cargo test --workspace --locked
 

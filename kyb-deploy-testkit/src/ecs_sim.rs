@@ -145,6 +145,7 @@ mod validate;
 pub use self::admin::{ApiFaultSpec, ExitSpec, FaultSpec, InvalidFault, TaskFaultSpec};
 pub use self::clock::SimClock;
 pub use self::docker_runtime::DockerRuntimeConfig;
+pub(crate) use self::faults::glob_matches;
 pub use self::faults::{ApiFault, ApiFaultKind, Fault, TaskFault, TaskFaultKind};
 pub use self::handle::{LoggedRequest, SimHandle};
 pub use self::simulator::{EcsSimulator, EcsSimulatorBuilder, RunningSimulator};

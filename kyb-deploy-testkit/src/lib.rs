@@ -43,6 +43,7 @@
 pub mod ecs_sim;
 mod fake_seams;
 mod fake_target;
+pub mod k8s_sim;
 mod memory_store;
 pub mod sample_api;
 mod sample_process;

@@ -3,8 +3,14 @@
 //! `kyb-sim ecs --port N` serves the simulated ECS API (see
 //! `kyb_deploy_testkit::ecs_sim`) on 127.0.0.1:N, prints `listening on 127.0.0.1:PORT` to
 //! stdout once bound, and serves until SIGINT or SIGTERM, then exits 0. `--config FILE`
-//! reads a TOML file of settings and faults (flags override it). Exit code 1 when binding or
-//! serving fails; 2 for invalid arguments (clap's usage errors) or an invalid config file.
+//! reads a TOML file of settings and faults (flags override it).
+//!
+//! `kyb-sim k8s --port N --kubeconfig PATH` serves a simulated Kubernetes API server (see
+//! `kyb_deploy_testkit::k8s_sim`) the same way, and writes a kubeconfig for it to PATH (its
+//! current context points at the simulator, with a bearer token) before announcing itself.
+//!
+//! Exit code 1 when binding or serving fails; 2 for invalid arguments (clap's usage errors)
+//! or an invalid config file.
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -15,6 +21,7 @@ use clap::{Parser, Subcommand};
 use kyb_deploy_testkit::ecs_sim::{
     DockerRuntimeConfig, EcsSimulator, EcsSimulatorBuilder, Fault, FaultSpec,
 };
+use kyb_deploy_testkit::k8s_sim::{Fault as K8sFault, K8sSimulator};
 use kyb_deploy_testkit::shutdown_signal;
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -34,6 +41,33 @@ struct Args {
 enum Command {
     /// Serve the simulated Amazon ECS API (JSON 1.1 protocol) on 127.0.0.1.
     Ecs(EcsArgs),
+    /// Serve a simulated Kubernetes API server with a Deployment controller on 127.0.0.1.
+    K8s(K8sArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct K8sArgs {
+    /// Port to listen on; 0 picks a free one (the line on stdout tells which).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Where to write the kubeconfig for the simulator.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: PathBuf,
+    /// Simulated time runs this many times faster than real time.
+    #[arg(long, value_parser = positive_scale, default_value_t = 1.0)]
+    time_scale: f64,
+    /// Seed of the generator of names, uids and random faults.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The bearer token clients must send [default: a random one, written to the kubeconfig].
+    #[arg(long)]
+    token: Option<String>,
+    /// Pods whose image matches PATTERN (`*` wildcards) stay in ImagePullBackOff. Repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    image_pull_backoff: Vec<String>,
+    /// Containers whose image matches PATTERN crash at once: CrashLoopBackOff. Repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    crash_loop: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -142,9 +176,76 @@ fn image_failure(text: &str) -> Result<(String, String), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Args {
-        command: Command::Ecs(args),
-    } = Args::parse();
+    match Args::parse().command {
+        Command::Ecs(args) => ecs(args).await,
+        Command::K8s(args) => k8s(args).await,
+    }
+}
+
+async fn k8s(args: K8sArgs) -> ExitCode {
+    let token = args.token.unwrap_or_else(|| {
+        use rand::Rng as _;
+        let bytes: [u8; 16] = rand::rng().random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    });
+    let mut builder = K8sSimulator::builder()
+        .time_scale(args.time_scale)
+        .token(token);
+    if let Some(seed) = args.seed {
+        builder = builder.seed(seed);
+    }
+    for pattern in args.image_pull_backoff {
+        builder = builder.fault(K8sFault::image_pull_backoff(pattern));
+    }
+    for pattern in args.crash_loop {
+        builder = builder.fault(K8sFault::crash_loop(pattern, 1));
+    }
+    let shutdown = match shutdown_signal() {
+        Ok(shutdown) => shutdown,
+        Err(error) => {
+            report(&format!("cannot listen for shutdown signals: {error}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, args.port)).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            report(&format!(
+                "cannot bind 127.0.0.1:{} (--port): {error}",
+                args.port
+            ));
+            return ExitCode::FAILURE;
+        }
+    };
+    let running = match builder.build().serve(listener) {
+        Ok(running) => running,
+        Err(error) => {
+            report(&format!("serving failed: {error}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(error) = running.write_kubeconfig(&args.kubeconfig) {
+        report(&format!(
+            "cannot write the kubeconfig {} (--kubeconfig): {error}",
+            args.kubeconfig.display()
+        ));
+        return ExitCode::FAILURE;
+    }
+    if let Err(error) = announce(running.addr()) {
+        report(&format!("cannot announce the listening address: {error}"));
+        return ExitCode::FAILURE;
+    }
+    shutdown.await;
+    match running.shutdown().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            report(&format!("serving failed: {error}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn ecs(args: EcsArgs) -> ExitCode {
     let port = args.port;
     let builder = match settings(args) {
         Ok(builder) => builder,

@@ -3,6 +3,7 @@
 
 mod ecs_sim;
 mod harness;
+mod k8s_sim;
 mod main_job;
 mod pipeline;
 mod sample_api;

@@ -1,0 +1,195 @@
+//! The defaults the API server fills in (`SetDefaults_Deployment`, `SetDefaults_PodSpec`,
+//! ...), for the fields `kubectl get -o yaml` shows on a real cluster.
+//!
+//! Every function only fills fields that are absent, so applying it twice changes nothing.
+//! The API layer can call [`apply`] on every create and update (as a real API server
+//! does, without a generation bump); the controllers apply it too, for objects that were
+//! stored without.
+
+use serde_json::{Map, Value, json};
+
+use super::json::{object, object_at};
+
+/// Fills the defaults of an object of `kind` (Deployment, ReplicaSet or Pod; other kinds
+/// are left alone). Returns whether anything changed.
+pub(crate) fn apply(kind: &str, object: &mut Value) -> bool {
+    match kind {
+        "Deployment" => deployment(object),
+        "ReplicaSet" => replica_set(object),
+        "Pod" => pod(object),
+        _ => false,
+    }
+}
+
+/// `SetDefaults_Deployment` (apps/v1) and the defaults of its pod template.
+pub(crate) fn deployment(d: &mut Value) -> bool {
+    if !d["spec"].is_object() {
+        return false;
+    }
+    let spec = object_at(d, &["spec"]);
+    let mut changed = fill(spec, "replicas", json!(1));
+    changed |= fill(spec, "revisionHistoryLimit", json!(10));
+    changed |= fill(spec, "progressDeadlineSeconds", json!(600));
+    let strategy = object(spec.entry("strategy").or_insert(Value::Null));
+    changed |= fill(strategy, "type", json!("RollingUpdate"));
+    if strategy["type"] == "RollingUpdate" {
+        let rolling = object(strategy.entry("rollingUpdate").or_insert(Value::Null));
+        changed |= fill(rolling, "maxUnavailable", json!("25%"));
+        changed |= fill(rolling, "maxSurge", json!("25%"));
+    }
+    if let Some(template) = spec.get_mut("template") {
+        changed |= pod_spec(&mut template["spec"]);
+    }
+    changed
+}
+
+/// `SetDefaults_ReplicaSet` and the defaults of its pod template.
+pub(crate) fn replica_set(rs: &mut Value) -> bool {
+    if !rs["spec"].is_object() {
+        return false;
+    }
+    let spec = object_at(rs, &["spec"]);
+    let mut changed = fill(spec, "replicas", json!(1));
+    if let Some(template) = spec.get_mut("template") {
+        changed |= pod_spec(&mut template["spec"]);
+    }
+    changed
+}
+
+/// The defaults of a Pod: its spec's, and those the admission plugins add (service
+/// account, tolerations of unready and unreachable nodes, priority).
+pub(crate) fn pod(p: &mut Value) -> bool {
+    if !p["spec"].is_object() {
+        return false;
+    }
+    let mut changed = pod_spec(&mut p["spec"]);
+    let spec = object_at(p, &["spec"]);
+    changed |= fill(spec, "serviceAccountName", json!("default"));
+    let account = spec["serviceAccountName"].clone();
+    changed |= fill(spec, "serviceAccount", account);
+    changed |= fill(spec, "enableServiceLinks", json!(true));
+    changed |= fill(spec, "priority", json!(0));
+    changed |= fill(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
+    let toleration = |key: &str| json!({"effect": "NoExecute", "key": key, "operator": "Exists", "tolerationSeconds": 300});
+    changed |= fill(
+        spec,
+        "tolerations",
+        json!([
+            toleration("node.kubernetes.io/not-ready"),
+            toleration("node.kubernetes.io/unreachable")
+        ]),
+    );
+    changed
+}
+
+/// `SetDefaults_PodSpec` and the defaults of its containers.
+fn pod_spec(spec: &mut Value) -> bool {
+    if !spec.is_object() {
+        return false;
+    }
+    let spec = object(spec);
+    let mut changed = fill(spec, "restartPolicy", json!("Always"));
+    changed |= fill(spec, "terminationGracePeriodSeconds", json!(30));
+    changed |= fill(spec, "dnsPolicy", json!("ClusterFirst"));
+    changed |= fill(spec, "securityContext", json!({}));
+    changed |= fill(spec, "schedulerName", json!("default-scheduler"));
+    for list in ["initContainers", "containers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            changed |= container(c);
+        }
+    }
+    changed
+}
+
+fn container(c: &mut Value) -> bool {
+    if !c.is_object() {
+        return false;
+    }
+    let policy = pull_policy(c["image"].as_str().unwrap_or(""));
+    let c = object(c);
+    let mut changed = fill(c, "imagePullPolicy", json!(policy));
+    changed |= fill(c, "terminationMessagePath", json!("/dev/termination-log"));
+    changed |= fill(c, "terminationMessagePolicy", json!("File"));
+    changed |= fill(c, "resources", json!({}));
+    for port in c
+        .get_mut("ports")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        changed |= fill(port, "protocol", json!("TCP"));
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(p) = c.get_mut(probe).and_then(Value::as_object_mut) {
+            changed |= fill(p, "timeoutSeconds", json!(1));
+            changed |= fill(p, "periodSeconds", json!(10));
+            changed |= fill(p, "successThreshold", json!(1));
+            changed |= fill(p, "failureThreshold", json!(3));
+            if let Some(get) = p.get_mut("httpGet").and_then(Value::as_object_mut) {
+                changed |= fill(get, "scheme", json!("HTTP"));
+            }
+        }
+    }
+    changed
+}
+
+/// `Always` for `:latest` or untagged images, `IfNotPresent` otherwise.
+fn pull_policy(image: &str) -> &'static str {
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        Some((_, tag)) if tag != "latest" => "IfNotPresent",
+        _ => "Always",
+    }
+}
+
+/// Inserts `key: value` when `key` is absent (or null).
+fn fill(map: &mut Map<String, Value>, key: &str, value: Value) -> bool {
+    if map.get(key).is_some_and(|v| !v.is_null()) {
+        return false;
+    }
+    map.insert(key.to_owned(), value);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployments_get_upstream_defaults_once() {
+        let mut d = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "image": "reg:5000/web:v1", "ports": [{"containerPort": 80}]},
+            {"name": "side", "image": "busybox"}
+        ]}}}});
+        assert!(apply("Deployment", &mut d));
+        assert_eq!(d["spec"]["replicas"], 1);
+        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+        assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
+        assert_eq!(d["spec"]["progressDeadlineSeconds"], 600);
+        let containers = &d["spec"]["template"]["spec"]["containers"];
+        assert_eq!(containers[0]["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(containers[0]["ports"][0]["protocol"], "TCP");
+        assert_eq!(containers[1]["imagePullPolicy"], "Always");
+        assert!(!apply("Deployment", &mut d));
+    }
+
+    #[test]
+    fn recreate_gets_no_rolling_parameters() {
+        let mut d = json!({"spec": {"strategy": {"type": "Recreate"}}});
+        deployment(&mut d);
+        assert!(d["spec"]["strategy"].get("rollingUpdate").is_none());
+        let mut p = json!({"spec": {"containers": []}});
+        assert!(pod(&mut p));
+        assert_eq!(p["spec"]["serviceAccount"], "default");
+        assert!(!apply("ConfigMap", &mut p));
+    }
+}

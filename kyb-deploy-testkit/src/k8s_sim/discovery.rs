@@ -1,0 +1,215 @@
+//! Discovery as kubectl and kube-rs use it: `/version`, `/api`, `/apis`, the resource list
+//! of each group version, and the OpenAPI v3 documents kubectl reads to learn that the
+//! server validates fields itself (`fieldValidation`).
+
+use serde_json::{Value, json};
+
+use super::resources::{RESOURCES, ResourceType, groups, verbs};
+
+/// The Kubernetes version the simulator reports.
+pub(crate) const GIT_VERSION: &str = "v1.32.0";
+
+/// `/version`.
+pub(crate) fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "32",
+        "gitVersion": GIT_VERSION,
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.23.0",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+}
+
+/// `/api`.
+pub(crate) fn core_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    })
+}
+
+/// `/apis`.
+pub(crate) fn group_list() -> Value {
+    let groups: Vec<Value> = groups()
+        .into_iter()
+        .map(|(group, version)| {
+            let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
+            json!({"name": group, "versions": [gv.clone()], "preferredVersion": gv})
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/apis/<group>`.
+pub(crate) fn group(name: &str) -> Option<Value> {
+    let (group, version) = groups().into_iter().find(|(g, _)| *g == name)?;
+    let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
+    Some(
+        json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": [gv.clone()], "preferredVersion": gv}),
+    )
+}
+
+/// The resource list of a group version (`/api/v1`, `/apis/apps/v1`).
+pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
+    let types: Vec<&ResourceType> = RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
+    if types.is_empty() {
+        return None;
+    }
+    let mut resources = Vec::new();
+    for r in types {
+        resources.push(json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": verbs(),
+            "shortNames": r.short_names,
+            "storageVersionHash": "",
+        }));
+        if r.status {
+            resources.push(json!({
+                "name": format!("{}/status", r.plural),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": r.kind,
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+        if r.scale {
+            resources.push(json!({
+                "name": format!("{}/scale", r.plural),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+    }
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }))
+}
+
+/// `/openapi/v3`: the document of each group version.
+pub(crate) fn openapi_root() -> Value {
+    let mut paths = serde_json::Map::new();
+    paths.insert(
+        "api/v1".into(),
+        json!({"serverRelativeURL": "/openapi/v3/api/v1?hash=kyb-sim"}),
+    );
+    for (group, version) in groups() {
+        paths.insert(
+            format!("apis/{group}/{version}"),
+            json!({"serverRelativeURL": format!("/openapi/v3/apis/{group}/{version}?hash=kyb-sim")}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+/// The OpenAPI v3 document of a group version: a PATCH operation per kind that takes the
+/// `fieldValidation` query parameter, which is what kubectl looks for before it leaves
+/// validation to the server. Schemas are not served.
+pub(crate) fn openapi_group_version(group: &str, version: &str) -> Option<Value> {
+    let mut paths = serde_json::Map::new();
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        let collection = if r.namespaced {
+            format!(
+                "{}/namespaces/{{namespace}}/{}",
+                r.group_version_path(),
+                r.plural
+            )
+        } else {
+            format!("{}/{}", r.group_version_path(), r.plural)
+        };
+        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+        let params = json!([
+            {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
+            {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+            {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+            {"name": "force", "in": "query", "schema": {"type": "boolean"}},
+        ]);
+        let op = |name: &str| {
+            json!({
+                "operationId": format!("{name}{}", r.kind),
+                "parameters": params,
+                "responses": {"200": {"description": "OK"}},
+                "x-kubernetes-action": name,
+                "x-kubernetes-group-version-kind": gvk,
+            })
+        };
+        paths.insert(
+            format!("/{}/{{name}}", collection.trim_start_matches('/')),
+            json!({
+                "get": op("read"),
+                "put": op("replace"),
+                "patch": op("patch"),
+                "delete": op("delete"),
+            }),
+        );
+        paths.insert(
+            format!("/{}", collection.trim_start_matches('/')),
+            json!({
+                "get": op("list"),
+                "post": op("create"),
+            }),
+        );
+    }
+    if paths.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": GIT_VERSION},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_lists_groups_resources_and_subresources() {
+        let apps = resource_list("apps", "v1").unwrap();
+        let names: Vec<&str> = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"deployments/scale"), "{names:?}");
+        assert!(names.contains(&"replicasets/status"), "{names:?}");
+        assert!(resource_list("apps", "v2").is_none());
+        assert_eq!(group_list()["groups"].as_array().unwrap().len(), 5);
+        let doc = openapi_group_version("apps", "v1").unwrap();
+        let patch =
+            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"]["kind"],
+            "Deployment"
+        );
+        assert!(openapi_root()["paths"]["apis/apps/v1"].is_object());
+    }
+}

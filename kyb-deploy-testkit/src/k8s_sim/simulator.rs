@@ -1,0 +1,296 @@
+//! [`K8sSimulator`], its builder, and [`RunningK8sSimulator`], the simulator served over HTTP.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::api;
+use super::cluster::Cluster;
+use super::controller;
+use super::faults::{Fault, FaultSet};
+use super::handle::K8sHandle;
+use super::tls::Tls;
+use crate::ecs_sim::SimClock;
+
+/// A simulated Kubernetes API server with a Deployment controller.
+///
+/// ```
+/// use kyb_deploy_testkit::k8s_sim::K8sSimulator;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let sim = K8sSimulator::builder().token("s3cret").build().serve(listener).unwrap();
+/// let kubeconfig = sim.kubeconfig();
+/// assert!(kubeconfig.contains(&sim.url()));
+/// sim.shutdown().await.unwrap();
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct K8sSimulator {
+    cluster: Arc<Cluster>,
+}
+
+/// Settings of a [`K8sSimulator`]; from [`K8sSimulator::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct K8sSimulatorBuilder {
+    time_scale: f64,
+    manual: bool,
+    seed: Option<u64>,
+    token: Option<String>,
+    faults: Vec<Fault>,
+}
+
+impl Default for K8sSimulatorBuilder {
+    fn default() -> Self {
+        Self {
+            time_scale: 1.0,
+            manual: false,
+            seed: None,
+            token: None,
+            faults: Vec::new(),
+        }
+    }
+}
+
+impl K8sSimulatorBuilder {
+    /// Simulated time runs `scale` times faster than real time (default 1).
+    pub fn time_scale(mut self, scale: f64) -> Self {
+        self.time_scale = scale;
+        self
+    }
+
+    /// Simulated time stands still until [`K8sHandle::advance`] moves it.
+    pub fn manual_clock(mut self) -> Self {
+        self.manual = true;
+        self
+    }
+
+    /// Seeds the generator of names, uids and random faults.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every request (401 otherwise), and
+    /// serves HTTPS with a certificate authority generated at start (clients such as
+    /// kubectl send bearer tokens only over TLS; the kubeconfig carries the CA). Without a
+    /// token the API is plain HTTP and every request is accepted.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Adds a fault.
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.faults.push(fault);
+        self
+    }
+
+    /// Builds the simulator.
+    #[must_use]
+    pub fn build(self) -> K8sSimulator {
+        let clock = if self.manual {
+            SimClock::manual()
+        } else {
+            SimClock::scaled(self.time_scale)
+        };
+        let rng = match self.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_os_rng(),
+        };
+        let mut faults = FaultSet::default();
+        for fault in self.faults {
+            faults.add(fault);
+        }
+        K8sSimulator {
+            cluster: Arc::new(Cluster::new(clock, rng, self.token, faults)),
+        }
+    }
+}
+
+impl K8sSimulator {
+    /// The settings: real time, a random seed, no token.
+    pub fn builder() -> K8sSimulatorBuilder {
+        K8sSimulatorBuilder::default()
+    }
+
+    /// In-process access to the cluster.
+    #[must_use]
+    pub fn handle(&self) -> K8sHandle {
+        K8sHandle {
+            cluster: Arc::clone(&self.cluster),
+        }
+    }
+
+    /// The HTTP routes, to mount in a server of one's own (the controllers do not run).
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new()
+            .fallback(api::handle)
+            .with_state(Arc::clone(&self.cluster))
+    }
+
+    /// Serves the API on `listener` and runs the controllers, in spawned tasks, until
+    /// [`RunningK8sSimulator::shutdown`] or until it is dropped. Needs a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the listener's address cannot be read.
+    pub fn serve(self, listener: TcpListener) -> std::io::Result<RunningK8sSimulator> {
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = self.cluster.shutdown.clone();
+        let router = self.router();
+        let stopping = async move {
+            let _ = stopped.await;
+            shutdown.cancel();
+        };
+        let tls = match &self.cluster.token {
+            Some(_) => Some(Tls::generate().map_err(std::io::Error::other)?),
+            None => None,
+        };
+        let task = match &tls {
+            Some(tls) => {
+                let listener = tls.listener(listener);
+                tokio::spawn(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(stopping)
+                        .await
+                })
+            }
+            None => tokio::spawn(serve_until(listener, router, stopping)),
+        };
+        let controllers = tokio::spawn(controller::run(Arc::clone(&self.cluster)));
+        Ok(RunningK8sSimulator {
+            addr,
+            tls,
+            cluster: self.cluster,
+            stop: Some(stop),
+            task: Some(task),
+            controllers: Some(controllers),
+        })
+    }
+}
+
+async fn serve_until(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A simulator served over HTTP; stops when dropped.
+#[derive(Debug)]
+pub struct RunningK8sSimulator {
+    addr: SocketAddr,
+    tls: Option<Tls>,
+    cluster: Arc<Cluster>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    controllers: Option<JoinHandle<()>>,
+}
+
+impl RunningK8sSimulator {
+    /// The API server's URL: `https://127.0.0.1:43125` with a token, else `http://...`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The PEM certificate of the authority that signed the server's certificate, when
+    /// serving HTTPS.
+    #[must_use]
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.ca_pem.as_str())
+    }
+
+    /// The address served.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// In-process access to the cluster.
+    #[must_use]
+    pub fn handle(&self) -> K8sHandle {
+        K8sHandle {
+            cluster: Arc::clone(&self.cluster),
+        }
+    }
+
+    /// A kubeconfig for this server, its current context `kyb-sim` with namespace
+    /// `default`, the token and the CA when there are (JSON, which kubectl and kube-rs read
+    /// as YAML).
+    #[must_use]
+    pub fn kubeconfig(&self) -> String {
+        use base64::Engine as _;
+        let mut user = json!({});
+        if let Some(token) = &self.cluster.token {
+            user["token"] = json!(token);
+        }
+        let mut cluster = json!({"server": self.url()});
+        if let Some(tls) = &self.tls {
+            cluster["certificate-authority-data"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(&tls.ca_pem));
+        }
+        let config = json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "kyb-sim", "cluster": cluster}],
+            "users": [{"name": "kyb-sim", "user": user}],
+            "contexts": [{"name": "kyb-sim", "context": {"cluster": "kyb-sim", "user": "kyb-sim", "namespace": "default"}}],
+            "current-context": "kyb-sim",
+            "preferences": {},
+        });
+        serde_json::to_string_pretty(&config).expect("a kubeconfig serializes")
+    }
+
+    /// Writes [`RunningK8sSimulator::kubeconfig`] to `path`.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be written.
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig())
+    }
+
+    /// Stops serving (ending open watches) and the controllers, and returns.
+    ///
+    /// # Errors
+    ///
+    /// Fails when serving failed.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        self.cluster.shutdown.cancel();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(controllers) = self.controllers.take() {
+            let _ = controllers.await;
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningK8sSimulator {
+    fn drop(&mut self) {
+        self.cluster.shutdown.cancel();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
