@@ -59,7 +59,8 @@ else
     rm -f "$pidfile"
   fi
   say "starting dockerd (log: $state/dockerd.log)"
-  nohup dockerd >"$state/dockerd.log" 2>&1 &
+  # Its own session: the engine outlives the shell (or CI step) that started it.
+  setsid nohup dockerd >"$state/dockerd.log" 2>&1 &
   wait_for "dockerd" engine_up 60 "$state/dockerd.log"
 fi
 
@@ -81,7 +82,7 @@ http:
   addr: $registry_addr
 YAML
   say "starting the registry on $registry_addr (log: $state/registry.log)"
-  nohup docker-registry serve "$state/registry.yml" >"$state/registry.log" 2>&1 &
+  setsid nohup docker-registry serve "$state/registry.yml" >"$state/registry.log" 2>&1 &
   wait_for "the registry" registry_up 30 "$state/registry.log"
 fi
 say "ready: docker engine and registry $registry_addr"

@@ -129,12 +129,13 @@
 mod admin;
 mod api;
 mod clock;
+pub(crate) mod docker_cli;
 mod docker_runtime;
 mod faults;
 mod handle;
 mod lifecycle;
 mod model;
-mod proxy;
+pub(crate) mod proxy;
 mod render;
 mod rollout;
 mod server;

@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 use kyb_deploy_testkit::ecs_sim::{
     DockerRuntimeConfig, EcsSimulator, EcsSimulatorBuilder, Fault, FaultSpec,
 };
-use kyb_deploy_testkit::k8s_sim::{Fault as K8sFault, K8sSimulator};
+use kyb_deploy_testkit::k8s_sim::{DockerPodsConfig, Fault as K8sFault, K8sSimulator};
 use kyb_deploy_testkit::shutdown_signal;
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -68,6 +68,10 @@ struct K8sArgs {
     /// Containers whose image matches PATTERN crash at once: CrashLoopBackOff. Repeatable.
     #[arg(long, value_name = "PATTERN")]
     crash_loop: Vec<String>,
+    /// Run the first container of every pod as a real container through the local Docker
+    /// engine, and give every Service a local URL over its ready pods.
+    #[arg(long)]
+    docker: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -199,6 +203,9 @@ async fn k8s(args: K8sArgs) -> ExitCode {
     }
     for pattern in args.crash_loop {
         builder = builder.fault(K8sFault::crash_loop(pattern, 1));
+    }
+    if args.docker {
+        builder = builder.docker_runtime(DockerPodsConfig::default());
     }
     let shutdown = match shutdown_signal() {
         Ok(shutdown) => shutdown,

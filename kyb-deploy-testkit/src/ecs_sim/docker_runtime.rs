@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use self::agent::{Failure, Launch, Observed, Shared};
+use super::docker_cli;
 use super::lifecycle::{FailedTask, fail};
 use super::model::{Phase, Task, TaskDefinition, find_task_definition};
 use super::proxy::{Backends, Proxy};
@@ -299,39 +300,13 @@ impl DockerRuntime {
         // once fails, and the sweep below would miss one still being removed.
         let agents = self.close();
         let _ = tokio::time::timeout(SHUTDOWN_PATIENCE, futures::future::join_all(agents)).await;
-        let label = format!("label=io.kyb-sim.simulator={}", self.id);
-        let listed = agent::docker(&self.config, ["ps", "-aq", "--filter", &label]).await;
-        let ids: Vec<String> = listed
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
-        if !ids.is_empty() {
-            let args = ["rm", "-f"].into_iter().map(str::to_owned).chain(ids);
-            let _ = agent::docker(&self.config, args).await;
-        }
+        docker_cli::remove_labelled(&self.config.docker, &self.id).await;
     }
 
     /// [`shutdown`](Self::shutdown) for `Drop`: blocks on the `docker` CLI.
     pub(crate) fn shutdown_blocking(&self) {
         drop(self.close());
-        let label = format!("label=io.kyb-sim.simulator={}", self.id);
-        let listed = std::process::Command::new(&self.config.docker)
-            .args(["ps", "-aq", "--filter", &label])
-            .stderr(std::process::Stdio::null())
-            .output();
-        let Ok(listed) = listed else {
-            return;
-        };
-        let ids = String::from_utf8_lossy(&listed.stdout).into_owned();
-        if ids.split_whitespace().next().is_some() {
-            let _ = std::process::Command::new(&self.config.docker)
-                .args(["rm", "-f"])
-                .args(ids.split_whitespace())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
-        }
+        docker_cli::remove_labelled_blocking(&self.config.docker, &self.id);
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`Cluster`]: the state every request and controller shares.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use rand::rngs::StdRng;
@@ -8,6 +8,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::docker::DockerPods;
 use super::faults::FaultSet;
 use super::resources::kind;
 use super::store::Store;
@@ -36,6 +37,8 @@ pub(crate) struct Cluster {
     pub(crate) changed: Notify,
     /// Faults in force.
     pub(crate) faults: Mutex<FaultSet>,
+    /// The pods' containers and the Services' proxies, when the simulator is Docker-backed.
+    pub(crate) docker: Option<Arc<DockerPods>>,
 }
 
 impl Cluster {
@@ -45,6 +48,7 @@ impl Cluster {
         mut rng: StdRng,
         token: Option<String>,
         faults: FaultSet,
+        docker: Option<DockerPods>,
     ) -> Self {
         let mut store = Store::new();
         let now = timestamp(clock.now());
@@ -66,6 +70,7 @@ impl Cluster {
             shutdown: CancellationToken::new(),
             changed: Notify::new(),
             faults: Mutex::new(faults),
+            docker: docker.map(Arc::new),
         }
     }
 

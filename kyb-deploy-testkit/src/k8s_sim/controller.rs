@@ -17,8 +17,9 @@
 //! - Deleted pods go at once (no graceful termination), so Recreate waits for nothing.
 //! - The ReplicaSet status counts the pods after the sync's creations and deletions, not
 //!   before (upstream catches up one sync later).
-//! - Containers always pull their image (2 s); init containers, probes other than the
-//!   readiness probe's initial delay, and volumes are not simulated.
+//! - Virtual containers always pull their image (2 s); init containers, probes other than
+//!   the readiness probe's initial delay, and volumes are not simulated. With the
+//!   Docker-backed runtime (`real`) a pod's first container follows a real one instead.
 //! - Upstream's controllers write the status several times per sync (often failing with a
 //!   conflict and retrying); here each sync writes each object at most once or twice.
 
@@ -31,6 +32,7 @@ mod json;
 mod new_rs;
 mod pods;
 mod progress;
+mod real;
 mod replicaset;
 mod rollout;
 mod runtime;
@@ -94,7 +96,10 @@ impl Controllers {
 
 /// Runs the controllers until the cluster shuts down.
 pub(crate) async fn run(cluster: Arc<Cluster>) {
-    let mut controllers = Controllers::default();
+    let mut controllers = Controllers {
+        kubelet: pods::Kubelet::new(cluster.docker.clone()),
+        ..Controllers::default()
+    };
     loop {
         // Registered before the pass, so that a write during the pass is not missed.
         let notified = cluster.changed.notified();

@@ -58,6 +58,13 @@ impl K8sHandle {
         self.cluster.changed.notify_waiters();
     }
 
+    /// The stable local URL of a Service with the Docker-backed runtime; see
+    /// [`RunningK8sSimulator::service_url`](super::RunningK8sSimulator::service_url).
+    #[must_use]
+    pub fn service_url(&self, namespace: &str, name: &str) -> Option<String> {
+        self.cluster.docker.as_ref()?.service_url(namespace, name)
+    }
+
     /// The latest resourceVersion.
     #[must_use]
     pub fn resource_version(&self) -> u64 {

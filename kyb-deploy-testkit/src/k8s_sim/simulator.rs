@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use super::api;
 use super::cluster::Cluster;
 use super::controller;
+use super::docker::{DockerPods, DockerPodsConfig};
 use super::faults::{Fault, FaultSet};
 use super::handle::K8sHandle;
 use super::tls::Tls;
@@ -47,6 +48,7 @@ pub struct K8sSimulatorBuilder {
     seed: Option<u64>,
     token: Option<String>,
     faults: Vec<Fault>,
+    docker: Option<DockerPodsConfig>,
 }
 
 impl Default for K8sSimulatorBuilder {
@@ -57,6 +59,7 @@ impl Default for K8sSimulatorBuilder {
             seed: None,
             token: None,
             faults: Vec::new(),
+            docker: None,
         }
     }
 }
@@ -95,6 +98,20 @@ impl K8sSimulatorBuilder {
         self
     }
 
+    /// Runs the first container of every pod as a real container through the local Docker
+    /// engine, and gives every Service with a selector a stable local URL
+    /// ([`RunningK8sSimulator::service_url`]) over its ready pods. See the [module
+    /// docs](super#docker-backed-pods) for the model. Without it (the default) pods are
+    /// state only.
+    ///
+    /// # Panics
+    ///
+    /// [`build`](Self::build) panics outside a Tokio runtime.
+    pub fn docker_runtime(mut self, config: DockerPodsConfig) -> Self {
+        self.docker = Some(config);
+        self
+    }
+
     /// Builds the simulator.
     #[must_use]
     pub fn build(self) -> K8sSimulator {
@@ -111,9 +128,13 @@ impl K8sSimulatorBuilder {
         for fault in self.faults {
             faults.add(fault);
         }
-        K8sSimulator {
-            cluster: Arc::new(Cluster::new(clock, rng, self.token, faults)),
-        }
+        let (token, docker) = (self.token, self.docker);
+        // The Services' proxies look the pods up through the cluster, which owns them.
+        let cluster = Arc::new_cyclic(|cluster| {
+            let docker = docker.map(|config| DockerPods::new(config, cluster.clone()));
+            Cluster::new(clock, rng, token, faults, docker)
+        });
+        K8sSimulator { cluster }
     }
 }
 
@@ -266,7 +287,18 @@ impl RunningK8sSimulator {
         std::fs::write(path, self.kubeconfig())
     }
 
-    /// Stops serving (ending open watches) and the controllers, and returns.
+    /// The stable local URL of a Service with a selector, like `http://127.0.0.1:41234`,
+    /// with the Docker-backed runtime: a TCP proxy that spreads connections over the ready
+    /// pods the Service selects, on the port its first `ports` entry targets, and closes
+    /// them while there is none. `None` without the runtime, or for a Service that does
+    /// not exist (yet: the URL appears at the controllers' next pass) or has no selector.
+    #[must_use]
+    pub fn service_url(&self, namespace: &str, name: &str) -> Option<String> {
+        self.handle().service_url(namespace, name)
+    }
+
+    /// Stops serving (ending open watches) and the controllers, removes the containers of
+    /// the Docker-backed runtime, and returns.
     ///
     /// # Errors
     ///
@@ -278,6 +310,9 @@ impl RunningK8sSimulator {
         }
         if let Some(controllers) = self.controllers.take() {
             let _ = controllers.await;
+        }
+        if let Some(docker) = &self.cluster.docker {
+            docker.shutdown().await;
         }
         match self.task.take() {
             Some(task) => task.await.map_err(std::io::Error::other)?,
@@ -291,6 +326,10 @@ impl Drop for RunningK8sSimulator {
         self.cluster.shutdown.cancel();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+            // Not shut down: remove the containers now (this blocks on the `docker` CLI).
+            if let Some(docker) = &self.cluster.docker {
+                docker.shutdown_blocking();
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod basics;
 mod binary;
+mod docker;
 mod kube_client;
 mod rollouts;
 

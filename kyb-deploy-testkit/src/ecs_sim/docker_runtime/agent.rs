@@ -1,17 +1,13 @@
 //! The agent of one task: pulls the image, runs the container through the `docker` CLI,
 //! watches it exit, checks its health over HTTP, and removes it when released.
 
-use std::ffi::OsStr;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::DockerRuntimeConfig;
+use crate::ecs_sim::docker_cli::{docker, http_status, parse_host_port};
 
 /// What the agent needs to run a task's essential container.
 #[derive(Clone, Debug)]
@@ -70,22 +66,22 @@ pub(super) async fn run(
         () = drive(&config, &launch, &observed) => cancel.cancelled().await,
     }
     // By name: a `docker run` cut short by the cancellation may still have created it.
-    let _ = docker(&config, ["rm", "-f", launch.name.as_str()]).await;
+    let _ = docker(&config.docker, ["rm", "-f", launch.name.as_str()]).await;
 }
 
 async fn drive(config: &DockerRuntimeConfig, launch: &Launch, observed: &Shared) {
-    if let Err(message) = docker(config, ["pull", launch.image.as_str()]).await {
+    if let Err(message) = docker(&config.docker, ["pull", launch.image.as_str()]).await {
         update(observed, |o| o.failure = Some(Failure::Pull(message)));
         return;
     }
-    if let Err(message) = docker(config, run_args(launch)).await {
+    if let Err(message) = docker(&config.docker, run_args(launch)).await {
         update(observed, |o| o.failure = Some(Failure::Start(message)));
         return;
     }
     let mut host_port = None;
     if let Some(port) = launch.port {
         let published = docker(
-            config,
+            &config.docker,
             ["port", launch.name.as_str(), &format!("{port}/tcp")],
         )
         .await
@@ -106,7 +102,7 @@ async fn drive(config: &DockerRuntimeConfig, launch: &Launch, observed: &Shared)
         o.host_port = host_port;
     });
     tokio::select! {
-        exited = docker(config, ["wait", launch.name.as_str()]) => {
+        exited = docker(&config.docker, ["wait", launch.name.as_str()]) => {
             // `docker wait` prints the exit code; a wait that fails means the container is
             // gone, which ECS reports like a crash.
             let code = exited.ok().and_then(|out| out.trim().parse().ok()).unwrap_or(137);
@@ -134,12 +130,6 @@ fn run_args(launch: &Launch) -> Vec<String> {
     args.push(launch.image.clone());
     args.extend(launch.command.iter().cloned());
     args
-}
-
-/// The host port of `docker port` output like `127.0.0.1:32768`.
-fn parse_host_port(output: &str) -> Option<u16> {
-    let line = output.lines().next()?;
-    line.trim().rsplit_once(':')?.1.parse().ok()
 }
 
 /// Decides health from HTTP GETs of `/health`; never returns.
@@ -177,62 +167,14 @@ async fn check_health(
 
 /// Whether `GET /health` on 127.0.0.1:`port` answers 2xx within `timeout`.
 pub(super) async fn health_get(port: u16, timeout: Duration) -> bool {
-    let attempt = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut head = [0_u8; 12];
-        stream.read_exact(&mut head).await?;
-        std::io::Result::Ok(head.starts_with(b"HTTP/1.") && head[9] == b'2')
-    };
-    matches!(tokio::time::timeout(timeout, attempt).await, Ok(Ok(true)))
-}
-
-/// Runs `docker` with `args`; its stdout, or the engine's message on failure.
-pub(super) async fn docker<I, S>(config: &DockerRuntimeConfig, args: I) -> Result<String, String>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let output = Command::new(&config.docker)
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
+    http_status(port, "/health", timeout)
         .await
-        .map_err(|error| format!("cannot run {}: {error}", config.docker.display()))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(engine_message(&String::from_utf8_lossy(&output.stderr)))
-    }
-}
-
-/// The engine's message without the CLI's prefix, on one line.
-pub(super) fn engine_message(stderr: &str) -> String {
-    let message = stderr.trim();
-    let message = message
-        .strip_prefix("Error response from daemon: ")
-        .unwrap_or(message);
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
+        .is_some_and(|status| (200..300).contains(&status))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_ports_and_engine_messages_are_parsed() {
-        assert_eq!(parse_host_port("127.0.0.1:32768\n"), Some(32768));
-        assert_eq!(parse_host_port(""), None);
-        assert_eq!(
-            engine_message(
-                "Error response from daemon: manifest for r/x:nope not found: manifest unknown\n"
-            ),
-            "manifest for r/x:nope not found: manifest unknown"
-        );
-    }
 
     #[test]
     fn run_arguments_publish_the_port_on_loopback() {

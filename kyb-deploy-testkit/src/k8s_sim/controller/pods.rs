@@ -3,16 +3,19 @@
 //! events are written as the real kubelet writes them.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
 use super::super::cluster::timestamp;
+use super::super::docker::DockerPods;
 use super::super::resources::kind;
 use super::ctx::Ctx;
 use super::defaults;
 use super::events::{NODE, Note, Source};
 use super::json::{int, name, namespace, object, set, text, time, uid};
+use super::real::{self, Real};
 use super::runtime::{Container, Exit, ImageFaults, Step, go_duration};
 
 /// The node's address.
@@ -26,6 +29,8 @@ struct PodRuntime {
     /// When it last looked at the pod.
     checked: SystemTime,
     containers: Vec<Container>,
+    /// The agent of the first container, with the Docker-backed runtime.
+    real: Real,
 }
 
 /// A container of a pod's spec: name, image and the readiness probe's initial delay.
@@ -76,6 +81,7 @@ impl PodRuntime {
             started: time(&pod["status"]["startTime"]).unwrap_or(now),
             checked: now,
             containers,
+            real: Real::default(),
         }
     }
 
@@ -112,9 +118,19 @@ impl PodRuntime {
 #[derive(Debug, Default)]
 pub(super) struct Kubelet {
     pods: HashMap<String, PodRuntime>,
+    /// Runs the first container of every pod for real, when set.
+    docker: Option<Arc<DockerPods>>,
 }
 
 impl Kubelet {
+    /// A kubelet whose pods' first containers run in `docker`, or are virtual.
+    pub(super) fn new(docker: Option<Arc<DockerPods>>) -> Self {
+        Self {
+            pods: HashMap::new(),
+            docker,
+        }
+    }
+
     /// Schedules pending pods, then brings the status of every pod on the node up to date.
     pub(super) fn sync(&mut self, ctx: &mut Ctx<'_>) {
         let pods = ctx.all(kind("Pod"));
@@ -139,6 +155,15 @@ impl Kubelet {
             self.sync_pod(ctx, pod, &mut ips);
         }
         self.pods.retain(|pod_uid, _| seen.contains(pod_uid));
+        if let Some(docker) = &self.docker {
+            // A deleted pod's container goes with it; Services follow their objects.
+            docker.release_all_but(&seen);
+            let services = ctx.all(kind("Service"));
+            docker.sync_services(&services);
+            for service in services {
+                publish_url(ctx, docker, service);
+            }
+        }
     }
 
     fn sync_pod(&mut self, ctx: &mut Ctx<'_>, mut pod: Value, ips: &mut HashSet<String>) {
@@ -152,9 +177,15 @@ impl Kubelet {
             .or_insert_with(|| PodRuntime::new(&pod, &specs, now, &mut notes));
         rt.match_spec(&pod_uid, &specs, now, &mut notes);
         let pod_ref = format!("{}_{}({pod_uid})", name(&pod), namespace(&pod));
-        for (c, (_, image, delay)) in rt.containers.iter_mut().zip(&specs) {
+        for (index, (c, (_, image, delay))) in rt.containers.iter_mut().zip(&specs).enumerate() {
             let faults = ImageFaults::of(ctx.faults, image);
-            c.advance(faults, *delay, rt.checked, now, &pod_ref, &mut notes);
+            match &self.docker {
+                Some(docker) if index == 0 => {
+                    let real = &mut rt.real;
+                    real::advance(c, real, docker, &pod, faults, now, &pod_ref, &mut notes);
+                }
+                _ => c.advance(faults, *delay, rt.checked, now, &pod_ref, &mut notes),
+            }
         }
         rt.checked = now;
         let status = render(&pod, rt, &pod_ref, now, ips);
@@ -168,6 +199,26 @@ impl Kubelet {
         for note in notes {
             ctx.event(&pod, Source::Kubelet, note);
         }
+    }
+}
+
+/// Writes a Service's local URL into its status, as a load balancer's ingress
+/// (`127.0.0.1` and the proxy's port), so that clients in other processes find it.
+fn publish_url(ctx: &mut Ctx<'_>, docker: &DockerPods, mut service: Value) {
+    let Some(port) = docker
+        .service_url(namespace(&service), name(&service))
+        .and_then(|url| url.rsplit_once(':')?.1.parse::<u16>().ok())
+    else {
+        return;
+    };
+    let ingress = json!([{"ip": "127.0.0.1", "ports": [{"port": port, "protocol": "TCP"}]}]);
+    if service["status"]["loadBalancer"]["ingress"] != ingress {
+        set(
+            &mut service,
+            &["status", "loadBalancer", "ingress"],
+            ingress,
+        );
+        ctx.update_status(kind("Service"), service);
     }
 }
 

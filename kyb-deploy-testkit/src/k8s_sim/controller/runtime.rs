@@ -19,19 +19,19 @@ pub(super) const PULL: Duration = Duration::from_secs(2);
 /// How long creating and starting a container takes after the pull.
 pub(super) const START: Duration = Duration::from_secs(1);
 /// How long an exited container shows as terminated before the kubelet acts.
-const EXIT_NOTICED: Duration = Duration::from_secs(1);
+pub(super) const EXIT_NOTICED: Duration = Duration::from_secs(1);
 /// How long `ErrImagePull` shows before `ImagePullBackOff`.
-const PULL_ERROR_SHOWN: Duration = Duration::from_secs(1);
+pub(super) const PULL_ERROR_SHOWN: Duration = Duration::from_secs(1);
 const BACKOFF_START: u64 = 10;
 const BACKOFF_MAX: u64 = 300;
 
 /// The image faults that apply to one container.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct ImageFaults {
-    pull_fails: bool,
-    crash: Option<i32>,
+    pub(super) pull_fails: bool,
+    pub(super) crash: Option<i32>,
     pub(super) never_ready: bool,
-    extra: Duration,
+    pub(super) extra: Duration,
 }
 
 impl ImageFaults {
@@ -104,10 +104,14 @@ pub(super) struct Container {
     pub(super) pull_failures: u32,
     /// Unique per pod and container, for IDs.
     seed: String,
+    /// The engine's message of the last failed pull (Docker-backed runtime).
+    pub(super) pull_message: Option<String>,
+    /// The engine's ID of the current container (Docker-backed runtime).
+    pub(super) runtime_id: Option<String>,
 }
 
 /// The back-off after `n` failures: 10 s doubled each time, at most 5 min.
-fn backoff(n: u32) -> Duration {
+pub(super) fn backoff(n: u32) -> Duration {
     let doublings = n.saturating_sub(1).min(10);
     Duration::from_secs((BACKOFF_START << doublings).min(BACKOFF_MAX))
 }
@@ -141,6 +145,8 @@ impl Container {
             ready_since: None,
             pull_failures: 0,
             seed: format!("{pod_uid}/{name}"),
+            pull_message: None,
+            runtime_id: None,
         };
         out.push(c.note(now, false, "Pulling", format!("Pulling image \"{image}\"")));
         c
@@ -165,11 +171,16 @@ impl Container {
             ready_since: ready.then_some(started),
             pull_failures: 0,
             seed: format!("{pod_uid}/{name}"),
+            pull_message: None,
+            runtime_id: None,
         }
     }
 
     /// The ID of the container of the current run (`restarts`).
     pub(super) fn id(&self) -> String {
+        if let Some(id) = &self.runtime_id {
+            return id.clone();
+        }
         hex_id(&format!("{}/{}", self.seed, self.restarts), 64)
     }
 
@@ -188,13 +199,22 @@ impl Container {
 
     /// The message of the pull error.
     pub(super) fn pull_error(&self) -> String {
+        if let Some(message) = &self.pull_message {
+            return message.clone();
+        }
         let image = &self.image;
         format!(
             "rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found"
         )
     }
 
-    fn note(&self, at: SystemTime, warning: bool, reason: &'static str, message: String) -> Note {
+    pub(super) fn note(
+        &self,
+        at: SystemTime,
+        warning: bool,
+        reason: &'static str,
+        message: String,
+    ) -> Note {
         Note {
             at,
             warning,
@@ -337,7 +357,7 @@ impl Container {
         }
     }
 
-    fn start(&self, at: SystemTime, out: &mut Vec<Note>) {
+    pub(super) fn start(&self, at: SystemTime, out: &mut Vec<Note>) {
         out.push(self.note(
             at,
             false,
@@ -352,7 +372,7 @@ impl Container {
         ));
     }
 
-    fn start_again(&self, at: SystemTime, out: &mut Vec<Note>) {
+    pub(super) fn start_again(&self, at: SystemTime, out: &mut Vec<Note>) {
         let message = format!(
             "Container image \"{}\" already present on machine",
             self.image

@@ -251,6 +251,7 @@ async fn the_loop_reconciles_until_shutdown() {
         StdRng::seed_from_u64(1),
         None,
         FaultSet::default(),
+        None,
     ));
     let task = tokio::spawn(super::run(Arc::clone(&cluster)));
     {

@@ -187,3 +187,39 @@ async fn watches_stream_changes_and_resume_from_a_resource_version() {
         .collect();
     assert_eq!(types, ["ADDED", "DELETED"], "{body}");
 }
+
+#[tokio::test]
+async fn api_faults_answer_conflicts_server_errors_and_delays() {
+    use kyb_deploy_testkit::k8s_sim::{Fault, K8sSimulator};
+    let c = Cluster::start(K8sSimulator::builder().seed(3)).await;
+    c.create(&configmap("default", "f", "v")).await;
+    let handle = c.running.handle();
+    handle.add_fault(Fault::conflicts("PATCH", 2));
+    handle.add_fault(Fault::server_errors("DELETE", 1));
+    let client = c.http();
+    let url = format!("{}/api/v1/namespaces/default/configmaps/f", c.running.url());
+    let patch = || {
+        client
+            .patch(&url)
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/merge-patch+json")
+            .body(r#"{"data": {"k": "w"}}"#)
+            .send()
+    };
+    for _ in 0..2 {
+        let response = patch().await.unwrap();
+        assert_eq!(response.status().as_u16(), 409);
+        let status: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status["reason"], "Conflict");
+    }
+    assert_eq!(
+        patch().await.unwrap().status().as_u16(),
+        200,
+        "the storm is over"
+    );
+    let delete = || client.delete(&url).bearer_auth(TOKEN).send();
+    assert_eq!(delete().await.unwrap().status().as_u16(), 500);
+    assert_eq!(delete().await.unwrap().status().as_u16(), 200);
+    handle.clear_faults();
+    assert!(handle.get("ConfigMap", "default", "f").is_none());
+}

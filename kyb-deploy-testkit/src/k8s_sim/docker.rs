@@ -1,0 +1,401 @@
+//! The Docker-backed pod runtime: the first container of every pod is a real container of
+//! its image, run through the local engine's `docker` CLI by an agent per pod, and every
+//! Service with a selector gets a stable local URL (a TCP proxy) over its ready pods.
+//!
+//! The kubelet (`controller/pods.rs`, `controller/real.rs`) keeps the pod's status on the
+//! simulated clock, as with the virtual runtime, but its steps wait for what the agent
+//! reports: it sends commands (pull, start, stop) without waiting, and applies the reports
+//! at its next pass. No engine call is made under the cluster's lock.
+
+mod agent;
+mod probe;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use rand::Rng as _;
+use serde_json::{Value, json};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use self::agent::{Command, Launch, Report};
+use self::agent::{Observed, Shared};
+use self::probe::{Probe, container_port};
+use super::cluster::Cluster;
+use super::resources::kind;
+use super::selector::{FieldSelector, LabelSelector};
+use crate::ecs_sim::docker_cli;
+use crate::ecs_sim::proxy::{Backends, Proxy};
+
+/// Settings of the Docker-backed pod runtime; see
+/// [`K8sSimulatorBuilder::docker_runtime`](super::K8sSimulatorBuilder::docker_runtime).
+///
+/// ```
+/// use std::time::Duration;
+/// use kyb_deploy_testkit::k8s_sim::DockerPodsConfig;
+///
+/// let config = DockerPodsConfig {
+///     min_probe_period: Duration::from_millis(50),
+///     ..DockerPodsConfig::default()
+/// };
+/// assert_eq!(config.docker.to_str(), Some("docker"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct DockerPodsConfig {
+    /// The Docker CLI to run (default `docker`, found on `PATH`).
+    pub docker: PathBuf,
+    /// The shortest real time between two readiness probes of a container (default
+    /// 100 ms). A probe's `periodSeconds` and `initialDelaySeconds` are simulated time, so
+    /// a time scale above 1 shortens them; this keeps a fast clock from hammering the
+    /// container.
+    pub min_probe_period: Duration,
+}
+
+impl Default for DockerPodsConfig {
+    fn default() -> Self {
+        Self {
+            docker: PathBuf::from("docker"),
+            min_probe_period: Duration::from_millis(100),
+        }
+    }
+}
+
+/// How long shutdown waits for the agents to remove their containers.
+const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Names a Service: namespace, name.
+type ServiceKey = (String, String);
+
+/// The pod runtime of one simulator.
+pub(crate) struct DockerPods {
+    config: DockerPodsConfig,
+    /// Labels this simulator's containers, so that cleanup removes only those.
+    id: String,
+    runtime: Handle,
+    cluster: Weak<Cluster>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// By pod uid.
+    agents: HashMap<String, Agent>,
+    proxies: HashMap<ServiceKey, Proxy>,
+    closed: bool,
+}
+
+struct Agent {
+    commands: UnboundedSender<(u64, Command)>,
+    observed: Shared,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for DockerPods {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerPods")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DockerPods {
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime: agents and proxies are spawned on it.
+    pub(crate) fn new(config: DockerPodsConfig, cluster: Weak<Cluster>) -> Self {
+        let runtime = Handle::try_current().expect(
+            "the docker runtime of the Kubernetes simulator must be built inside a Tokio runtime",
+        );
+        Self {
+            config,
+            id: format!("{:016x}", rand::rng().random::<u64>()),
+            runtime,
+            cluster,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands `command` (number `seq`) to the agent of the pod, started on first use.
+    /// Returns at once; the outcome comes back through [`take_reports`](Self::take_reports).
+    pub(crate) fn send(&self, pod_uid: &str, seq: u64, command: Command) {
+        let mut inner = self.inner();
+        if inner.closed {
+            return;
+        }
+        let agent = inner.agents.entry(pod_uid.to_owned()).or_insert_with(|| {
+            let (commands, receiver) = mpsc::unbounded_channel();
+            let observed = Shared::default();
+            let cancel = CancellationToken::new();
+            let task = self.runtime.spawn(agent::run(
+                self.config.docker.clone(),
+                self.container_name(pod_uid),
+                receiver,
+                Arc::clone(&observed),
+                cancel.clone(),
+            ));
+            Agent {
+                commands,
+                observed,
+                cancel,
+                task,
+            }
+        });
+        let _ = agent.commands.send((seq, command));
+    }
+
+    /// The reports of the pod's agent since the last call, oldest first.
+    pub(crate) fn take_reports(&self, pod_uid: &str) -> Vec<(u64, Report)> {
+        let inner = self.inner();
+        let Some(agent) = inner.agents.get(pod_uid) else {
+            return Vec::new();
+        };
+        let mut observed = agent
+            .observed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut observed.reports)
+    }
+
+    /// Stops the agents of pods not in `alive` (deleted pods); they remove their containers.
+    pub(crate) fn release_all_but(&self, alive: &HashSet<String>) {
+        let mut inner = self.inner();
+        inner.agents.retain(|pod_uid, agent| {
+            let keep = alive.contains(pod_uid);
+            if !keep {
+                agent.cancel.cancel();
+            }
+            keep
+        });
+    }
+
+    /// The container name of a pod: unique per simulator and pod uid.
+    fn container_name(&self, pod_uid: &str) -> String {
+        let short: String = pod_uid
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        format!("kyb-sim-{}-{short}", self.id)
+    }
+
+    /// What to run for the first container of `pod`.
+    pub(crate) fn launch(&self, pod: &Value) -> Launch {
+        let container = &pod["spec"]["containers"][0];
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        };
+        let env = container["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some((e["name"].as_str()?, e["value"].as_str()?)))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        let mut command = strings(&container["command"]).into_iter();
+        let entrypoint = command.next();
+        let args = command.chain(strings(&container["args"])).collect();
+        let real = |simulated: Duration| match self.cluster.upgrade() {
+            Some(cluster) if !cluster.clock.is_manual() => cluster.clock.real_time_for(simulated),
+            _ => simulated,
+        };
+        let probe = Probe::of(container, real, self.config.min_probe_period);
+        let mut ports: Vec<u16> = container["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["protocol"].as_str().is_none_or(|p| p == "TCP"))
+            .filter_map(|p| p["containerPort"].as_u64())
+            .filter_map(|p| u16::try_from(p).ok())
+            .collect();
+        ports.extend(probe.as_ref().and_then(Probe::port));
+        ports.sort_unstable();
+        ports.dedup();
+        let meta = &pod["metadata"];
+        let label = |key: &str, value: &Value| {
+            (
+                format!("io.kyb-sim.{key}"),
+                value.as_str().unwrap_or_default().to_owned(),
+            )
+        };
+        Launch {
+            name: self.container_name(meta["uid"].as_str().unwrap_or_default()),
+            image: container["image"].as_str().unwrap_or_default().to_owned(),
+            env,
+            entrypoint,
+            args,
+            ports,
+            labels: vec![
+                ("io.kyb-sim.simulator".into(), self.id.clone()),
+                label("namespace", &meta["namespace"]),
+                label("pod", &meta["name"]),
+                label("pod-uid", &meta["uid"]),
+                label("container", &container["name"]),
+            ],
+            probe,
+        }
+    }
+
+    /// The published 127.0.0.1 port of a container port of the pod's running container.
+    fn host_port(&self, pod_uid: &str, container_port: u16) -> Option<u16> {
+        let inner = self.inner();
+        let observed = inner.agents.get(pod_uid)?.observed.lock();
+        let observed: &Observed = &observed.unwrap_or_else(PoisonError::into_inner);
+        observed.ports.get(&container_port).copied()
+    }
+
+    /// Gives every Service of `services` that has a selector a proxy (kept while it
+    /// exists), and stops the proxies of the others.
+    pub(crate) fn sync_services(&self, services: &[Value]) {
+        let wanted: HashSet<ServiceKey> = services
+            .iter()
+            .filter(|s| {
+                s["spec"]["selector"]
+                    .as_object()
+                    .is_some_and(|m| !m.is_empty())
+            })
+            .map(|s| {
+                let meta = &s["metadata"];
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                (text(&meta["namespace"]), text(&meta["name"]))
+            })
+            .collect();
+        let mut inner = self.inner();
+        if inner.closed {
+            return;
+        }
+        inner.proxies.retain(|key, _| wanted.contains(key));
+        for key in wanted {
+            if inner.proxies.contains_key(&key) {
+                continue;
+            }
+            let cluster = Weak::clone(&self.cluster);
+            let source = key.clone();
+            let backends: Backends = Arc::new(move || ready_backends(&cluster, &source));
+            if let Ok(proxy) = Proxy::start(&self.runtime, backends) {
+                inner.proxies.insert(key, proxy);
+            }
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` of the Service's proxy.
+    pub(crate) fn service_url(&self, namespace: &str, name: &str) -> Option<String> {
+        let key = (namespace.to_owned(), name.to_owned());
+        let addr = self.inner().proxies.get(&key).map(Proxy::addr)?;
+        Some(format!("http://{addr}"))
+    }
+
+    /// Stops launching, the proxies and the agents; returns the agents, which are removing
+    /// their containers.
+    fn close(&self) -> Vec<JoinHandle<()>> {
+        let mut inner = self.inner();
+        inner.closed = true;
+        inner.proxies.clear();
+        let agents: Vec<Agent> = inner.agents.drain().map(|(_, agent)| agent).collect();
+        agents
+            .into_iter()
+            .map(|agent| {
+                agent.cancel.cancel();
+                agent.task
+            })
+            .collect()
+    }
+
+    /// Removes every container of this simulator and stops its proxies.
+    pub(crate) async fn shutdown(&self) {
+        // The agents remove their own containers first: removing one twice at once fails,
+        // and the sweep would miss one still being removed.
+        let agents = self.close();
+        let _ = tokio::time::timeout(SHUTDOWN_PATIENCE, futures::future::join_all(agents)).await;
+        docker_cli::remove_labelled(&self.config.docker, &self.id).await;
+    }
+
+    /// [`shutdown`](Self::shutdown) for `Drop`: blocks on the `docker` CLI.
+    pub(crate) fn shutdown_blocking(&self) {
+        drop(self.close());
+        docker_cli::remove_labelled_blocking(&self.config.docker, &self.id);
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) ran.
+    fn closed(&self) -> bool {
+        let inner = self.inner();
+        inner.closed && inner.agents.is_empty()
+    }
+}
+
+impl Drop for DockerPods {
+    fn drop(&mut self) {
+        // Without an explicit shutdown the containers would outlive the simulator.
+        if !self.closed() {
+            self.shutdown_blocking();
+        }
+    }
+}
+
+/// The published addresses of the ready pods the Service selects, on the port its first
+/// `ports` entry targets.
+fn ready_backends(cluster: &Weak<Cluster>, key: &ServiceKey) -> Vec<SocketAddr> {
+    let Some(cluster) = cluster.upgrade() else {
+        return Vec::new();
+    };
+    let (namespace, name) = key;
+    let targets: Vec<(String, u16)> = {
+        let state = cluster.lock();
+        let Some(service) = state.store.find(kind("Service"), namespace, name) else {
+            return Vec::new();
+        };
+        let Ok(selector) =
+            LabelSelector::from_object(&json!({"matchLabels": service["spec"]["selector"]}))
+        else {
+            return Vec::new();
+        };
+        let port = &service["spec"]["ports"][0];
+        let target = match &port["targetPort"] {
+            Value::Null => &port["port"],
+            target => target,
+        };
+        let pods = state.store.list(
+            kind("Pod"),
+            Some(namespace),
+            &selector,
+            &FieldSelector::default(),
+        );
+        pods.0
+            .iter()
+            .filter(|pod| is_ready(pod) && pod["metadata"]["deletionTimestamp"].is_null())
+            .filter_map(|pod| {
+                let port = container_port(&pod["spec"]["containers"][0], target)?;
+                Some((pod["metadata"]["uid"].as_str()?.to_owned(), port))
+            })
+            .collect()
+    };
+    let Some(docker) = cluster.docker.as_ref() else {
+        return Vec::new();
+    };
+    targets
+        .iter()
+        .filter_map(|(pod_uid, port)| docker.host_port(pod_uid, *port))
+        .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+        .collect()
+}
+
+/// Whether the pod's `Ready` condition is `True`.
+fn is_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}

@@ -1,0 +1,447 @@
+//! Docker-backed pods against the local engine and registry, judged by the real kubectl: a
+//! Deployment of kyb-sample-api rolls out behind its Service's local URL, an image update
+//! rolls out to the URL, and an image that never gets ready stalls its rollout while the
+//! old pods keep serving; images that cannot be pulled or that crash show as they would on
+//! a real node.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kyb_deploy_testkit::k8s_sim::{DockerPodsConfig, K8sSimulator};
+use serde_json::Value;
+
+use super::Cluster;
+
+/// Bounds every wait for the engine; never an assertion on speed.
+const DOCKER_PATIENCE: Duration = Duration::from_secs(90);
+
+const REGISTRY: &str = "127.0.0.1:5000";
+const SETUP_HINT: &str =
+    "run `bash scripts/setup.sh` to start the Docker engine and the registry on 127.0.0.1:5000";
+
+/// Runs `docker` with `args`; its stdout, or a panic with its stderr.
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run docker ({SETUP_HINT}): {error}"));
+    assert!(
+        output.status.success(),
+        "docker {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn sample_api_binary() -> PathBuf {
+    let binary = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/x86_64-unknown-linux-gnu/release/kyb-sample-api");
+    assert!(
+        binary.is_file(),
+        "{} is missing; build it with: RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build \
+         --release --target x86_64-unknown-linux-gnu -p kyb-deploy-testkit --bin kyb-sample-api",
+        binary.display()
+    );
+    binary
+}
+
+/// Checks the engine and the registry, then names a repository no other run uses.
+async fn unique_repository() -> String {
+    let engine = Command::new("docker").args(["info"]).output();
+    assert!(
+        engine.is_ok_and(|output| output.status.success()),
+        "the Docker engine is not reachable: {SETUP_HINT}"
+    );
+    let registry = reqwest::get(format!("http://{REGISTRY}/v2/")).await;
+    assert!(
+        registry.is_ok_and(|response| response.status().is_success()),
+        "no registry answers on {REGISTRY}: {SETUP_HINT}"
+    );
+    let unique = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{REGISTRY}/kyb-sim-k8s-test-{}-{unique:x}",
+        std::process::id()
+    )
+}
+
+/// Builds the `FROM scratch` image of kyb-sample-api with `env` baked in (`KEY=value`
+/// lines) and pushes it as `<repository>:<tag>`.
+fn push_sample_image(repository: &str, tag: &str, env: &[&str]) -> String {
+    let context = tempfile::tempdir().unwrap();
+    std::fs::copy(sample_api_binary(), context.path().join("kyb-sample-api")).unwrap();
+    let env: String = env.iter().map(|pair| format!("ENV {pair}\n")).collect();
+    // The label makes every image ID unique, so that the `ancestor=` filter of one test
+    // never matches the containers of another test running concurrently.
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!(
+            "FROM scratch\nCOPY kyb-sample-api /kyb-sample-api\nUSER 10001\nEXPOSE 8080\n{env}\
+             LABEL kyb-sim-test=\"{repository}:{tag}\"\nENTRYPOINT [\"/kyb-sample-api\"]\n"
+        ),
+    )
+    .unwrap();
+    let image = format!("{repository}:{tag}");
+    docker(&[
+        "build",
+        "-q",
+        "-t",
+        &image,
+        context.path().to_str().unwrap(),
+    ]);
+    docker(&["push", "-q", &image]);
+    image
+}
+
+/// The IDs of the containers, running or not, of `image`.
+fn containers_of(image: &str) -> Vec<String> {
+    docker(&["ps", "-aq", "--filter", &format!("ancestor={image}")])
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn remove_images(images: &[&str]) {
+    for image in images {
+        let _ = Command::new("docker")
+            .args(["rmi", "--no-prune", image])
+            .output();
+    }
+}
+
+async fn start_docker_cluster() -> Cluster {
+    let builder = K8sSimulator::builder()
+        .time_scale(10.0)
+        .seed(11)
+        .docker_runtime(DockerPodsConfig::default());
+    Cluster::start(builder).await
+}
+
+/// A Deployment of kyb-sample-api (2 replicas, ready per `/ready` on 8080) and a Service
+/// that targets its named port.
+fn app(image: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: web}}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: api
+        image: {image}
+        env:
+        - {{name: ENVIRONMENT, value: k8s-sim}}
+        ports:
+        - {{name: http, containerPort: 8080}}
+        readinessProbe:
+          httpGet: {{path: /ready, port: 8080}}
+          periodSeconds: 2
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {{app: web}}
+  ports:
+  - {{port: 80, targetPort: http}}
+"#
+    )
+}
+
+/// `GET url/status` through the Service's proxy: its status code and JSON body.
+async fn status(client: &reqwest::Client, url: &str) -> (u16, Value) {
+    let response =
+        tokio::time::timeout(DOCKER_PATIENCE, client.get(format!("{url}/status")).send())
+            .await
+            .expect("the Service URL did not answer")
+            .unwrap_or_else(|error| panic!("GET {url}/status: {error}"));
+    let code = response.status().as_u16();
+    (code, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The versions that `n` requests to the Service got, sorted.
+async fn versions(client: &reqwest::Client, url: &str, n: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..n {
+        let (code, body) = status(client, url).await;
+        assert_eq!(code, 200, "{body:#}");
+        assert_eq!(body["environment"], "k8s-sim", "{body:#}");
+        seen.push(body["version"].as_str().unwrap_or_default().to_owned());
+    }
+    seen.sort();
+    seen
+}
+
+/// The pods of the Deployment, as kubectl lists them.
+async fn pods(cluster: &Cluster) -> Vec<Value> {
+    let list = cluster
+        .kubectl(&["get", "pods", "-l", "app=web", "-o", "json"])
+        .await
+        .json();
+    list["items"].as_array().unwrap().clone()
+}
+
+/// Polls the pods until `done` holds for them, at most [`DOCKER_PATIENCE`].
+async fn wait_for_pods(
+    cluster: &Cluster,
+    what: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let pods = pods(cluster).await;
+        if done(&pods) {
+            return pods;
+        }
+        assert!(
+            start.elapsed() < DOCKER_PATIENCE,
+            "timed out waiting for {what}: {pods:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn image_of(pod: &Value) -> &str {
+    pod["spec"]["containers"][0]["image"].as_str().unwrap()
+}
+
+fn container_status(pod: &Value) -> &Value {
+    &pod["status"]["containerStatuses"][0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pods_are_containers_behind_the_service_url_and_an_unready_image_stalls_its_rollout() {
+    let repository = unique_repository().await;
+    let v1 = push_sample_image(&repository, "v1", &["KYB_SAMPLE_VERSION=v1"]);
+    let v2 = push_sample_image(&repository, "v2", &["KYB_SAMPLE_VERSION=v2"]);
+    let broken = push_sample_image(
+        &repository,
+        "never-ready",
+        &["KYB_SAMPLE_VERSION=v3", "KYB_SAMPLE_FAULT_NEVER_READY=1"],
+    );
+    let cluster = start_docker_cluster().await;
+    let manifest = cluster.file("app.yaml", &app(&v1));
+    cluster
+        .kubectl(&["apply", "--server-side", "-f", manifest.to_str().unwrap()])
+        .await
+        .ok();
+
+    // Two real containers pass their readiness probes; the Service balances over them.
+    cluster
+        .kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"])
+        .await
+        .ok();
+    assert_eq!(containers_of(&v1).len(), 2);
+    let url = cluster
+        .running
+        .service_url("default", "web")
+        .expect("a Service with a selector has a URL");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    // Clients in other processes find the URL in the Service's status.
+    let ingress =
+        "{.status.loadBalancer.ingress[0].ip}:{.status.loadBalancer.ingress[0].ports[0].port}";
+    let published = cluster
+        .kubectl(&[
+            "get",
+            "service",
+            "web",
+            "-o",
+            &format!("jsonpath={ingress}"),
+        ])
+        .await;
+    assert_eq!(format!("http://{}", published.ok()), url);
+    let client = reqwest::Client::new();
+    assert_eq!(versions(&client, &url, 4).await, ["v1"; 4]);
+
+    // An image update rolls out, and the URL then answers from the new pods only.
+    let new_image = format!("api={v2}");
+    cluster
+        .kubectl(&["set", "image", "deployment/web", &new_image])
+        .await
+        .ok();
+    cluster
+        .kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"])
+        .await
+        .ok();
+    // As with a real cluster's endpoints, the Service follows the pods shortly after the
+    // rollout reports success: wait (bounded) until it answers from the new pods only.
+    let deadline = tokio::time::Instant::now() + DOCKER_PATIENCE;
+    loop {
+        let seen = versions(&client, &url, 4).await;
+        if seen == ["v2"; 4] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still answering {seen:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        cluster.running.service_url("default", "web").as_deref(),
+        Some(url.as_str()),
+        "the URL is stable across rollouts"
+    );
+
+    // An image whose readiness never passes: its pod runs but stays unready, the rollout
+    // cannot complete, and the Service keeps answering from the old pods.
+    let new_image = format!("api={broken}");
+    cluster
+        .kubectl(&["set", "image", "deployment/web", &new_image])
+        .await
+        .ok();
+    let stalled = wait_for_pods(&cluster, "the unready pod to run", |pods| {
+        pods.iter().any(|pod| {
+            image_of(pod) == broken && !container_status(pod)["state"]["running"].is_null()
+        })
+    })
+    .await;
+    let rollout = cluster
+        .kubectl(&["rollout", "status", "deployment/web", "--timeout=3s"])
+        .await;
+    assert_ne!(rollout.code, Some(0), "{rollout:#?}");
+    let pods = pods(&cluster).await;
+    let unready: Vec<&Value> = pods.iter().filter(|pod| image_of(pod) == broken).collect();
+    assert_eq!(unready.len(), 1, "maxSurge 1: {stalled:#?}");
+    assert_eq!(container_status(unready[0])["ready"], false, "{pods:#?}");
+    assert_eq!(
+        pods.iter().filter(|pod| image_of(pod) == v2).count(),
+        2,
+        "{pods:#?}"
+    );
+    assert_eq!(versions(&client, &url, 4).await, ["v2"; 4]);
+
+    // Shutting down removes every container the simulator ran.
+    assert!(!containers_of(&broken).is_empty());
+    cluster.running.shutdown().await.unwrap();
+    for image in [&v1, &v2, &broken] {
+        assert_eq!(
+            containers_of(image),
+            Vec::<String>::new(),
+            "{image} left behind"
+        );
+    }
+    remove_images(&[&v1, &v2, &broken]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_image_backs_off_and_a_crashing_container_loops() {
+    let repository = unique_repository().await;
+    let image = push_sample_image(&repository, "v1", &["KYB_SAMPLE_FAULT_EXIT_AFTER=0.2"]);
+    let cluster = start_docker_cluster().await;
+    let missing = format!("{repository}:does-not-exist");
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: missing
+  labels: {{app: web}}
+spec:
+  containers:
+  - {{name: api, image: "{missing}"}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: crashing
+  labels: {{app: web}}
+spec:
+  containers:
+  - {{name: api, image: "{image}"}}
+"#
+    );
+    let file = cluster.file("pods.yaml", &manifest);
+    cluster
+        .kubectl(&["apply", "-f", file.to_str().unwrap()])
+        .await
+        .ok();
+
+    let pods = wait_for_pods(&cluster, "the pull to fail and the crash to loop", |pods| {
+        let by_name = |name: &str| pods.iter().find(|p| p["metadata"]["name"] == name);
+        let pull = by_name("missing").map(container_status);
+        let crash = by_name("crashing").map(container_status);
+        pull.is_some_and(|s| {
+            matches!(
+                s["state"]["waiting"]["reason"].as_str(),
+                Some("ErrImagePull" | "ImagePullBackOff")
+            )
+        }) && crash.is_some_and(|s| {
+            s["restartCount"].as_u64().is_some_and(|n| n >= 1)
+                && (s["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+                    || !s["state"]["terminated"].is_null()
+                    || !s["lastState"]["terminated"].is_null())
+        })
+    })
+    .await;
+    let missing_status = container_status(
+        pods.iter()
+            .find(|p| p["metadata"]["name"] == "missing")
+            .unwrap(),
+    );
+    let message = missing_status["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("does-not-exist") || message.contains("Back-off pulling"),
+        "{missing_status:#}"
+    );
+    let crashing = container_status(
+        pods.iter()
+            .find(|p| p["metadata"]["name"] == "crashing")
+            .unwrap(),
+    );
+    let exit = if crashing["state"]["terminated"].is_null() {
+        &crashing["lastState"]["terminated"]
+    } else {
+        &crashing["state"]["terminated"]
+    };
+    assert_eq!(exit["exitCode"], 3, "{crashing:#}");
+    let events = cluster
+        .kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=missing",
+            "-o",
+            "json",
+        ])
+        .await
+        .json();
+    let messages: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("Failed to pull image") && m.contains("does-not-exist")),
+        "{messages:#?}"
+    );
+
+    cluster.running.shutdown().await.unwrap();
+    assert_eq!(
+        containers_of(&image),
+        Vec::<String>::new(),
+        "containers left behind"
+    );
+    remove_images(&[&image]);
+}
