@@ -7,7 +7,7 @@ use kyb_deploy_core::{EcsDeployment, EcsSettings, Environment, Error, Result};
 
 use crate::task_definition::TaskDefinitionSpec;
 
-/// What an [`EcsTarget`] deploys to and how, from an environment's `[ecs]` section.
+/// What an [`EcsTarget`](super::EcsTarget) deploys to and how, from an environment's `[ecs]` section.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EcsTargetSpec {
     /// The environment's name.

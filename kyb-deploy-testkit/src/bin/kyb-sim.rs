@@ -207,22 +207,9 @@ async fn k8s(args: K8sArgs) -> ExitCode {
     if args.docker {
         builder = builder.docker_runtime(DockerPodsConfig::default());
     }
-    let shutdown = match shutdown_signal() {
-        Ok(shutdown) => shutdown,
-        Err(error) => {
-            report(&format!("cannot listen for shutdown signals: {error}"));
-            return ExitCode::FAILURE;
-        }
-    };
-    let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, args.port)).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            report(&format!(
-                "cannot bind 127.0.0.1:{} (--port): {error}",
-                args.port
-            ));
-            return ExitCode::FAILURE;
-        }
+    let (listener, shutdown) = match listen(args.port).await {
+        Ok(listening) => listening,
+        Err(code) => return code,
     };
     let running = match builder.build().serve(listener) {
         Ok(running) => running,
@@ -243,13 +230,7 @@ async fn k8s(args: K8sArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     shutdown.await;
-    match running.shutdown().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            report(&format!("serving failed: {error}"));
-            ExitCode::FAILURE
-        }
-    }
+    stopped(running.shutdown().await)
 }
 
 async fn ecs(args: EcsArgs) -> ExitCode {
@@ -261,19 +242,9 @@ async fn ecs(args: EcsArgs) -> ExitCode {
             return ExitCode::from(USAGE);
         }
     };
-    let shutdown = match shutdown_signal() {
-        Ok(shutdown) => shutdown,
-        Err(error) => {
-            report(&format!("cannot listen for shutdown signals: {error}"));
-            return ExitCode::FAILURE;
-        }
-    };
-    let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            report(&format!("cannot bind 127.0.0.1:{port} (--port): {error}"));
-            return ExitCode::FAILURE;
-        }
+    let (listener, shutdown) = match listen(port).await {
+        Ok(listening) => listening,
+        Err(code) => return code,
     };
     if let Err(error) = listener.local_addr().and_then(announce) {
         report(&format!("cannot announce the listening address: {error}"));
@@ -288,7 +259,29 @@ async fn ecs(args: EcsArgs) -> ExitCode {
     };
     shutdown.await;
     // Shutting down also removes the containers of the Docker-backed runtime.
-    match running.shutdown().await {
+    stopped(running.shutdown().await)
+}
+
+/// Listens for SIGINT/SIGTERM and binds 127.0.0.1:`port`; the exit code when either fails.
+async fn listen(
+    port: u16,
+) -> Result<(TcpListener, impl Future<Output = ()> + Send + 'static), ExitCode> {
+    let shutdown = shutdown_signal().map_err(|error| {
+        report(&format!("cannot listen for shutdown signals: {error}"));
+        ExitCode::FAILURE
+    })?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+        .await
+        .map_err(|error| {
+            report(&format!("cannot bind 127.0.0.1:{port} (--port): {error}"));
+            ExitCode::FAILURE
+        })?;
+    Ok((listener, shutdown))
+}
+
+/// The exit code once the simulator has stopped.
+fn stopped(served: std::io::Result<()>) -> ExitCode {
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             report(&format!("serving failed: {error}"));

@@ -79,12 +79,15 @@ pub(super) fn replace(
         .update(t.resource, namespace(t), name, object, status_only)?;
     drop(state);
     cluster.changed.notify_waiters();
-    let answer = if t.subresource.as_deref() == Some("scale") {
-        scale::of(&updated)?
-    } else {
-        updated
-    };
-    Ok((200, answer))
+    Ok((200, answer(t, updated)?))
+}
+
+/// What a write of `t` answers: the Scale for the scale subresource, else the object.
+fn answer(t: &Target, updated: Value) -> Result<Value, ApiError> {
+    match t.subresource.as_deref() {
+        Some("scale") => scale::of(&updated),
+        _ => Ok(updated),
+    }
 }
 
 /// Records `manager` as the owner of what a write changed: the whole object, or only the
@@ -193,12 +196,7 @@ pub(super) fn patch(
         .update(t.resource, namespace(t), name, object, status_only)?;
     drop(state);
     cluster.changed.notify_waiters();
-    let answer = if t.subresource.as_deref() == Some("scale") {
-        scale::of(&updated)?
-    } else {
-        updated
-    };
-    Ok((200, answer))
+    Ok((200, answer(t, updated)?))
 }
 
 /// Whether a patch carries its own `metadata.resourceVersion` precondition.
