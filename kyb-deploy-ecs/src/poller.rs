@@ -3,6 +3,9 @@
 //! Services of the same cluster are described together, ten per call (ECS's limit). The
 //! loop polls quickly after every change it sees and backs off while nothing changes, and
 //! never spends more than its budget of calls per second however many services it follows.
+//! The targets' own DescribeServices reads (when a deployment starts) draw on the same
+//! budget through [`ServicePoller::pace`], so many deployments started together cannot burst
+//! past it either.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -43,6 +46,7 @@ struct Inner {
     client: Client,
     poll: EcsPoll,
     retry: ThrottleRetry,
+    budget: Mutex<CallBudget>,
     services: Mutex<Followed>,
     wake: Notify,
     calls: AtomicU64,
@@ -80,6 +84,7 @@ impl ServicePoller {
         Self {
             inner: Arc::new(Inner {
                 client,
+                budget: Mutex::new(CallBudget::new(poll.max_calls_per_second)),
                 poll,
                 retry,
                 services: Mutex::new(Followed::default()),
@@ -111,6 +116,20 @@ impl ServicePoller {
         Subscription { rx }
     }
 
+    /// Waits for a DescribeServices call of the budget this poller keeps: at most
+    /// `max_calls_per_second` on average, with a burst of as many.
+    pub async fn pace(&self) {
+        let wait = self
+            .inner
+            .budget
+            .lock()
+            .expect("budget lock")
+            .reserve(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     /// DescribeServices calls made so far (each attempt counted).
     pub fn describe_calls(&self) -> u64 {
         self.inner.calls.load(Ordering::Relaxed)
@@ -139,6 +158,14 @@ async fn run(inner: Arc<Inner>) {
         });
         let mut changed = false;
         for (cluster, names) in &batches {
+            let wait = inner
+                .budget
+                .lock()
+                .expect("budget lock")
+                .reserve(Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
             let observations = describe(&inner, cluster, names).await;
             let followed = inner.services.lock().expect("poller lock");
             for (name, observation) in observations {
@@ -171,6 +198,41 @@ async fn run(inner: Arc<Inner>) {
                 inner.wake.notified().await;
                 tokio::time::sleep_until(earliest).await;
             } => {}
+        }
+    }
+}
+
+/// A token bucket of calls: `rate` per second, up to `rate` saved up. Reservations may
+/// take it below zero; the reserver then waits until its token would have been there.
+#[derive(Debug)]
+struct CallBudget {
+    rate: f64,
+    tokens: f64,
+    at: Option<Instant>,
+}
+
+impl CallBudget {
+    fn new(per_second: u32) -> Self {
+        let rate = f64::from(per_second.max(1));
+        Self {
+            rate,
+            tokens: rate,
+            at: None,
+        }
+    }
+
+    /// Takes one call's token at `now`; how long to wait before making the call.
+    fn reserve(&mut self, now: Instant) -> Duration {
+        if let Some(at) = self.at {
+            let refill = now.saturating_duration_since(at).as_secs_f64() * self.rate;
+            self.tokens = (self.tokens + refill).min(self.rate);
+        }
+        self.at = Some(now);
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
         }
     }
 }
@@ -262,6 +324,21 @@ fn fingerprint(s: &Service) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_call_budget_allows_a_burst_then_its_rate() {
+        let mut budget = CallBudget::new(5);
+        let start = Instant::now();
+        let waits: Vec<Duration> = (0..7).map(|_| budget.reserve(start)).collect();
+        assert!(waits[..5].iter().all(Duration::is_zero), "{waits:?}");
+        assert_eq!(waits[5], Duration::from_millis(200));
+        assert_eq!(waits[6], Duration::from_millis(400));
+        // Two seconds later the bucket is full again, never fuller.
+        let later = start + Duration::from_secs(2);
+        let waits: Vec<Duration> = (0..6).map(|_| budget.reserve(later)).collect();
+        assert!(waits[..5].iter().all(Duration::is_zero), "{waits:?}");
+        assert_eq!(waits[5], Duration::from_millis(200));
+    }
 
     #[test]
     fn services_are_batched_ten_per_cluster_call() {

@@ -278,8 +278,9 @@ pub struct EcsPoll {
     /// The longest interval, reached while nothing changes.
     #[serde(with = "super::duration")]
     pub max_interval: Duration,
-    /// DescribeServices calls per second kyb-deploy allows itself at most, over every
-    /// service it follows (ECS's sustained read budget is 20 per second per account).
+    /// DescribeServices calls per second kyb-deploy allows itself at most (a burst of as
+    /// many, then that rate), over every service it follows and the reads of deployments
+    /// starting (ECS's sustained read budget is 20 per second per account).
     pub max_calls_per_second: u32,
 }
 

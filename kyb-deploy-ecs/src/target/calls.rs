@@ -36,6 +36,9 @@ fn no_sdk_retries() -> aws_sdk_ecs::config::Builder {
 impl EcsTarget {
     /// The service, as DescribeServices returns it.
     pub(crate) async fn service(&self) -> Result<Service> {
+        // The same budget as the rollout polling: many deployments starting together do
+        // not burst past it.
+        self.poller.pace().await;
         let out = self
             .retry
             .run(|| {
