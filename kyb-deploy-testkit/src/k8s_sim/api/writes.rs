@@ -2,6 +2,8 @@
 //! deletion with owner-reference cascade. Every write records its field manager.
 
 use axum::body::Bytes;
+use std::sync::MutexGuard;
+
 use axum::http::{HeaderMap, header};
 use serde_json::{Value, json};
 
@@ -53,9 +55,9 @@ pub(super) fn replace(
     let given = json_body(headers, body)?;
     let manager = field_manager(query, headers);
     let now = cluster.now();
-    let mut state = cluster.lock();
+    let state = cluster.lock();
     let current = state.store.get(t.resource, namespace(t), name)?;
-    let (mut object, status_only) = match t.subresource.as_deref() {
+    let (object, status_only) = match t.subresource.as_deref() {
         None => {
             check_kind(t.resource, &given)?;
             (given, false)
@@ -64,19 +66,53 @@ pub(super) fn replace(
         Some("scale") if t.resource.scale => (scale::apply(&current, &given)?, false),
         Some(other) => return Err(no_subresource(t.resource, other)),
     };
+    let write = Write {
+        current: &current,
+        status_only,
+        manager: Some(&manager),
+        now: &now,
+    };
+    commit(cluster, state, t, object, &write)
+}
+
+/// How an updated object is stored.
+struct Write<'a> {
+    /// The object before the write.
+    current: &'a Value,
+    /// Only `.status` changes (the status subresource).
+    status_only: bool,
+    /// Who to record as the owner of the changed fields; `None` when the write (a
+    /// server-side apply) recorded its managed fields itself.
+    manager: Option<&'a str>,
+    /// The write's time.
+    now: &'a str,
+}
+
+/// Fills in defaults (main resource), records the field manager, stores `object`, wakes the
+/// controllers, and answers as the write's target does.
+fn commit(
+    cluster: &Cluster,
+    mut state: MutexGuard<'_, State>,
+    t: &Target,
+    mut object: Value,
+    write: &Write<'_>,
+) -> Written {
     if t.subresource.is_none() {
         defaults::apply(t.resource.kind, &mut object);
     }
-    record(
-        &current,
-        &mut object,
-        &manager,
-        t.subresource.as_deref(),
-        &now,
-    );
+    if let Some(manager) = write.manager {
+        record(
+            write.current,
+            &mut object,
+            manager,
+            t.subresource.as_deref(),
+            write.now,
+        );
+    }
+    let name = t.name.as_deref().unwrap_or_default();
     let updated = state
         .store
-        .update(t.resource, namespace(t), name, object, status_only)?;
+        .update(t.resource, namespace(t), name, object, write.status_only)?;
     drop(state);
     cluster.changed.notify_waiters();
     Ok((200, answer(t, updated)?))
@@ -179,24 +215,13 @@ pub(super) fn patch(
     if t.subresource.as_deref() != Some("scale") && !has_precondition(&patch_body) {
         object["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
     }
-    if t.subresource.is_none() {
-        defaults::apply(t.resource.kind, &mut object);
-    }
-    if !is_apply {
-        record(
-            &current,
-            &mut object,
-            &manager,
-            t.subresource.as_deref(),
-            &now,
-        );
-    }
-    let updated = state
-        .store
-        .update(t.resource, namespace(t), name, object, status_only)?;
-    drop(state);
-    cluster.changed.notify_waiters();
-    Ok((200, answer(t, updated)?))
+    let write = Write {
+        current: &current,
+        status_only,
+        manager: (!is_apply).then_some(manager.as_str()),
+        now: &now,
+    };
+    commit(cluster, state, t, object, &write)
 }
 
 /// Whether a patch carries its own `metadata.resourceVersion` precondition.
