@@ -10,15 +10,21 @@
 #     network.
 #
 # Build arguments: VERSION (reported on /status; kyb-deploy passes the version it deploys),
-# FAULT_UNHEALTHY_AFTER (seconds; makes /health fail after that long, for rollback drills).
+# and for rollback drills, in seconds: FAULT_UNHEALTHY_AFTER (/health fails after that long),
+# FAULT_EXIT_AFTER (the process exits after that long), FAULT_READY_AFTER (/ready fails until
+# then).
 
 ARG RUST_IMAGE=rust:1-bookworm
 
 FROM scratch AS prebuilt
 ARG VERSION=dev
 ARG FAULT_UNHEALTHY_AFTER=
+ARG FAULT_EXIT_AFTER=
+ARG FAULT_READY_AFTER=
 ENV APP_VERSION=${VERSION} \
     KYB_SAMPLE_FAULT_UNHEALTHY_AFTER=${FAULT_UNHEALTHY_AFTER} \
+    KYB_SAMPLE_FAULT_EXIT_AFTER=${FAULT_EXIT_AFTER} \
+    KYB_SAMPLE_FAULT_READY_AFTER=${FAULT_READY_AFTER} \
     PORT=8080
 COPY target/x86_64-unknown-linux-gnu/release/kyb-sample-api /kyb-sample-api
 USER 10001:10001
@@ -34,8 +40,12 @@ RUN RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
 FROM scratch AS runtime
 ARG VERSION=dev
 ARG FAULT_UNHEALTHY_AFTER=
+ARG FAULT_EXIT_AFTER=
+ARG FAULT_READY_AFTER=
 ENV APP_VERSION=${VERSION} \
     KYB_SAMPLE_FAULT_UNHEALTHY_AFTER=${FAULT_UNHEALTHY_AFTER} \
+    KYB_SAMPLE_FAULT_EXIT_AFTER=${FAULT_EXIT_AFTER} \
+    KYB_SAMPLE_FAULT_READY_AFTER=${FAULT_READY_AFTER} \
     PORT=8080
 COPY --from=builder /src/target/x86_64-unknown-linux-gnu/release/kyb-sample-api /kyb-sample-api
 USER 10001:10001

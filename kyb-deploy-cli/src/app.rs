@@ -3,23 +3,21 @@
 
 use std::ffi::OsString;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use clap::Parser;
-use kyb_deploy_core::CancellationToken;
 
 use crate::args::{Cli, Command, ConfigCommand, OutputFormat};
 use crate::commands;
 use crate::context::CliContext;
 use crate::error::CliError;
 use crate::exit_codes::ExitCodes;
-use crate::output::progress::Progress;
-use crate::output::writer::SharedWriter;
 use crate::output::{errors, json};
+use crate::signals;
 
-/// Runs `kyb-deploy` as the process: real streams, terminal detection, `NO_COLOR`, and Ctrl-C
-/// handling (the first Ctrl-C stops the run at a safe point, applies the rollback policy and
-/// finalizes the record; a second one exits at once). Returns the documented exit code.
+/// Runs `kyb-deploy` as the process: real streams, terminal detection, `NO_COLOR`, and
+/// interruption handling (the first SIGINT, SIGTERM or SIGHUP stops the run at a safe point,
+/// applies the rollback policy and finalizes the record; a second Ctrl-C exits at once).
+/// Returns the documented exit code.
 pub fn main() -> ExitCode {
     let mut ctx = CliContext::for_process();
     let code = run_with(std::env::args_os(), &mut ctx);
@@ -49,12 +47,13 @@ where
         Err(e) => return report_error(&CliError::Runtime(e), format, ctx),
     };
     let code = runtime.block_on(async {
-        if ctx.handle_ctrl_c {
-            tokio::spawn(watch_ctrl_c(
+        if ctx.handle_signals {
+            tokio::spawn(signals::watch(
                 ctx.cancel.clone(),
                 ctx.stderr.clone(),
                 ctx.active_progress.clone(),
                 format,
+                ctx.grace.clone(),
             ));
         }
         match dispatch(cli, ctx).await {
@@ -119,52 +118,4 @@ fn report_error(error: &CliError, format: OutputFormat, ctx: &CliContext) -> i32
         }
     }
     code
-}
-
-/// The first Ctrl-C cancels the run, which stops at its next safe point; the second exits
-/// at once.
-async fn watch_ctrl_c(
-    cancel: CancellationToken,
-    stderr: SharedWriter,
-    active: Arc<Mutex<Option<Progress>>>,
-    format: OutputFormat,
-) {
-    // Notes go above the spinners of the run in progress, when there is one. With
-    // `--output json`, stderr carries only JSON lines: the report says the run was cancelled.
-    let note = |text: &str| {
-        if format == OutputFormat::Json {
-            return;
-        }
-        let progress = active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        match progress {
-            Some(progress) => progress.line(text),
-            None => {
-                let _ = stderr.write_text(&format!("{text}\n"));
-            }
-        }
-    };
-    if tokio::signal::ctrl_c().await.is_err() {
-        return;
-    }
-    cancel.cancel();
-    note(
-        "interrupted: stopping at the next safe point and applying the rollback policy (press Ctrl-C again to exit at once)",
-    );
-    if tokio::signal::ctrl_c().await.is_ok() {
-        note(
-            "interrupted again: exiting now; the run's ledger record may stay in_progress until the next run resolves it",
-        );
-        exit_now();
-    }
-}
-
-#[expect(
-    clippy::exit,
-    reason = "a second Ctrl-C must end the process at once, without waiting for a safe point"
-)]
-fn exit_now() -> ! {
-    std::process::exit(ExitCodes::INTERRUPTED)
 }

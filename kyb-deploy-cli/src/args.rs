@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kyb_deploy_core::Config;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -245,12 +246,13 @@ pub(crate) enum ConfigCommand {
     Validate,
 }
 
-/// Parses `30m`, `1h30m`, `250ms`.
+/// Parses `30m`, `1h30m`, `250ms` with the parser of every configured duration, so that a
+/// flag accepts what the file accepts: at most [`Config::MAX_DURATION`] (7 days), and here
+/// longer than zero (a time limit of nothing ends every run at once).
 fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let parsed = humantime::parse_duration(raw.trim())
-        .map_err(|e| format!("{e}; write a number with a unit, like 30s, 5m or 1h30m"))?;
+    let parsed = Config::parse_duration(raw)?;
     if parsed.is_zero() {
-        return Err("must be longer than 0s".to_owned());
+        return Err("must be longer than 0s; write a duration like 30s, 5m or 1h30m".to_owned());
     }
     Ok(parsed)
 }
@@ -306,7 +308,30 @@ mod tests {
     fn durations_need_a_unit() {
         assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
         assert_eq!(parse_duration("200ms").unwrap(), Duration::from_millis(200));
-        assert!(parse_duration("30").unwrap_err().contains("like 30s"));
-        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("30").unwrap_err().contains("like \"30s\""));
+        assert!(parse_duration("0s").unwrap_err().contains("longer than 0s"));
+    }
+
+    #[test]
+    fn timeouts_are_bounded_like_configured_durations() {
+        assert_eq!(parse_duration("7d").unwrap(), Config::MAX_DURATION);
+        for flag in ["deploy", "plan", "rollback", "verify"] {
+            let err = Cli::try_parse_from([
+                "kyb-deploy",
+                flag,
+                "-e",
+                "staging",
+                "--timeout",
+                "500000000000y",
+            ])
+            .unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{flag}");
+            let message = err.to_string();
+            assert!(
+                message.contains("--timeout")
+                    && message.contains("is longer than the maximum of 7 days"),
+                "{flag}: {message}"
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@ use kyb_deploy_core::{CancellationToken, HealthProbe};
 use crate::output::progress::Progress;
 use crate::output::style::{Style, color_allowed};
 use crate::output::writer::{PipeSafe, SharedWriter};
+use crate::signals::Grace;
 use crate::targets::{BuiltinTargets, TargetFactory};
 
 /// The world a command runs in: output streams, terminal facts, the target factory and the
@@ -36,7 +37,10 @@ pub struct CliContext {
     pub(crate) build_images: bool,
     pub(crate) cancel: CancellationToken,
     pub(crate) cwd: PathBuf,
-    pub(crate) handle_ctrl_c: bool,
+    /// Whether SIGINT, SIGTERM and SIGHUP stop the run (the real process only).
+    pub(crate) handle_signals: bool,
+    /// How long an interrupted run may take to stop.
+    pub(crate) grace: Grace,
     /// The renderer of the run in progress, if any.
     pub(crate) active_progress: Arc<Mutex<Option<Progress>>>,
 }
@@ -72,13 +76,14 @@ impl CliContext {
             build_images: true,
             cancel: CancellationToken::new(),
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-            handle_ctrl_c: false,
+            handle_signals: false,
+            grace: Grace::default(),
             active_progress: Arc::new(Mutex::new(None)),
         }
     }
 
     /// The context of the real process: its stdout, stderr and stdin, colour unless `NO_COLOR`
-    /// is set or stderr is not a terminal, and a Ctrl-C handler.
+    /// is set or stderr is not a terminal, and handlers of SIGINT, SIGTERM and SIGHUP.
     pub(crate) fn for_process() -> Self {
         let stderr_is_tty = std::io::stderr().is_terminal();
         let color = stderr_is_tty && color_allowed(std::env::var_os("NO_COLOR"));
@@ -88,7 +93,7 @@ impl CliContext {
                 std::io::BufReader::new(std::io::stdin()),
                 std::io::stdin().is_terminal(),
             );
-        ctx.handle_ctrl_c = true;
+        ctx.handle_signals = true;
         ctx
     }
 

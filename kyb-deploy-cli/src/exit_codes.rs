@@ -1,6 +1,6 @@
 //! The documented exit codes of `kyb-deploy` (docs/cli.md, "Exit codes").
 
-use kyb_deploy_core::Outcome;
+use kyb_deploy_core::{Outcome, RunReport};
 
 /// The exit codes of the `kyb-deploy` binary.
 ///
@@ -45,12 +45,28 @@ impl ExitCodes {
     /// A time limit ran out (`--timeout`, or the environment's `timeouts`).
     pub const TIMED_OUT: i32 = 6;
 
+    /// The release was deployed and verified, but its final record could not be written to
+    /// the ledger (after retries): the ledger still shows the run in progress, and the next
+    /// run marks it abandoned instead of knowing the release as good. Failed runs keep their
+    /// own code and say so in their warnings.
+    pub const NOT_RECORDED: i32 = 7;
+
     /// `kyb-deploy verify`: the service answered, and failed verification.
     pub const VERIFICATION_FAILED: i32 = 8;
 
-    /// Interrupted (Ctrl-C): the run stopped at a safe point, applied the rollback policy and
-    /// finalized its record. 128 + SIGINT, as shells report it.
+    /// Interrupted (SIGINT/Ctrl-C, SIGTERM or SIGHUP): the run stopped at a safe point,
+    /// applied the rollback policy and finalized its record. 128 + SIGINT, as shells report
+    /// it, whichever of the three signals arrived: scripts test one code.
     pub const INTERRUPTED: i32 = 130;
+
+    /// The exit code of a finished run: its outcome's, except that a verified deployment
+    /// whose final record was lost is [`ExitCodes::NOT_RECORDED`].
+    pub fn for_report(report: &RunReport) -> i32 {
+        match report.outcome {
+            Outcome::Succeeded { dry_run: false, .. } if !report.recorded => Self::NOT_RECORDED,
+            ref outcome => Self::for_outcome(outcome),
+        }
+    }
 
     /// The exit code of a run that ended with `outcome`.
     pub fn for_outcome(outcome: &Outcome) -> i32 {

@@ -26,6 +26,7 @@ mod exit_codes;
 mod output;
 mod project;
 mod prompt;
+mod signals;
 mod targets;
 
 pub use crate::app::{main, run_with};

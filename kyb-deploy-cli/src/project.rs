@@ -96,7 +96,7 @@ impl Project {
             .collect()
     }
 
-    /// The webhooks of `[notify]`.
+    /// The webhooks of `[notify]`, each bounded by `notify.budget`.
     pub(crate) fn notifiers(&self) -> Result<Vec<Arc<dyn Notifier>>, CliError> {
         let notify = &self.config.notify;
         notify
@@ -104,7 +104,7 @@ impl Project {
             .iter()
             .map(|url| {
                 WebhookNotifier::new(url, notify.attempts, notify.timeout)
-                    .map(|n| Arc::new(n) as Arc<dyn Notifier>)
+                    .map(|n| Arc::new(n.with_budget(notify.budget)) as Arc<dyn Notifier>)
                     .map_err(CliError::from)
             })
             .collect()

@@ -4,6 +4,9 @@
 pub(crate) mod duration;
 mod environment;
 mod image;
+mod locate;
+mod overrides;
+mod validate;
 mod verify;
 
 use std::collections::BTreeMap;
@@ -11,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use self::environment::{
@@ -20,6 +23,8 @@ pub use self::environment::{
 };
 pub(crate) use self::image::parse_size;
 pub use self::image::{ImageConfig, PolicyConfig, RegistryConfig, ScanKind, TrivyConfig};
+use self::locate::{Origin, line_of};
+use self::overrides::EnvOverrides;
 pub use self::verify::{MetricsCheck, ProbeSettings, SmokeTest, StatusCheck, VerifyConfig};
 use crate::error::{Error, Result};
 
@@ -110,11 +115,16 @@ impl Default for LedgerConfig {
 pub struct NotifyConfig {
     /// Webhooks that receive a JSON POST with a Slack-compatible `text` field.
     pub webhooks: Vec<String>,
-    /// Attempts per webhook before giving up with a warning.
+    /// Attempts per webhook before giving up with a warning (1 to
+    /// [`WebhookNotifier::MAX_ATTEMPTS`](crate::WebhookNotifier::MAX_ATTEMPTS)).
     pub attempts: u32,
     /// Time limit of one attempt.
     #[serde(with = "duration")]
     pub timeout: Duration,
+    /// Time that all attempts of one webhook and the pauses between them share; a run never
+    /// waits longer than this for a webhook, whatever `attempts` and `timeout` say.
+    #[serde(with = "duration")]
+    pub budget: Duration,
 }
 
 impl Default for NotifyConfig {
@@ -123,6 +133,7 @@ impl Default for NotifyConfig {
             webhooks: Vec::new(),
             attempts: 3,
             timeout: Duration::from_secs(10),
+            budget: crate::notify::WebhookNotifier::DEFAULT_BUDGET,
         }
     }
 }
@@ -149,12 +160,15 @@ impl Config {
                 ),
             });
         }
-        let env = Env::prefixed(ENV_PREFIX)
-            .filter(|key| key.as_str().contains("__"))
-            .split("__");
+        // Read once more for line numbers in messages; figment reads the file itself so
+        // that its errors name it.
+        let text = std::fs::read_to_string(path).ok();
         Self::from_figment(
-            Figment::new().merge(Toml::file_exact(path)).merge(env),
+            Figment::new()
+                .merge(Toml::file_exact(path))
+                .merge(EnvOverrides::from_process()),
             path,
+            text.as_deref(),
         )
     }
 
@@ -163,15 +177,21 @@ impl Config {
         Self::from_figment(
             Figment::new().merge(Toml::string(text)),
             Path::new("<inline>"),
+            Some(text),
         )
     }
 
-    fn from_figment(figment: Figment, path: &Path) -> Result<Self> {
+    /// Extracts and validates; `text` is the file's text, for line numbers in messages.
+    fn from_figment(figment: Figment, path: &Path, text: Option<&str>) -> Result<Self> {
         let mut config: Self = figment.extract().map_err(|e| Error::Config {
-            message: describe_figment_errors(e, path),
+            message: describe_figment_errors(e, path, text),
         })?;
         config.source = Some(path.to_owned());
-        config.validate()?;
+        config.check(&Origin {
+            file: path.display().to_string(),
+            text,
+            figment: Some(&figment),
+        })?;
         Ok(config)
     }
 
@@ -194,177 +214,73 @@ impl Config {
             })
     }
 
-    /// Checks what serde cannot: cross-field rules and value ranges.
+    /// Checks what serde cannot: cross-field rules, value ranges, URLs and names, and the
+    /// files the configuration names (relative to the directory of [`Config::source`] when
+    /// that is a file). Every problem names its key and where it was set.
     pub fn validate(&self) -> Result<()> {
-        let file = self
+        let text = self
             .source
             .as_deref()
-            .map_or_else(|| "<inline>".to_owned(), |p| p.display().to_string());
-        let mut problems = Vec::new();
-        if self.environments.is_empty() {
-            problems.push("environments: no environment is defined; add [environments.development] or another".to_owned());
-        }
-        if let Err(e) = parse_size(&self.image.policy.max_size) {
-            problems.push(format!("image.policy.max_size: {e}"));
-        }
-        if !["LOW", "MEDIUM", "HIGH", "CRITICAL"].contains(&self.image.trivy.fail_on.as_str()) {
-            problems.push(format!(
-                "image.trivy.fail_on: {:?} is not a severity; use LOW, MEDIUM, HIGH or CRITICAL",
-                self.image.trivy.fail_on
-            ));
-        }
-        for platform in &self.image.platforms {
-            let parts: Vec<&str> = platform.split('/').collect();
-            if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
-                problems.push(format!(
-                    "image.platforms: {platform:?} is not a platform; write os/arch[/variant], like \"linux/arm64\""
-                ));
-            }
-        }
-        if self.notify.attempts == 0 {
-            problems.push("notify.attempts: must be at least 1".to_owned());
-        }
-        for (name, env) in &self.environments {
-            validate_environment(name, env, &mut problems);
-        }
+            .filter(|p| p.is_file())
+            .and_then(|p| std::fs::read_to_string(p).ok());
+        self.check(&Origin {
+            file: self.source_name(),
+            text: text.as_deref(),
+            figment: None,
+        })
+    }
+
+    /// The file the configuration came from, as messages show it.
+    fn source_name(&self) -> String {
+        self.source
+            .as_deref()
+            .map_or_else(|| "<inline>".to_owned(), |p| p.display().to_string())
+    }
+
+    /// The problems of [`Config::validate`] as one error, each saying where it is.
+    fn check(&self, origin: &Origin<'_>) -> Result<()> {
+        let problems = self.problems();
         if problems.is_empty() {
             Ok(())
         } else {
             Err(Error::Config {
-                message: format!("{} (in {file})", problems.join("; ")),
+                message: origin.describe(&problems),
             })
         }
     }
-}
 
-fn validate_environment(name: &str, env: &EnvironmentConfig, problems: &mut Vec<String>) {
-    let key = format!("environments.{name}");
-    let valid_name = name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
-    if !valid_name {
-        problems.push(format!(
-            "{key}: environment names use lowercase letters, digits, '-' and '_' and start with a letter or digit"
-        ));
-    }
-    let section = match env.target {
-        TargetKind::Docker => env.docker.is_some(),
-        TargetKind::Ecs => env.ecs.is_some(),
-        TargetKind::Kubernetes => env.kubernetes.is_some(),
-    };
-    if !section {
-        problems.push(format!(
-            "{key}.{kind}: target = \"{kind}\" needs a [{key}.{kind}] section",
-            kind = env.target
-        ));
-    }
-    if let Some(docker) = &env.docker {
-        for (name, source) in &docker.secrets {
-            if source.env.is_some() == source.file.is_some() {
-                problems.push(format!(
-                    "{key}.docker.secrets.{name}: give exactly one of env = \"VARIABLE\" or file = \"path\""
-                ));
-            }
-        }
-    }
-    if let Some(ecs) = &env.ecs {
-        validate_ecs(&key, ecs, problems);
-    }
-    for (probe, settings) in [
-        ("readiness", &env.verify.readiness),
-        ("liveness", &env.verify.liveness),
-    ] {
-        let pkey = format!("{key}.verify.{probe}");
-        if settings.failure_threshold == 0 || settings.success_threshold == 0 {
+    /// Every problem, each as `key: what is wrong; the fix`.
+    fn problems(&self) -> Vec<String> {
+        // Files named by the configuration are relative to its directory.
+        let base = self
+            .source
+            .as_deref()
+            .filter(|p| p.is_file())
+            .map(|p| p.parent().unwrap_or(Path::new("")));
+        let mut problems = Vec::new();
+        validate::config(self, base, &mut problems);
+        let max_attempts = crate::notify::WebhookNotifier::MAX_ATTEMPTS;
+        if !(1..=max_attempts).contains(&self.notify.attempts) {
             problems.push(format!(
-                "{pkey}: failure_threshold and success_threshold must be at least 1"
+                "notify.attempts: {} is outside 1 to {max_attempts}; retries beyond that only delay the end of a run",
+                self.notify.attempts
             ));
         }
-        if settings.period.is_zero() || settings.timeout.is_zero() {
-            problems.push(format!("{pkey}: period and timeout must be longer than 0s"));
+        if self.notify.budget.is_zero() {
+            problems.push(
+                "notify.budget: must be more than 0s; it is the time all attempts of one webhook share, like \"30s\"".to_owned(),
+            );
         }
-        if !settings.path.starts_with('/') {
-            problems.push(format!("{pkey}.path: must start with '/'"));
+        for (name, env) in &self.environments {
+            validate::environment(name, env, base, &mut problems);
         }
-    }
-    if !env.verify.status.version_pointer.is_empty()
-        && !env.verify.status.version_pointer.starts_with('/')
-    {
-        problems.push(format!(
-            "{key}.verify.status.version_pointer: a JSON pointer starts with '/', like \"/version\""
-        ));
-    }
-    for (i, smoke) in env.verify.smoke.iter().enumerate() {
-        let skey = format!("{key}.verify.smoke[{i}] ({:?})", smoke.name);
-        if reqwest::Method::from_bytes(smoke.method.as_bytes()).is_err()
-            || smoke.method.chars().any(|c| c.is_ascii_lowercase())
-        {
-            problems.push(format!(
-                "{skey}.method: {:?} is not an HTTP method; use GET, POST, PUT, PATCH, DELETE or HEAD",
-                smoke.method
-            ));
-        }
-        if !(100..=599).contains(&smoke.expect_status) {
-            problems.push(format!(
-                "{skey}.expect_status: {} is not an HTTP status (100-599)",
-                smoke.expect_status
-            ));
-        }
-        if !smoke.path.starts_with('/') {
-            problems.push(format!("{skey}.path: must start with '/'"));
-        }
-        if smoke.samples == 0 {
-            problems.push(format!("{skey}.samples: must be at least 1"));
-        }
-        if let Some(bad) = smoke.expect_json.keys().find(|k| !k.starts_with('/')) {
-            problems.push(format!(
-                "{skey}.expect_json: key {bad:?} is not a JSON pointer; write \"/field\""
-            ));
-        }
+        problems
     }
 }
 
-fn validate_ecs(key: &str, ecs: &EcsSettings, problems: &mut Vec<String>) {
-    let d = &ecs.deployment;
-    if d.minimum_healthy_percent > 100 {
-        problems.push(format!(
-            "{key}.ecs.deployment.minimum_healthy_percent: {} is above 100; use 0-100",
-            d.minimum_healthy_percent
-        ));
-    }
-    if !(100..=200).contains(&d.maximum_percent) {
-        problems.push(format!(
-            "{key}.ecs.deployment.maximum_percent: {} is outside 100-200 (Fargate replica services)",
-            d.maximum_percent
-        ));
-    }
-    if d.maximum_percent <= d.minimum_healthy_percent && d.maximum_percent == 100 {
-        problems.push(format!(
-            "{key}.ecs.deployment: maximum_percent = 100 with minimum_healthy_percent = 100 leaves ECS no room to start a new task; lower minimum_healthy_percent or raise maximum_percent"
-        ));
-    }
-    let p = &ecs.poll;
-    if p.interval.is_zero() || p.max_interval < p.interval {
-        problems.push(format!(
-            "{key}.ecs.poll: interval must be longer than 0s and max_interval at least interval"
-        ));
-    }
-    if p.max_calls_per_second == 0 {
-        problems.push(format!(
-            "{key}.ecs.poll.max_calls_per_second: must be at least 1"
-        ));
-    }
-    if ecs.cluster.is_empty() || ecs.service.is_empty() {
-        problems.push(format!("{key}.ecs: cluster and service must not be empty"));
-    }
-}
-
-/// Turns figment's errors into one message naming each key path and the file.
-fn describe_figment_errors(error: figment::Error, path: &Path) -> String {
+/// Turns figment's errors into one message naming each key path and the file (with the
+/// line, when `text`, the file's text, shows it).
+fn describe_figment_errors(error: figment::Error, path: &Path, text: Option<&str>) -> String {
     error
         .into_iter()
         .map(|e| {
@@ -373,14 +289,25 @@ fn describe_figment_errors(error: figment::Error, path: &Path) -> String {
             } else {
                 e.path.join(".")
             };
-            // A value from a KYB_DEPLOY_* variable has metadata without a source file.
-            let source = match &e.metadata {
+            // A value from a KYB_DEPLOY_* variable names the variables, not the file.
+            let from_variable = e
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.name == overrides::METADATA_NAME);
+            let mut source = match &e.metadata {
+                Some(m) if from_variable => m.name.to_string(),
                 Some(m) => m
                     .source
                     .as_ref()
-                    .map_or_else(|| m.name.to_string(), ToString::to_string),
+                    .map_or_else(|| path.display().to_string(), ToString::to_string),
                 None => path.display().to_string(),
             };
+            if !from_variable
+                && !e.path.is_empty()
+                && let Some(line) = text.and_then(|text| line_of(text, &key))
+            {
+                source = format!("{source}, line {line}");
+            }
             format!("{key}: {} (in {source})", describe_kind(&e.kind))
         })
         .collect::<Vec<_>>()
@@ -405,6 +332,21 @@ fn describe_kind(kind: &figment::error::Kind) -> String {
             )
         }
         Kind::MissingField(name) => format!("missing required key \"{name}\""),
+        // `port = 70000` or `-1`: say the range rather than the Rust type.
+        Kind::InvalidValue(actual, expected) if expected.starts_with('u') => {
+            let actual = match actual {
+                figment::error::Actual::Unsigned(n) => n.to_string(),
+                figment::error::Actual::Signed(n) => n.to_string(),
+                other => other.to_string(),
+            };
+            let max = match expected.as_str() {
+                "u8" => u64::from(u8::MAX),
+                "u16" => u64::from(u16::MAX),
+                "u32" => u64::from(u32::MAX),
+                _ => u64::MAX,
+            };
+            format!("{actual} is out of range; write a whole number from 0 to {max}")
+        }
         other => other.to_string(),
     }
 }

@@ -120,6 +120,20 @@ pub enum Error {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
+    /// A write to the platform failed in a way that may still have been applied: no answer,
+    /// a server error, a dropped connection, or a failed check of whether it applied. The
+    /// pipeline then treats the environment as changed and finds out from the platform.
+    #[error("{target} target: {message}; the change may have been applied")]
+    MaybeApplied {
+        /// The target kind or name.
+        target: String,
+        /// What failed.
+        message: String,
+        /// The cause, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
     /// A pipeline seam (builder, registry, scanner, test runner, notifier) failed.
     #[error("{seam}: {message}")]
     Seam {
@@ -151,6 +165,24 @@ impl Error {
             message: message.into(),
             source: None,
         }
+    }
+
+    /// A write that may have been applied although it failed (see [`Error::MaybeApplied`]).
+    pub fn maybe_applied(
+        target: impl Into<String>,
+        message: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::MaybeApplied {
+            target: target.into(),
+            message: message.into(),
+            source,
+        }
+    }
+
+    /// Whether the failed operation may nevertheless have changed the platform.
+    pub fn may_have_been_applied(&self) -> bool {
+        matches!(self, Self::MaybeApplied { .. })
     }
 
     /// Convenience constructor for seam errors.

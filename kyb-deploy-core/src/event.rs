@@ -36,10 +36,15 @@ pub enum Stage {
     Record,
     /// Starts the deployment on the target.
     Deploy,
+    /// Finds out from the platform whether a deploy call that failed without a clear answer
+    /// (no answer, a server error, a dropped connection) started a rollout.
+    Reconcile,
     /// Waits for the rollout to finish.
     Wait,
     /// Probes and smoke-tests the deployed service.
     Verify,
+    /// Keeps probing a verified release for a while, and watches for restarts.
+    Soak,
     /// Moves a release verified beside the old one into service (targets that verify
     /// before cutting over).
     Promote,
@@ -65,8 +70,10 @@ impl Stage {
             Self::Plan => "plan",
             Self::Record => "record",
             Self::Deploy => "deploy",
+            Self::Reconcile => "reconcile",
             Self::Wait => "wait",
             Self::Verify => "verify",
+            Self::Soak => "soak",
             Self::Promote => "promote",
             Self::Rollback => "rollback",
             Self::Finalize => "finalize",

@@ -14,9 +14,12 @@ use url::Url;
 use crate::config::{ProbeSettings, SmokeTest, VerifyConfig};
 use crate::error::{Error, Result};
 use crate::event::StageProgress;
-use crate::probe::{CheckReport, HealthProbe, LatencySummary, VerificationReport, VerifyRequest};
+use crate::probe::{
+    CheckReport, HealthProbe, LatencySummary, SoakRequest, VerificationReport, VerifyRequest,
+};
 use crate::probe_tracker::{ProbeState, ProbeTracker};
 use crate::prometheus::validate_exposition;
+use crate::redact::redact_url;
 use crate::version::Version;
 
 const USER_AGENT: &str = concat!("kyb-deploy/", env!("CARGO_PKG_VERSION"));
@@ -42,10 +45,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// };
 ///
 /// let probe = HttpHealthProbe::new(VerifyConfig::default())?;
-/// let request = VerifyRequest {
-///     base_url: Url::parse("https://api.staging.example.com").unwrap(),
-///     expected_version: Version::parse("v1.4.0")?,
-/// };
+/// let request = VerifyRequest::new(
+///     Url::parse("https://api.staging.example.com").unwrap(),
+///     Version::parse("v1.4.0")?,
+/// );
 /// let progress = StageProgress::discard(Stage::Verify);
 /// let report = probe.verify(&request, &progress, &CancellationToken::new()).await?;
 /// if let Some(failure) = report.failure() {
@@ -152,22 +155,21 @@ impl HealthProbe for HttpHealthProbe {
         cancel: &CancellationToken,
     ) -> Result<VerificationReport> {
         let settings = &self.settings;
-        let mut run = Run {
-            client: &self.client,
-            base: &request.base_url,
-            progress,
-            cancel,
-            checks: Vec::new(),
-            samples: Vec::new(),
-        };
+        let mut run = Run::new(&self.client, &request.base_url, progress, cancel);
+        run.deadline = request
+            .time_limit
+            .and_then(|limit| Instant::now().checked_add(limit));
         if settings.readiness.enabled {
             run.probe("readiness", &settings.readiness).await?;
-            if run.checks.last().is_some_and(|c| !c.passed) {
+            if run.timed_out || run.checks.last().is_some_and(|c| !c.passed) {
                 return Ok(run.finish(None));
             }
         }
         if settings.liveness.enabled {
             run.probe("liveness", &settings.liveness).await?;
+            if run.timed_out {
+                return Ok(run.finish(None));
+            }
         }
         let mut reported_version = None;
         if settings.status.enabled {
@@ -180,6 +182,16 @@ impl HealthProbe for HttpHealthProbe {
             run.smoke(test, method, headers).await?;
         }
         Ok(run.finish(reported_version))
+    }
+
+    async fn soak(
+        &self,
+        request: &SoakRequest,
+        progress: &StageProgress,
+        cancel: &CancellationToken,
+    ) -> Result<CheckReport> {
+        let mut run = Run::new(&self.client, &request.base_url, progress, cancel);
+        run.soak(request, &self.settings).await
     }
 }
 
@@ -202,15 +214,40 @@ struct Run<'a> {
     checks: Vec<CheckReport>,
     /// Duration of every request sent.
     samples: Vec<Duration>,
+    /// When verification must end, if it has a time limit.
+    deadline: Option<Instant>,
+    /// Whether a probe ran out of time before reaching a verdict.
+    timed_out: bool,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        client: &'a Client,
+        base: &'a Url,
+        progress: &'a StageProgress,
+        cancel: &'a CancellationToken,
+    ) -> Self {
+        Self {
+            client,
+            base,
+            progress,
+            cancel,
+            checks: Vec::new(),
+            samples: Vec::new(),
+            deadline: None,
+            timed_out: false,
+        }
+    }
 }
 
 impl Run<'_> {
     fn finish(self, reported_version: Option<String>) -> VerificationReport {
         VerificationReport {
-            passed: self.checks.iter().all(|c| c.passed),
+            passed: !self.timed_out && self.checks.iter().all(|c| c.passed),
             checks: self.checks,
             reported_version,
             latency: LatencySummary::from_samples(&self.samples),
+            timed_out: self.timed_out,
         }
     }
 
@@ -265,11 +302,11 @@ impl Run<'_> {
     /// Runs a probe with Kubernetes semantics until its tracker reaches a verdict.
     async fn probe(&mut self, name: &str, settings: &ProbeSettings) -> Result<()> {
         let url = join(self.base, &settings.path);
-        let shown = redact(&url);
-        self.sleep_until(Instant::now() + settings.initial_delay)
-            .await?;
+        let shown = redact_url(&url);
+        self.sleep_until(after(settings.initial_delay)).await?;
         let mut tracker = ProbeTracker::for_settings(settings);
         let mut samples = Vec::new();
+        let mut failures = FailureTally::default();
         loop {
             // The period counts from the start of an attempt, so slow answers do not
             // stretch the schedule.
@@ -284,6 +321,9 @@ impl Run<'_> {
                 ),
                 Answer::Failed(why) => (false, why),
             };
+            if !success {
+                failures.add(&seen);
+            }
             let state = tracker.record(success);
             let streak = if success {
                 let (n, of) = (tracker.consecutive_successes(), tracker.success_threshold());
@@ -299,16 +339,32 @@ impl Run<'_> {
             if state.is_terminal() {
                 let outcome = match state {
                     ProbeState::Passed => Ok(format!(
-                        "passed after {attempts} attempt(s); last GET {shown} -> {seen}"
+                        "passed after {attempts} attempt(s){}; last GET {shown} -> {seen}",
+                        failures.summary()
                     )),
                     _ => Err(format!(
-                        "failed after {attempts} attempt(s), {streak}; last GET {shown} -> {seen}"
+                        "failed after {attempts} attempt(s){}, {streak}; last GET {shown} -> {seen}",
+                        failures.summary()
                     )),
                 };
                 self.record(name.to_owned(), outcome, &samples);
                 return Ok(());
             }
-            self.sleep_until(started + settings.period).await?;
+            let next = started.checked_add(settings.period).unwrap_or(started);
+            if self.deadline.is_some_and(|deadline| next >= deadline) {
+                // Out of time: say what was seen rather than nothing.
+                self.timed_out = true;
+                self.record(
+                    name.to_owned(),
+                    Err(format!(
+                        "ran out of time before a verdict after {attempts} attempt(s){}, {streak}; last GET {shown} -> {seen}",
+                        failures.summary()
+                    )),
+                    &samples,
+                );
+                return Ok(());
+            }
+            self.sleep_until(next).await?;
         }
     }
 
@@ -322,14 +378,15 @@ impl Run<'_> {
         let request = self.client.get(url.clone());
         let (answer, elapsed) = self.send(request, REQUEST_TIMEOUT).await?;
         let pointer = &settings.status.version_pointer;
-        let (outcome, reported) = judge_status(&answer, &redact(&url), pointer, expected.as_str());
+        let (outcome, reported) =
+            judge_status(&answer, &redact_url(&url), pointer, expected.as_str());
         self.record("status".into(), outcome, &[elapsed]);
         Ok(reported)
     }
 
     async fn metrics(&mut self, path: &str) -> Result<()> {
         let url = join(self.base, path);
-        let shown = redact(&url);
+        let shown = redact_url(&url);
         let (answer, elapsed) = self.send(self.client.get(url), REQUEST_TIMEOUT).await?;
         let outcome = success_body(&answer, &shown).and_then(|body| {
             let text = std::str::from_utf8(body)
@@ -371,7 +428,7 @@ impl Run<'_> {
         }
         let latency = LatencySummary::from_samples(&samples);
         let (p50, p95) = (latency.p50_ms.unwrap_or(0.0), latency.p95_ms.unwrap_or(0.0));
-        let target = format!("{method} {}", redact(&url));
+        let target = format!("{method} {}", redact_url(&url));
         let mut problems = Vec::new();
         if let Some(first) = first_problem {
             problems.push(format!(
@@ -517,13 +574,41 @@ fn join(base: &Url, path: &str) -> Url {
     url
 }
 
-/// The URL without user name and password, for messages.
-fn redact(url: &Url) -> String {
-    let mut url = url.clone();
-    // Both fail only for URLs that cannot have credentials in the first place.
-    let _ = url.set_password(None);
-    let _ = url.set_username("");
-    url.to_string()
+/// The instant `d` from now; a `d` too large to represent means a year (durations are
+/// bounded when configuration is read; this only keeps the arithmetic from panicking).
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
+/// Failed probe answers by what was seen (`503`, `connection failed: ...`), for messages
+/// that show a flapping service as flapping.
+#[derive(Debug, Default)]
+struct FailureTally {
+    total: u32,
+    seen: std::collections::BTreeMap<String, u32>,
+}
+
+impl FailureTally {
+    fn add(&mut self, seen: &str) {
+        self.total += 1;
+        *self.seen.entry(shorten(seen)).or_default() += 1;
+    }
+
+    /// `""` without failures, else `" (3 failed: 503 x2, connection failed: ... x1)"`.
+    fn summary(&self) -> String {
+        if self.total == 0 {
+            return String::new();
+        }
+        let kinds: Vec<String> = self
+            .seen
+            .iter()
+            .map(|(what, n)| format!("{what} x{n}"))
+            .collect();
+        format!(" ({} failed: {})", self.total, kinds.join(", "))
+    }
 }
 
 fn shorten(text: &str) -> String {
@@ -533,6 +618,8 @@ fn shorten(text: &str) -> String {
         None => text.to_owned(),
     }
 }
+
+mod soak;
 
 #[cfg(test)]
 mod tests;

@@ -1,18 +1,29 @@
 //! The [`RecordStore`] seam and the default store: an append-only JSON-lines ledger file.
 
+mod lines;
+mod reverse;
+mod scan;
+
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use serde::Serialize;
 
+use self::lines::Line;
+use self::reverse::ReverseLines;
+use self::scan::BackwardScan;
 use crate::error::{Error, Result};
-use crate::record::{DeploymentRecord, RecordStatus};
+use crate::record::DeploymentRecord;
 use crate::version::Version;
 
 /// Keeps deployment records.
+///
+/// Only [`append`](Self::append) and [`load`](Self::load) are required; the lookups have
+/// default implementations on top of `load`, which a store whose history grows large should
+/// replace with ones that read only what they need (as [`JsonlRecordStore`] does).
 #[async_trait]
 pub trait RecordStore: Send + Sync {
     /// Appends a record. Appending a record whose id is already stored supersedes it.
@@ -21,6 +32,40 @@ pub trait RecordStore: Send + Sync {
 
     /// Reads every record, latest state per id.
     async fn load(&self) -> Result<LedgerSnapshot>;
+
+    /// The newest record of `environment` (in the order of [`LedgerSnapshot::records`]: by
+    /// when its latest state was written) that satisfies `matches`. Only the latest state of
+    /// each record is offered to `matches`.
+    ///
+    /// ```
+    /// # async fn example(store: &dyn kyb_deploy_core::RecordStore) -> kyb_deploy_core::Result<()> {
+    /// let last_known_good = store
+    ///     .find_latest("staging", &|r| r.is_known_good())
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    async fn find_latest(
+        &self,
+        environment: &str,
+        matches: &(dyn for<'r> Fn(&'r DeploymentRecord) -> bool + Send + Sync),
+    ) -> Result<Option<DeploymentRecord>> {
+        let snapshot = self.load().await?;
+        Ok(snapshot.find_latest(environment, matches).cloned())
+    }
+
+    /// The newest `limit` records of `environment` (or of every environment), latest state
+    /// per id, oldest first like [`load`](Self::load), with the unreadable lines found in the
+    /// part of the ledger that was read.
+    async fn recent(&self, environment: Option<&str>, limit: usize) -> Result<LedgerSnapshot> {
+        Ok(self.load().await?.recent(environment, limit))
+    }
+
+    /// The records of `environment` whose latest state is `in_progress`, oldest first: runs
+    /// still going, or killed before they could finish.
+    async fn in_progress(&self, environment: &str) -> Result<Vec<DeploymentRecord>> {
+        let snapshot = self.load().await?;
+        Ok(snapshot.in_progress(environment).cloned().collect())
+    }
 }
 
 /// A line of the ledger that could not be read. Reported, never fatal.
@@ -44,16 +89,11 @@ pub struct LedgerSnapshot {
 impl LedgerSnapshot {
     /// Folds appended record versions into their latest state per id.
     pub fn from_appended(appended: impl IntoIterator<Item = DeploymentRecord>) -> Self {
-        let mut latest: HashMap<String, (usize, DeploymentRecord)> = HashMap::new();
-        for (position, record) in appended.into_iter().enumerate() {
-            latest.insert(record.id.clone(), (position, record));
+        let mut latest = Latest::default();
+        for record in appended {
+            latest.push(record);
         }
-        let mut records: Vec<_> = latest.into_values().collect();
-        records.sort_by_key(|(position, _)| *position);
-        Self {
-            records: records.into_iter().map(|(_, r)| r).collect(),
-            problems: Vec::new(),
-        }
+        latest.into_snapshot(Vec::new())
     }
 
     /// The records of one environment, oldest first.
@@ -66,6 +106,37 @@ impl LedgerSnapshot {
             .filter(move |r| r.environment == environment)
     }
 
+    /// The newest record of `environment` that satisfies `matches`: what
+    /// [`RecordStore::find_latest`] answers.
+    pub fn find_latest(
+        &self,
+        environment: &str,
+        matches: impl Fn(&DeploymentRecord) -> bool,
+    ) -> Option<&DeploymentRecord> {
+        self.records
+            .iter()
+            .rev()
+            .find(|r| r.environment == environment && matches(r))
+    }
+
+    /// The newest `limit` records of `environment` (or of all), oldest first, with every
+    /// problem: what [`RecordStore::recent`] answers when it reads the whole ledger.
+    pub fn recent(&self, environment: Option<&str>, limit: usize) -> Self {
+        let mut records: Vec<DeploymentRecord> = self
+            .records
+            .iter()
+            .rev()
+            .filter(|r| environment.is_none_or(|e| r.environment == e))
+            .take(limit)
+            .cloned()
+            .collect();
+        records.reverse();
+        Self {
+            records,
+            problems: self.problems.clone(),
+        }
+    }
+
     /// The last known-good release of an environment other than `version`: the latest run
     /// that deployed another version and verified it. This is where a failed deployment of
     /// `version` rolls back to, and where `rollback` goes from a running `version`.
@@ -74,34 +145,20 @@ impl LedgerSnapshot {
         environment: &str,
         version: &Version,
     ) -> Option<&DeploymentRecord> {
-        self.records.iter().rev().find(|r| {
-            r.environment == environment
-                && r.status == RecordStatus::Succeeded
-                && r.release.is_some()
-                && &r.version != version
-        })
+        self.find_latest(environment, |r| r.is_known_good() && &r.version != version)
     }
 
     /// The last known-good release of an environment: the latest run that deployed a
     /// release and verified it.
     pub fn last_known_good(&self, environment: &str) -> Option<&DeploymentRecord> {
-        self.records.iter().rev().find(|r| {
-            r.environment == environment
-                && r.status == RecordStatus::Succeeded
-                && r.release.is_some()
-        })
+        self.find_latest(environment, DeploymentRecord::is_known_good)
     }
 
     /// The latest record of `environment` that deployed `version`, preferring verified ones.
     pub fn find_version(&self, environment: &str, version: &Version) -> Option<&DeploymentRecord> {
-        let candidates = || {
-            self.records.iter().rev().filter(|r| {
-                r.environment == environment && &r.version == version && r.release.is_some()
-            })
-        };
-        candidates()
-            .find(|r| r.status == RecordStatus::Succeeded)
-            .or_else(|| candidates().next())
+        let deployed = |r: &DeploymentRecord| &r.version == version && r.release.is_some();
+        self.find_latest(environment, |r| deployed(r) && r.is_known_good())
+            .or_else(|| self.find_latest(environment, deployed))
     }
 
     /// Records of `environment` still marked in progress.
@@ -110,14 +167,55 @@ impl LedgerSnapshot {
         environment: &'a str,
     ) -> impl Iterator<Item = &'a DeploymentRecord> + 'a {
         self.for_environment(environment)
-            .filter(|r| r.status == RecordStatus::InProgress)
+            .filter(|r| !r.status.is_final())
     }
 }
 
+/// The latest state per id of records appended in order.
+#[derive(Default)]
+struct Latest {
+    by_id: HashMap<String, (usize, DeploymentRecord)>,
+    position: usize,
+}
+
+impl Latest {
+    fn push(&mut self, record: DeploymentRecord) {
+        self.position += 1;
+        self.by_id
+            .insert(record.id.clone(), (self.position, record));
+    }
+
+    fn into_snapshot(self, problems: Vec<LedgerProblem>) -> LedgerSnapshot {
+        let mut records: Vec<_> = self.by_id.into_values().collect();
+        records.sort_by_key(|(position, _)| *position);
+        LedgerSnapshot {
+            records: records.into_iter().map(|(_, r)| r).collect(),
+            problems,
+        }
+    }
+}
+
+/// Records found per step of [`JsonlRecordStore::find_latest`] at most, before `matches`
+/// sees them: a bound on the memory of a step.
+const STEP_RECORDS: usize = 256;
+/// Bytes of the ledger read in the first step of [`JsonlRecordStore::find_latest`]; each
+/// step reads twice as much as the one before, up to [`MAX_STEP_BYTES`].
+const FIRST_STEP_BYTES: u64 = reverse::BLOCK as u64;
+const MAX_STEP_BYTES: u64 = 4 << 20;
+
 /// The default [`RecordStore`]: one JSON record per line, appended and fsynced under an
-/// exclusive file lock, so concurrent writers never interleave. A torn last line (a crash
-/// mid-write) is skipped and reported by [`RecordStore::load`], and the next append starts on
-/// a fresh line.
+/// exclusive file lock, so concurrent writers never interleave. Readers hold a shared lock.
+///
+/// A line that cannot be read (a torn last line after a crash, bytes that are not UTF-8, text
+/// that is not a record) is skipped and reported as a [`LedgerProblem`], never fatal; the
+/// next append starts on a fresh line.
+///
+/// [`load`](RecordStore::load) streams the file line by line. The lookups read only the end
+/// they need: [`find_latest`](RecordStore::find_latest) and [`recent`](RecordStore::recent)
+/// read backwards a block at a time, newest line first, and stop as soon as the answer is
+/// known; a line that cannot belong to the environment asked for is recognised without
+/// being parsed. [`in_progress`](RecordStore::in_progress) reads the whole file once, parsing
+/// only the lines that may start or end a run of the environment.
 #[derive(Clone, Debug)]
 pub struct JsonlRecordStore {
     path: PathBuf,
@@ -141,6 +239,18 @@ impl JsonlRecordStore {
             what,
             source,
         }
+    }
+
+    /// Runs `work` on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        what: &str,
+        work: impl FnOnce(Self) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || work(store))
+            .await
+            .map_err(|e| self.err(what)(std::io::Error::other(e)))?
     }
 
     fn append_blocking(&self, line: &[u8]) -> Result<()> {
@@ -169,20 +279,64 @@ impl JsonlRecordStore {
         result.map_err(self.err("append a record to"))
     }
 
-    fn load_blocking(&self) -> Result<LedgerSnapshot> {
-        let mut file = match File::open(&self.path) {
+    /// The ledger open for reading under a shared lock, and its length; `None` when there is
+    /// no ledger yet. The lock lasts as long as the file.
+    fn open_shared(&self) -> Result<Option<(File, u64)>> {
+        let file = match File::open(&self.path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(LedgerSnapshot::default());
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.err("open")(e)),
         };
         file.lock_shared().map_err(self.err("lock"))?;
-        let mut text = String::new();
-        let read = file.read_to_string(&mut text);
-        let _ = file.unlock();
-        read.map_err(self.err("read"))?;
-        Ok(parse_ledger(&text))
+        let len = file.metadata().map_err(self.err("read"))?.len();
+        Ok(Some((file, len)))
+    }
+
+    fn load_blocking(&self) -> Result<LedgerSnapshot> {
+        let Some((file, _)) = self.open_shared()? else {
+            return Ok(LedgerSnapshot::default());
+        };
+        let mut latest = Latest::default();
+        let mut problems = Vec::new();
+        lines::for_each(
+            BufReader::with_capacity(lines::READ_BUFFER, &file),
+            |number, bytes, torn| match lines::read(bytes) {
+                Line::Blank => {}
+                Line::Record(record) => latest.push(*record),
+                Line::Unreadable(reason) => problems.push(lines::problem(number, torn, &reason)),
+            },
+        )
+        .map_err(self.err("read"))?;
+        Ok(latest.into_snapshot(problems))
+    }
+
+    /// A backward scan of the ledger under a shared lock; `None` when there is no ledger.
+    fn scan_backward(&self, environment: Option<&str>) -> Result<Option<BackwardScan<File>>> {
+        let Some((file, len)) = self.open_shared()? else {
+            return Ok(None);
+        };
+        let lines = ReverseLines::new(file, len, reverse::BLOCK).map_err(self.err("read"))?;
+        Ok(Some(BackwardScan::new(lines, environment)))
+    }
+
+    fn recent_blocking(&self, environment: Option<&str>, limit: usize) -> Result<LedgerSnapshot> {
+        let Some(mut scan) = self.scan_backward(environment)? else {
+            return Ok(LedgerSnapshot::default());
+        };
+        let records = scan.newest(limit).map_err(self.err("read"))?;
+        let problems = scan.problems().map_err(self.err("read"))?;
+        Ok(LedgerSnapshot { records, problems })
+    }
+
+    fn in_progress_blocking(&self, environment: &str) -> Result<Vec<DeploymentRecord>> {
+        let Some((file, _)) = self.open_shared()? else {
+            return Ok(Vec::new());
+        };
+        scan::in_progress(
+            BufReader::with_capacity(lines::READ_BUFFER, &file),
+            environment,
+        )
+        .map_err(self.err("read"))
     }
 }
 
@@ -198,53 +352,68 @@ fn ends_torn(file: &mut File) -> std::io::Result<bool> {
     Ok(last[0] != b'\n')
 }
 
-/// Parses ledger text, collecting unreadable lines as problems.
-fn parse_ledger(text: &str) -> LedgerSnapshot {
-    let mut appended = Vec::new();
-    let mut problems = Vec::new();
-    let complete = text.ends_with('\n');
-    let lines: Vec<&str> = text.lines().collect();
-    for (index, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<DeploymentRecord>(line) {
-            Ok(record) => appended.push(record),
-            Err(e) => {
-                let torn = index + 1 == lines.len() && !complete;
-                let message = if torn {
-                    format!("incomplete last line ignored (a run stopped while writing it): {e}")
-                } else {
-                    format!("unreadable record ignored: {e}")
-                };
-                problems.push(LedgerProblem {
-                    line: index + 1,
-                    message,
-                });
-            }
-        }
-    }
-    let mut snapshot = LedgerSnapshot::from_appended(appended);
-    snapshot.problems = problems;
-    snapshot
-}
-
 #[async_trait]
 impl RecordStore for JsonlRecordStore {
     async fn append(&self, record: &DeploymentRecord) -> Result<()> {
         let line = serde_json::to_vec(record)
             .map_err(|e| self.err("serialize a record for")(std::io::Error::other(e)))?;
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.append_blocking(&line))
+        self.blocking("append to", move |store| store.append_blocking(&line))
             .await
-            .map_err(|e| self.err("append to")(std::io::Error::other(e)))?
     }
 
     async fn load(&self) -> Result<LedgerSnapshot> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.load_blocking())
+        self.blocking("read", |store| store.load_blocking()).await
+    }
+
+    async fn find_latest(
+        &self,
+        environment: &str,
+        matches: &(dyn for<'r> Fn(&'r DeploymentRecord) -> bool + Send + Sync),
+    ) -> Result<Option<DeploymentRecord>> {
+        let environment = environment.to_owned();
+        let Some(mut scan) = self
+            .blocking("read", move |store| store.scan_backward(Some(&environment)))
+            .await?
+        else {
+            return Ok(None);
+        };
+        // `matches` is borrowed, so it cannot go to the blocking pool: the scan goes there in
+        // steps, and `matches` sees each step's records here. The scan (and its shared lock)
+        // lives until the answer is known.
+        let mut budget = FIRST_STEP_BYTES;
+        loop {
+            let (returned, step) = tokio::task::spawn_blocking(move || {
+                let step = scan.next_batch(budget, STEP_RECORDS);
+                (scan, step)
+            })
             .await
-            .map_err(|e| self.err("read")(std::io::Error::other(e)))?
+            .map_err(|e| self.err("read")(std::io::Error::other(e)))?;
+            scan = returned;
+            let (records, exhausted) = step.map_err(self.err("read"))?;
+            if let Some(found) = records.into_iter().find(|r| matches(r)) {
+                return Ok(Some(found));
+            }
+            if exhausted {
+                return Ok(None);
+            }
+            budget = (budget * 2).min(MAX_STEP_BYTES);
+        }
+    }
+
+    async fn recent(&self, environment: Option<&str>, limit: usize) -> Result<LedgerSnapshot> {
+        let environment = environment.map(str::to_owned);
+        self.blocking("read", move |store| {
+            store.recent_blocking(environment.as_deref(), limit)
+        })
+        .await
+    }
+
+    async fn in_progress(&self, environment: &str) -> Result<Vec<DeploymentRecord>> {
+        let environment = environment.to_owned();
+        self.blocking("read", move |store| {
+            store.in_progress_blocking(&environment)
+        })
+        .await
     }
 }
 

@@ -34,6 +34,7 @@ mod pipeline;
 mod preflight;
 mod probe;
 mod record;
+mod redact;
 mod release;
 mod scan_chain;
 mod target;
@@ -70,15 +71,17 @@ pub use crate::pipeline::{
 };
 pub use crate::preflight::{Check, PreflightRequest, check_prerequisites};
 pub use crate::probe::{
-    CheckReport, HealthProbe, LatencySummary, VerificationReport, VerifyRequest,
+    CheckReport, HealthProbe, LatencySummary, SoakRequest, VerificationReport, VerifyRequest,
+    soak_passes,
 };
 pub use crate::record::{
     DeploymentRecord, Operation, RecordStatus, RollbackDetails, StageTiming, current_actor,
     new_run_id,
 };
+pub use crate::redact::{redact_text, redact_url};
 pub use crate::release::Release;
 pub use crate::target::{
-    DeployHandle, Plan, PlannedChange, Revision, RolloutOutcome, Target, TargetDescription,
+    DeployHandle, Plan, PlannedChange, Revision, RolloutOutcome, Serving, Target, TargetDescription,
 };
 pub use crate::testrun::{CommandTestRunner, TestReport, TestRunner, TestSuite};
 pub use crate::version::Version;

@@ -3,7 +3,11 @@
 mod checks;
 mod deploy;
 mod image;
+mod known_good;
+mod reconcile;
+mod records;
 mod rollback;
+mod soak;
 mod stage;
 
 use std::path::PathBuf;
@@ -368,6 +372,7 @@ pub struct RunReport {
     /// Whether the record could be written.
     pub recorded: bool,
     /// Where the environment's service answers, after a run that put a release in service.
+    #[serde(serialize_with = "crate::redact::serialize_redacted_url")]
     pub url: Option<Url>,
 }
 
@@ -375,7 +380,7 @@ impl RunReport {
     /// A one-line summary for people, worded for the operation (a successful rollback says
     /// "rolled back", not "deployed").
     pub fn summary(&self) -> String {
-        match (self.operation, &self.outcome) {
+        match (&self.operation, &self.outcome) {
             (crate::record::Operation::Rollback, Outcome::Succeeded { release, dry_run }) => {
                 if *dry_run {
                     format!(

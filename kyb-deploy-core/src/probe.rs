@@ -1,5 +1,7 @@
 //! The [`HealthProbe`] seam: verifying that a deployed release serves correctly.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -16,6 +18,55 @@ pub struct VerifyRequest {
     pub base_url: Url,
     /// The version that should be running.
     pub expected_version: Version,
+    /// How long verification may take. A probe that runs out of it stops and returns a
+    /// report with [`VerificationReport::timed_out`] set and what it saw so far, instead
+    /// of nothing. `None`: no limit of its own (the caller's cancellation still applies).
+    pub time_limit: Option<Duration>,
+}
+
+impl VerifyRequest {
+    /// A request to verify `expected_version` at `base_url`, with no time limit.
+    pub fn new(base_url: Url, expected_version: Version) -> Self {
+        Self {
+            base_url,
+            expected_version,
+            time_limit: None,
+        }
+    }
+
+    /// The same request, limited to `limit`.
+    pub fn with_time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = Some(limit);
+        self
+    }
+}
+
+/// What to soak: keep probing the verified release at `base_url` for `duration`, and fail
+/// when more than `max_failure_ratio` of the probes fail.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SoakRequest {
+    /// Where the service answers.
+    pub base_url: Url,
+    /// The version that should keep running.
+    pub expected_version: Version,
+    /// How long to keep probing.
+    pub duration: Duration,
+    /// The largest share of failed probes (0.0 to 1.0) that still passes.
+    pub max_failure_ratio: f64,
+}
+
+/// Whether a soak with `failures` failed probes out of `probes` passes under
+/// `max_failure_ratio`. A soak that sent no probe at all proves nothing and fails.
+///
+/// ```
+/// use kyb_deploy_core::soak_passes;
+///
+/// assert!(soak_passes(30, 3, 0.1));
+/// assert!(!soak_passes(30, 4, 0.1));
+/// assert!(!soak_passes(0, 0, 0.1));
+/// ```
+pub fn soak_passes(probes: u32, failures: u32, max_failure_ratio: f64) -> bool {
+    probes > 0 && f64::from(failures) <= f64::from(probes) * max_failure_ratio
 }
 
 /// Verifies a deployed release: readiness gate, liveness, `/status`, `/metrics`, smoke tests.
@@ -33,6 +84,17 @@ pub trait HealthProbe: Send + Sync {
         progress: &StageProgress,
         cancel: &CancellationToken,
     ) -> Result<VerificationReport>;
+
+    /// Keeps probing a release that passed [`HealthProbe::verify`] for the request's
+    /// duration and returns one check named `soak`: passed when the share of failed probes
+    /// stays within the request's limit ([`soak_passes`]). Its detail names the failures it
+    /// saw. Returns [`crate::Error::Cancelled`] promptly when `cancel` fires.
+    async fn soak(
+        &self,
+        request: &SoakRequest,
+        progress: &StageProgress,
+        cancel: &CancellationToken,
+    ) -> Result<CheckReport>;
 }
 
 /// The result of a verification.
@@ -46,6 +108,10 @@ pub struct VerificationReport {
     pub reported_version: Option<String>,
     /// Latency over every request sent during verification.
     pub latency: LatencySummary,
+    /// Whether verification ran out of time before every check reached a verdict; the
+    /// checks then say what was seen until then.
+    #[serde(default)]
+    pub timed_out: bool,
 }
 
 impl VerificationReport {

@@ -1,8 +1,10 @@
 //! Deployment records: the audit trail of every run, and the source of "last known-good".
 
+use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
 use crate::event::{Stage, StageResult};
@@ -11,18 +13,64 @@ use crate::release::Release;
 use crate::version::Version;
 
 /// What a run did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// Serialized as its name (`deploy`, `rollback`). A name this build does not know (written by
+/// a newer build) reads as [`Operation::Unknown`] and is written back unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Operation {
     /// Deployed a new release.
     Deploy,
     /// Rolled back to an earlier release on request.
     Rollback,
+    /// An operation this build does not know, as the ledger names it. Never holds the name of
+    /// one of the other variants.
+    Unknown(String),
+}
+
+impl Operation {
+    /// The operation called `name` in the ledger.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "deploy" => Self::Deploy,
+            "rollback" => Self::Rollback,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+
+    /// The name used in the ledger and in output.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Rollback => "rollback",
+            Self::Unknown(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Operation {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Operation {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_name(deserializer, Self::from_name)
+    }
 }
 
 /// Where a record stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// Serialized as its name (`in_progress`, `succeeded`...). A status this build does not know
+/// (written by a newer build) reads as [`RecordStatus::Unknown`]: the record still loads,
+/// counts as finished, is never a known-good release, and is written back unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RecordStatus {
     /// The run has not finished (or was killed before it could say so).
     InProgress,
@@ -41,6 +89,9 @@ pub enum RecordStatus {
     /// Was found `in_progress` by a later run while no run held the environment: the process
     /// died without finalizing it (killed, machine lost).
     Abandoned,
+    /// A status this build does not know, as the ledger names it. Treated as final. Never
+    /// holds the name of one of the other variants.
+    Unknown(String),
 }
 
 impl RecordStatus {
@@ -56,8 +107,32 @@ impl RecordStatus {
         }
     }
 
+    /// The status called `name` in the ledger.
+    ///
+    /// ```
+    /// use kyb_deploy_core::RecordStatus;
+    ///
+    /// assert_eq!(RecordStatus::from_name("succeeded"), RecordStatus::Succeeded);
+    /// let newer = RecordStatus::from_name("awaiting_approval");
+    /// assert_eq!(newer.as_str(), "awaiting_approval");
+    /// assert!(newer.is_final());
+    /// ```
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "in_progress" => Self::InProgress,
+            "succeeded" => Self::Succeeded,
+            "failed_before_deploy" => Self::FailedBeforeDeploy,
+            "rolled_back" => Self::RolledBack,
+            "rollback_failed" => Self::RollbackFailed,
+            "timed_out" => Self::TimedOut,
+            "cancelled" => Self::Cancelled,
+            "abandoned" => Self::Abandoned,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+
     /// The name used in the ledger and in output.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Self::InProgress => "in_progress",
             Self::Succeeded => "succeeded",
@@ -67,8 +142,55 @@ impl RecordStatus {
             Self::TimedOut => "timed_out",
             Self::Cancelled => "cancelled",
             Self::Abandoned => "abandoned",
+            Self::Unknown(name) => name,
         }
     }
+
+    /// Whether the run has ended: every status but `in_progress`, including unknown ones (a
+    /// newer build wrote them, and only `in_progress` records are ever taken over).
+    pub fn is_final(&self) -> bool {
+        *self != Self::InProgress
+    }
+}
+
+impl fmt::Display for RecordStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RecordStatus {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_name(deserializer, Self::from_name)
+    }
+}
+
+/// Reads a string into a value through `from_name`, without copying names it knows.
+fn deserialize_name<'de, D: Deserializer<'de>, T>(
+    deserializer: D,
+    from_name: fn(&str) -> T,
+) -> Result<T, D::Error> {
+    struct Name<T>(fn(&str) -> T);
+
+    impl<T> Visitor<'_> for Name<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a name")
+        }
+
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+            Ok((self.0)(value))
+        }
+    }
+
+    deserializer.deserialize_str(Name(from_name))
 }
 
 /// How long one stage took and how it ended.
@@ -110,7 +232,13 @@ pub struct RollbackDetails {
 
 /// One run in the ledger. A record is appended when the run starts (`in_progress`) and
 /// appended again, with the same id, when it ends; the last line of an id wins.
+///
+/// Reading is forward compatible: an operation or status this build does not know is kept
+/// by name ([`Operation::Unknown`], [`RecordStatus::Unknown`]), and an outcome or stage timing
+/// it cannot read is left out (`outcome` is `None`, `stages` holds the readable ones) but kept
+/// verbatim, so writing the record back changes none of them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredRecord", into = "StoredRecord")]
 pub struct DeploymentRecord {
     /// Unique id of the run.
     pub id: String,
@@ -137,16 +265,14 @@ pub struct DeploymentRecord {
     /// The platform's rollout id.
     pub rollout_id: Option<String>,
     /// When the run started.
-    #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
     /// When the run ended.
-    #[serde(default, with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
     /// Where the run stands.
     pub status: RecordStatus,
-    /// The outcome, once finished.
+    /// The outcome, once finished (`None` too when this build cannot read it).
     pub outcome: Option<Outcome>,
-    /// Stage timings.
+    /// Stage timings (the ones this build can read).
     pub stages: Vec<StageTiming>,
     /// The rollback, when one ran.
     pub rollback: Option<RollbackDetails>,
@@ -156,6 +282,162 @@ pub struct DeploymentRecord {
     pub skipped_tests: bool,
     /// Warnings raised during the run (forced past failing tests, dirty tree...).
     pub warnings: Vec<String>,
+    /// What a newer build wrote that this one cannot read, kept to be written back.
+    unrecognized: Unrecognized,
+}
+
+/// Parts of a stored record this build could not read, verbatim.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Unrecognized {
+    /// The stored outcome, when it could not be read.
+    outcome: Option<serde_json::Value>,
+    /// When a stage timing could not be read: the readable ones as loaded, and every one as
+    /// stored. The stored list is written back while `stages` is unchanged.
+    stages: Option<(Vec<StageTiming>, Vec<Lenient<StageTiming>>)>,
+}
+
+/// A value this build can read, or the JSON it cannot, kept verbatim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Lenient<T> {
+    Known(T),
+    Raw(serde_json::Value),
+}
+
+impl<T: Serialize> Serialize for Lenient<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Known(value) => value.serialize(serializer),
+            Self::Raw(raw) => raw.serialize(serializer),
+        }
+    }
+}
+
+impl<'de, T: de::DeserializeOwned> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = serde_json::Value::deserialize(deserializer)?;
+        Ok(match T::deserialize(&raw) {
+            Ok(known) => Self::Known(known),
+            Err(_) => Self::Raw(raw),
+        })
+    }
+}
+
+/// The stored form of a [`DeploymentRecord`]: the same fields, with the outcome and the
+/// stage timings read leniently.
+#[derive(Serialize, Deserialize)]
+struct StoredRecord {
+    id: String,
+    operation: Operation,
+    environment: String,
+    target: String,
+    version: Version,
+    release: Option<Release>,
+    previous: Option<Release>,
+    commit: Option<String>,
+    dirty: bool,
+    actor: String,
+    pid: u32,
+    rollout_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    started_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    finished_at: Option<OffsetDateTime>,
+    status: RecordStatus,
+    outcome: Option<Lenient<Outcome>>,
+    stages: Vec<Lenient<StageTiming>>,
+    rollback: Option<RollbackDetails>,
+    forced: bool,
+    skipped_tests: bool,
+    warnings: Vec<String>,
+}
+
+impl From<StoredRecord> for DeploymentRecord {
+    fn from(stored: StoredRecord) -> Self {
+        let mut unrecognized = Unrecognized::default();
+        let outcome = match stored.outcome {
+            None => None,
+            Some(Lenient::Known(outcome)) => Some(outcome),
+            Some(Lenient::Raw(raw)) => {
+                unrecognized.outcome = Some(raw);
+                None
+            }
+        };
+        let known: Vec<StageTiming> = stored
+            .stages
+            .iter()
+            .filter_map(|stage| match stage {
+                Lenient::Known(timing) => Some(timing.clone()),
+                Lenient::Raw(_) => None,
+            })
+            .collect();
+        if known.len() != stored.stages.len() {
+            unrecognized.stages = Some((known.clone(), stored.stages));
+        }
+        Self {
+            id: stored.id,
+            operation: stored.operation,
+            environment: stored.environment,
+            target: stored.target,
+            version: stored.version,
+            release: stored.release,
+            previous: stored.previous,
+            commit: stored.commit,
+            dirty: stored.dirty,
+            actor: stored.actor,
+            pid: stored.pid,
+            rollout_id: stored.rollout_id,
+            started_at: stored.started_at,
+            finished_at: stored.finished_at,
+            status: stored.status,
+            outcome,
+            stages: known,
+            rollback: stored.rollback,
+            forced: stored.forced,
+            skipped_tests: stored.skipped_tests,
+            warnings: stored.warnings,
+            unrecognized,
+        }
+    }
+}
+
+impl From<DeploymentRecord> for StoredRecord {
+    fn from(record: DeploymentRecord) -> Self {
+        let Unrecognized {
+            outcome: raw_outcome,
+            stages: raw_stages,
+        } = record.unrecognized;
+        let outcome = match (record.outcome, raw_outcome) {
+            (Some(outcome), _) => Some(Lenient::Known(outcome)),
+            (None, raw) => raw.map(Lenient::Raw),
+        };
+        let stages = match raw_stages {
+            Some((loaded, stored)) if loaded == record.stages => stored,
+            _ => record.stages.into_iter().map(Lenient::Known).collect(),
+        };
+        Self {
+            id: record.id,
+            operation: record.operation,
+            environment: record.environment,
+            target: record.target,
+            version: record.version,
+            release: record.release,
+            previous: record.previous,
+            commit: record.commit,
+            dirty: record.dirty,
+            actor: record.actor,
+            pid: record.pid,
+            rollout_id: record.rollout_id,
+            started_at: record.started_at,
+            finished_at: record.finished_at,
+            status: record.status,
+            outcome,
+            stages,
+            rollback: record.rollback,
+            forced: record.forced,
+            skipped_tests: record.skipped_tests,
+            warnings: record.warnings,
+        }
+    }
 }
 
 impl DeploymentRecord {
@@ -189,7 +471,14 @@ impl DeploymentRecord {
             forced: false,
             skipped_tests: false,
             warnings: Vec::new(),
+            unrecognized: Unrecognized::default(),
         }
+    }
+
+    /// Whether this run put a release in service and verified it: a candidate to roll back
+    /// to. Runs whose status this build does not know never are.
+    pub fn is_known_good(&self) -> bool {
+        self.status == RecordStatus::Succeeded && self.release.is_some()
     }
 
     /// Marks the record finished with `outcome`.
@@ -198,6 +487,7 @@ impl DeploymentRecord {
         self.rollback = Self::rollback_from_outcome(&outcome);
         self.finished_at = Some(OffsetDateTime::now_utc());
         self.outcome = Some(outcome);
+        self.unrecognized.outcome = None;
     }
 
     /// The rollback details implied by an outcome, if any.
@@ -253,4 +543,96 @@ pub fn new_run_id(now: OffsetDateTime) -> String {
         now.second(),
         now.millisecond()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Stage;
+
+    fn record() -> DeploymentRecord {
+        let version = Version::parse("v1").unwrap();
+        let mut r = DeploymentRecord::start("r1", Operation::Deploy, "staging", "fake", version);
+        r.stages.push(StageTiming::new(
+            Stage::Build,
+            Duration::from_millis(3),
+            StageResult::Succeeded,
+        ));
+        r
+    }
+
+    #[test]
+    fn known_names_read_as_variants_and_others_are_kept() {
+        for status in [
+            RecordStatus::InProgress,
+            RecordStatus::Succeeded,
+            RecordStatus::FailedBeforeDeploy,
+            RecordStatus::RolledBack,
+            RecordStatus::RollbackFailed,
+            RecordStatus::TimedOut,
+            RecordStatus::Cancelled,
+            RecordStatus::Abandoned,
+        ] {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(serde_json::from_str::<RecordStatus>(&json).unwrap(), status);
+        }
+        let newer: RecordStatus = serde_json::from_str("\"paused\"").unwrap();
+        assert_eq!(newer, RecordStatus::Unknown("paused".into()));
+        assert!(newer.is_final());
+        assert!(!RecordStatus::InProgress.is_final());
+        assert_eq!(serde_json::to_string(&newer).unwrap(), "\"paused\"");
+        let operation: Operation = serde_json::from_str("\"promote\"").unwrap();
+        assert_eq!(operation.as_str(), "promote");
+        assert_eq!(
+            serde_json::from_str::<Operation>("\"rollback\"").unwrap(),
+            Operation::Rollback
+        );
+        assert!(serde_json::from_str::<RecordStatus>("3").is_err());
+    }
+
+    #[test]
+    fn the_stored_form_is_unchanged_for_records_this_build_writes() {
+        let mut r = record();
+        r.finish(Outcome::FailedBeforeDeploy {
+            stage: Stage::Preflight,
+            reason: "tests failed".into(),
+        });
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["status"], "failed_before_deploy");
+        assert_eq!(json["outcome"]["outcome"], "failed_before_deploy");
+        assert_eq!(json["stages"][0]["stage"], "build");
+        assert_eq!(serde_json::from_value::<DeploymentRecord>(json).unwrap(), r);
+        let started = serde_json::to_value(record()).unwrap();
+        assert!(started["outcome"].is_null());
+        assert!(started["finished_at"].is_null());
+    }
+
+    #[test]
+    fn an_unreadable_outcome_is_kept_until_the_run_is_finished_again() {
+        let mut json = serde_json::to_value(record()).unwrap();
+        json["outcome"] = serde_json::json!({"outcome": "quarantined"});
+        json["stages"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"stage": "sign", "elapsed_ms": 1, "result": {"status": "succeeded"}}));
+        let mut r: DeploymentRecord = serde_json::from_value(json.clone()).unwrap();
+        assert!(r.outcome.is_none());
+        assert_eq!(r.stages.len(), 1);
+        assert_eq!(serde_json::to_value(&r).unwrap(), json);
+
+        // A change to the stages writes this build's list.
+        r.stages.clear();
+        assert_eq!(
+            serde_json::to_value(&r).unwrap()["stages"],
+            serde_json::json!([])
+        );
+        let release = Release::new(Version::parse("v1").unwrap(), "repo@sha256:1");
+        r.finish(Outcome::Succeeded {
+            release,
+            dry_run: false,
+        });
+        let written = serde_json::to_value(&r).unwrap();
+        assert_eq!(written["outcome"]["outcome"], "succeeded");
+    }
 }

@@ -36,6 +36,22 @@ pub trait Target: Send + Sync {
     /// Starts deploying `desired` and returns at once with the platform's rollout id.
     async fn deploy(&self, desired: &Release) -> Result<DeployHandle>;
 
+    /// After a [`Target::deploy`] of `desired` that may have been applied although it failed
+    /// ([`crate::Error::MaybeApplied`], or no answer in time): asks the platform whether it
+    /// started that rollout. `Ok(Some)` is the rollout, to be followed like any other;
+    /// `Ok(None)` means the platform certainly runs no rollout of `desired` (nothing was
+    /// deployed); `Err` means the platform could not tell, and the run must say the
+    /// environment needs attention. The default cannot tell.
+    async fn find_rollout(&self, desired: &Release) -> Result<Option<DeployHandle>> {
+        Err(crate::Error::target(
+            self.kind(),
+            format!(
+                "cannot tell whether a rollout of {} was started: this target does not look rollouts up",
+                desired.version
+            ),
+        ))
+    }
+
     /// Follows the rollout of `handle` until it ends, reporting progress as it happens.
     /// Returns [`crate::Error::Cancelled`] promptly when `cancel` fires.
     async fn wait(
@@ -61,6 +77,33 @@ pub trait Target: Send + Sync {
     async fn discard(&self, handle: &DeployHandle) -> Result<()> {
         let _ = handle;
         Ok(())
+    }
+
+    /// How many times the containers of the release of `handle` have restarted or been
+    /// replaced since its rollout started (Docker restart counts, ECS stopped tasks, pod
+    /// restarts). The soak after verification fails when this grows. `None` when the
+    /// target cannot tell (the default).
+    async fn restarts(&self, handle: &DeployHandle) -> Result<Option<u64>> {
+        let _ = handle;
+        Ok(None)
+    }
+
+    /// What serves now, per release: several during a rollout, none when nothing runs. The
+    /// default reports [`Target::current_release`] with unknown task counts; targets that
+    /// know counts say which release really has running tasks.
+    async fn serving(&self) -> Result<Vec<Serving>> {
+        Ok(self
+            .current_release()
+            .await?
+            .map(|release| Serving {
+                release,
+                running: None,
+                desired: None,
+                primary: true,
+                state: None,
+            })
+            .into_iter()
+            .collect())
     }
 
     /// Starts rolling back to `to` (a release that ran before) and returns its handle.
@@ -116,6 +159,30 @@ pub enum RolloutOutcome {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         platform_rolled_back_to: Option<Release>,
     },
+}
+
+/// One release that the platform runs (or is rolling out) now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Serving {
+    /// The release.
+    pub release: Release,
+    /// Its running tasks, pods or containers, when the target knows.
+    pub running: Option<u32>,
+    /// How many it should have, when the target knows.
+    pub desired: Option<u32>,
+    /// Whether the platform considers it the release it is moving to (the ECS PRIMARY
+    /// deployment, the newest ReplicaSet). It may have nothing running yet.
+    pub primary: bool,
+    /// The platform's word for the rollout's state (`COMPLETED`, `IN_PROGRESS`...).
+    pub state: Option<String>,
+}
+
+impl Serving {
+    /// Whether it answers requests now: it has running tasks, or the target cannot count
+    /// them.
+    pub fn answers(&self) -> bool {
+        self.running.is_none_or(|n| n > 0)
+    }
 }
 
 /// A read-only preview of a deployment.

@@ -190,8 +190,8 @@ async fn run(inner: Arc<Inner>) {
         let budget = Duration::from_secs_f64(
             batches.len() as f64 / f64::from(poll.max_calls_per_second.max(1)),
         );
-        let next = started + interval.max(budget);
-        let earliest = started + budget;
+        let next = later(started, interval.max(budget));
+        let earliest = later(started, budget);
         tokio::select! {
             () = tokio::time::sleep_until(next) => {}
             () = async {
@@ -200,6 +200,15 @@ async fn run(inner: Arc<Inner>) {
             } => {}
         }
     }
+}
+
+/// `at + wait`, saturating far in the future rather than overflowing (a wait comes from
+/// configuration; `Instant + Duration` panics past the clock's range).
+fn later(at: Instant, wait: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+    at.checked_add(wait)
+        .or_else(|| at.checked_add(FAR))
+        .unwrap_or(at)
 }
 
 /// A token bucket of calls: `rate` per second, up to `rate` saved up. Reservations may
@@ -338,6 +347,16 @@ mod tests {
         let waits: Vec<Duration> = (0..6).map(|_| budget.reserve(later)).collect();
         assert!(waits[..5].iter().all(Duration::is_zero), "{waits:?}");
         assert_eq!(waits[5], Duration::from_millis(200));
+    }
+
+    #[test]
+    fn waits_never_overflow_the_clock() {
+        let now = Instant::now();
+        assert_eq!(
+            later(now, Duration::from_secs(3)),
+            now + Duration::from_secs(3)
+        );
+        assert!(later(now, Duration::MAX) > now + Duration::from_secs(365 * 24 * 60 * 60));
     }
 
     #[test]

@@ -12,8 +12,8 @@ use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{DeploymentRolloutState, Service};
 use kyb_deploy_core::{
     CancellationToken, Check, Config, DeployHandle, Environment, Error, Plan, PlannedChange,
-    Release, Result, Revision, RolloutOutcome, StageProgress, Target, TargetDescription, Version,
-    async_trait,
+    Release, Result, Revision, RolloutOutcome, Serving, StageProgress, Target, TargetDescription,
+    Version, async_trait,
 };
 use time::OffsetDateTime;
 
@@ -416,6 +416,62 @@ impl Target for EcsTarget {
         let spec = self.desired_spec(desired, current.as_ref())?;
         let (arn, _) = self.ensure_registered(&spec, current.as_ref()).await?;
         self.roll_out(desired, &arn, &service).await
+    }
+
+    async fn find_rollout(&self, desired: &Release) -> Result<Option<DeployHandle>> {
+        // The service's deployment list: ours runs a task definition equal to the one the
+        // deploy registers. The PRIMARY first; an older one may be ours already replaced
+        // (a circuit-breaker rollback), which following it reports.
+        let (service, current) = self.current().await?;
+        let desired_spec = self.desired_spec(desired, current.as_ref())?;
+        let mut deployments: Vec<_> = service.deployments().iter().collect();
+        deployments.sort_by_key(|d| d.status.as_deref() != Some("PRIMARY"));
+        for deployment in deployments {
+            let (Some(id), Some(arn)) = (&deployment.id, &deployment.task_definition) else {
+                continue;
+            };
+            let registered = self.task_definition(arn).await?;
+            if registered.spec.same_as(&desired_spec) {
+                return Ok(Some(DeployHandle {
+                    rollout_id: id.clone(),
+                    release: Release {
+                        platform_ref: Some(arn.clone()),
+                        ..desired.clone()
+                    },
+                    started_at: OffsetDateTime::now_utc(),
+                    candidate_endpoint: None,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn restarts(&self, handle: &DeployHandle) -> Result<Option<u64>> {
+        // Tasks of a deployment that stopped: crashed, failed health checks, or replaced.
+        let stopped = self.stopped_tasks(&handle.rollout_id).await?;
+        Ok(Some(u64::try_from(stopped.len()).unwrap_or(u64::MAX)))
+    }
+
+    async fn serving(&self) -> Result<Vec<Serving>> {
+        let service = self.service().await?;
+        let mut serving = Vec::new();
+        for deployment in service.deployments() {
+            let Some(arn) = &deployment.task_definition else {
+                continue;
+            };
+            let registered = self.task_definition(arn).await?;
+            serving.push(Serving {
+                release: self.release_of(&registered),
+                running: u32::try_from(deployment.running_count).ok(),
+                desired: u32::try_from(deployment.desired_count).ok(),
+                primary: deployment.status.as_deref() == Some("PRIMARY"),
+                state: deployment
+                    .rollout_state
+                    .as_ref()
+                    .map(|s| s.as_str().to_owned()),
+            });
+        }
+        Ok(serving)
     }
 
     async fn wait(

@@ -28,6 +28,13 @@ pub enum FakeRollout {
     /// The rollout starts at once, but `deploy` (or `rollback`) answers only after the delay;
     /// the rollout then completes. Like a platform that accepted a change and answered late.
     SlowStart(Duration),
+    /// The platform applies the change and starts the inner rollout, but the answer is lost:
+    /// `deploy` (or `rollback`) returns [`Error::MaybeApplied`]. Like an UpdateService
+    /// answered 500 after it was applied, or a connection dropped after the request went out.
+    AnswerLost(Box<FakeRollout>),
+    /// The platform refuses the change, but says so ambiguously: `deploy` (or `rollback`)
+    /// returns [`Error::MaybeApplied`] and no rollout starts.
+    RefusedAmbiguously,
 }
 
 /// A call made to a [`FakeTarget`], in order.
@@ -51,6 +58,10 @@ pub enum TargetCall {
     Discard(String),
     /// `history`.
     History,
+    /// `find_rollout` of a version, after a deploy whose answer was lost.
+    FindRollout(String),
+    /// `restarts` of a rollout id.
+    Restarts(String),
 }
 
 impl TargetCall {
@@ -75,6 +86,12 @@ struct State {
     rollouts: HashMap<String, (FakeRollout, Option<Release>)>,
     calls: Vec<TargetCall>,
     next_id: u64,
+    /// How many `find_rollout` reads fail before one answers.
+    failing_reads: u32,
+    /// Answers of `restarts`, one per call; the last one repeats.
+    restarts: VecDeque<u64>,
+    /// Rollouts started, newest last, by id: what a platform's deployment list shows.
+    started: Vec<(String, Release)>,
 }
 
 /// A [`Target`] for tests and examples: rollouts follow a script of [`FakeRollout`]s (each
@@ -144,6 +161,20 @@ impl FakeTarget {
         self
     }
 
+    /// The next `count` calls of `find_rollout` fail, as when the platform cannot be read
+    /// right after a write whose answer was lost.
+    pub fn fail_reads(self, count: u32) -> Self {
+        self.lock().failing_reads = count;
+        self
+    }
+
+    /// `restarts` answers these counts, one per call, repeating the last; without any, the
+    /// target cannot tell (`None`).
+    pub fn restart_counts(self, counts: impl IntoIterator<Item = u64>) -> Self {
+        self.lock().restarts = counts.into_iter().collect();
+        self
+    }
+
     /// Every call so far.
     pub fn calls(&self) -> Vec<TargetCall> {
         self.lock().calls.clone()
@@ -178,10 +209,26 @@ impl FakeTarget {
             .script
             .pop_front()
             .unwrap_or(FakeRollout::Complete(Duration::ZERO));
-        let answer_after = match rollout {
+        let lost = |state: &State| {
+            Error::maybe_applied(
+                "fake",
+                format!(
+                    "the answer to starting {} was lost (attempt {})",
+                    release.version,
+                    state.calls.len()
+                ),
+                None,
+            )
+        };
+        let (rollout, answer) = match rollout {
             FakeRollout::Reject(message) => return Err(Error::target("fake", message)),
-            FakeRollout::SlowStart(d) => d,
-            _ => Duration::ZERO,
+            FakeRollout::RefusedAmbiguously => return Err(lost(&state)),
+            FakeRollout::SlowStart(d) => (FakeRollout::SlowStart(d), Ok(d)),
+            FakeRollout::AnswerLost(inner) => {
+                let error = lost(&state);
+                (*inner, Err(error))
+            }
+            other => (other, Ok(Duration::ZERO)),
         };
         state.next_id += 1;
         let rollout_id = format!("fake-rollout-{}", state.next_id);
@@ -189,13 +236,30 @@ impl FakeTarget {
         state
             .rollouts
             .insert(rollout_id.clone(), (rollout, previous));
+        state.started.push((rollout_id.clone(), release.clone()));
         let handle = DeployHandle {
             rollout_id,
             release: release.clone(),
             started_at: OffsetDateTime::now_utc(),
             candidate_endpoint: self.candidate_endpoint.clone(),
         };
-        Ok((handle, answer_after))
+        answer.map(|answer_after| (handle, answer_after))
+    }
+
+    /// The handle of the newest rollout of `release` (by image) that was started.
+    fn started_rollout(&self, release: &Release) -> Option<DeployHandle> {
+        let state = self.lock();
+        state
+            .started
+            .iter()
+            .rev()
+            .find(|(_, r)| r.image == release.image)
+            .map(|(id, r)| DeployHandle {
+                rollout_id: id.clone(),
+                release: r.clone(),
+                started_at: OffsetDateTime::now_utc(),
+                candidate_endpoint: self.candidate_endpoint.clone(),
+            })
     }
 }
 
@@ -272,7 +336,10 @@ impl Target for FakeTarget {
             | FakeRollout::Fail(d, _)
             | FakeRollout::PlatformRollback(d, _) => *d,
             FakeRollout::Hang => Duration::MAX,
-            FakeRollout::Reject(_) | FakeRollout::SlowStart(_) => Duration::ZERO,
+            FakeRollout::Reject(_)
+            | FakeRollout::SlowStart(_)
+            | FakeRollout::AnswerLost(_)
+            | FakeRollout::RefusedAmbiguously => Duration::ZERO,
         };
         progress.progress(format!("fake rollout {} in progress", handle.rollout_id));
         tokio::select! {
@@ -294,8 +361,13 @@ impl Target for FakeTarget {
                 reason,
                 platform_rolled_back_to: previous,
             }),
-            FakeRollout::Hang | FakeRollout::Reject(_) => {
-                unreachable!("a hanging rollout never gets here, and a rejected one never started")
+            FakeRollout::Hang
+            | FakeRollout::Reject(_)
+            | FakeRollout::RefusedAmbiguously
+            | FakeRollout::AnswerLost(_) => {
+                unreachable!(
+                    "a hanging rollout never gets here, a refused one never started, and a lost answer's rollout is stored as its inner rollout"
+                )
             }
         }
     }
@@ -319,6 +391,35 @@ impl Target for FakeTarget {
             self.start(to, TargetCall::Rollback(to.version.to_string()))?;
         tokio::time::sleep(answer_after).await;
         Ok(handle)
+    }
+
+    async fn find_rollout(&self, desired: &Release) -> Result<Option<DeployHandle>> {
+        {
+            let mut state = self.lock();
+            state
+                .calls
+                .push(TargetCall::FindRollout(desired.version.to_string()));
+            if state.failing_reads > 0 {
+                state.failing_reads -= 1;
+                return Err(Error::target(
+                    "fake",
+                    "reading the rollouts failed: connection reset",
+                ));
+            }
+        }
+        Ok(self.started_rollout(desired))
+    }
+
+    async fn restarts(&self, handle: &DeployHandle) -> Result<Option<u64>> {
+        let mut state = self.lock();
+        state
+            .calls
+            .push(TargetCall::Restarts(handle.rollout_id.clone()));
+        let answer = state.restarts.front().copied();
+        if state.restarts.len() > 1 {
+            state.restarts.pop_front();
+        }
+        Ok(answer)
     }
 
     async fn history(&self) -> Result<Vec<Revision>> {

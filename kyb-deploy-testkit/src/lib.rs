@@ -43,6 +43,7 @@
 pub mod ecs_sim;
 mod fake_seams;
 mod fake_target;
+mod fault_proxy;
 pub mod k8s_sim;
 mod memory_store;
 pub mod sample_api;
@@ -55,6 +56,7 @@ pub use crate::fake_seams::{
     fake_digest,
 };
 pub use crate::fake_target::{ActivateHook, FakeRollout, FakeTarget, TargetCall};
+pub use crate::fault_proxy::{Fault, FaultProxy, FaultRule, ProxiedRequest, RequestMatch};
 pub use crate::memory_store::{InMemoryLock, InMemoryRecordStore};
 pub use crate::sample_process::{SampleApiProcess, sample_api_beside_current_exe};
 pub use crate::scripted_probe::{ProbeVerdict, ScriptedProbe};

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use kyb_deploy_core::{
-    CancellationToken, CheckReport, Error, HealthProbe, LatencySummary, Result, StageProgress,
-    VerificationReport, VerifyRequest, async_trait,
+    CancellationToken, CheckReport, Error, HealthProbe, LatencySummary, Result, SoakRequest,
+    StageProgress, VerificationReport, VerifyRequest, async_trait,
 };
 
 /// What verification of one version does.
@@ -20,12 +20,22 @@ pub enum ProbeVerdict {
         /// What was seen.
         detail: String,
     },
+    /// The next verification of the version fails like [`ProbeVerdict::Fail`]; later ones
+    /// pass. Like a rebuilt release that fails where the build before it of the same
+    /// version still passes.
+    FailOnce {
+        /// Check name.
+        check: String,
+        /// What was seen.
+        detail: String,
+    },
     /// Verification never ends; only cancellation or a timeout stops it.
     Hang,
 }
 
 /// A [`HealthProbe`] whose verdict is scripted per version (passing by default). Every
-/// request is recorded.
+/// request is recorded. Soaks answer at once, without waiting for their duration: passing,
+/// unless [`ScriptedProbe::fail_soak`] scripted a failure for the version.
 ///
 /// ```
 /// use kyb_deploy_testkit::ScriptedProbe;
@@ -36,7 +46,9 @@ pub enum ProbeVerdict {
 #[derive(Clone, Debug, Default)]
 pub struct ScriptedProbe {
     verdicts: Arc<Mutex<HashMap<String, ProbeVerdict>>>,
+    soak_failures: Arc<Mutex<HashMap<String, String>>>,
     requests: Arc<Mutex<Vec<VerifyRequest>>>,
+    soaks: Arc<Mutex<Vec<SoakRequest>>>,
 }
 
 impl ScriptedProbe {
@@ -67,9 +79,20 @@ impl ScriptedProbe {
         self
     }
 
+    /// The soak of `version` fails with `detail` (its verification still passes).
+    pub fn fail_soak(self, version: &str, detail: &str) -> Self {
+        lock(&self.soak_failures).insert(version.to_owned(), detail.to_owned());
+        self
+    }
+
     /// Every verification request so far.
     pub fn requests(&self) -> Vec<VerifyRequest> {
         lock(&self.requests).clone()
+    }
+
+    /// Every soak request so far.
+    pub fn soaks(&self) -> Vec<SoakRequest> {
+        lock(&self.soaks).clone()
     }
 }
 
@@ -96,10 +119,17 @@ impl HealthProbe for ScriptedProbe {
         cancel: &CancellationToken,
     ) -> Result<VerificationReport> {
         lock(&self.requests).push(request.clone());
-        let verdict = lock(&self.verdicts)
-            .get(request.expected_version.as_str())
-            .cloned()
-            .unwrap_or(ProbeVerdict::Pass);
+        let verdict = {
+            let mut verdicts = lock(&self.verdicts);
+            let version = request.expected_version.as_str();
+            match verdicts.get(version).cloned() {
+                Some(ProbeVerdict::FailOnce { check, detail }) => {
+                    verdicts.insert(version.to_owned(), ProbeVerdict::Pass);
+                    ProbeVerdict::Fail { check, detail }
+                }
+                verdict => verdict.unwrap_or(ProbeVerdict::Pass),
+            }
+        };
         progress.progress(format!(
             "scripted verification of {} at {}",
             request.expected_version, request.base_url
@@ -110,8 +140,13 @@ impl HealthProbe for ScriptedProbe {
                 checks: vec![check("readiness", true, "scripted pass")],
                 reported_version: Some(request.expected_version.to_string()),
                 latency: LatencySummary::default(),
+                timed_out: false,
             }),
             ProbeVerdict::Fail {
+                check: name,
+                detail,
+            }
+            | ProbeVerdict::FailOnce {
                 check: name,
                 detail,
             } => Ok(VerificationReport {
@@ -119,11 +154,32 @@ impl HealthProbe for ScriptedProbe {
                 checks: vec![check(&name, false, &detail)],
                 reported_version: Some(request.expected_version.to_string()),
                 latency: LatencySummary::default(),
+                timed_out: false,
             }),
             ProbeVerdict::Hang => {
                 cancel.cancelled().await;
                 Err(Error::Cancelled)
             }
         }
+    }
+
+    async fn soak(
+        &self,
+        request: &SoakRequest,
+        progress: &StageProgress,
+        cancel: &CancellationToken,
+    ) -> Result<CheckReport> {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        lock(&self.soaks).push(request.clone());
+        progress.progress(format!("scripted soak of {}", request.expected_version));
+        let failure = lock(&self.soak_failures)
+            .get(request.expected_version.as_str())
+            .cloned();
+        Ok(match failure {
+            Some(detail) => check("soak", false, &detail),
+            None => check("soak", true, "scripted pass"),
+        })
     }
 }

@@ -38,8 +38,17 @@ pub(crate) fn run(global: &GlobalArgs, ctx: &mut CliContext) -> Result<i32, CliE
         let env = project.environment(&name, None)?;
         if env.settings.ecs.is_some() && env.settings.target == TargetKind::Ecs {
             // The task definition template: read and checked (Fargate sizes included)
-            // without calling AWS.
-            EcsTargetSpec::from_environment(&env, &project.dir)?;
+            // without calling AWS. Loading checked that the file is readable UTF-8; should
+            // it have changed since, that is still a problem of the configuration.
+            EcsTargetSpec::from_environment(&env, &project.dir).map_err(|e| match e {
+                Error::Io { path, source, .. } => Error::Config {
+                    message: format!(
+                        "environments.{name}.ecs.task_definition: {} cannot be read ({source}); fix the path or the file",
+                        path.display()
+                    ),
+                },
+                other => other,
+            })?;
         }
     }
 

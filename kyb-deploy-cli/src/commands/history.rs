@@ -40,6 +40,11 @@ struct JoinedRevision {
     run_id: Option<String>,
 }
 
+/// How many of an environment's latest runs the target's releases are joined with: enough
+/// for every release a target keeps (ECS lists its latest 10 task definition revisions),
+/// without reading a long ledger to its start.
+const JOINED_RUNS: usize = 1000;
+
 /// The latest run that deployed `revision`'s release.
 fn deployed_by(revision: &Revision, records: &[DeploymentRecord]) -> Option<String> {
     let wanted = &revision.release;
@@ -91,7 +96,16 @@ pub(crate) async fn run(
         Some(name) => Some(project.environment(name, None)?),
         None => None,
     };
-    let snapshot = project.ledger().load().await?;
+    // Only the end of the ledger is read: the runs listed, and with an environment the runs
+    // its target's releases are joined with.
+    let window = match &environment {
+        Some(_) => args.limit.max(JOINED_RUNS),
+        None => args.limit,
+    };
+    let snapshot = project
+        .ledger()
+        .recent(args.environment.as_deref(), window)
+        .await?;
     // The target's own history, when one environment is asked for.
     let (revisions, target_error) = match &environment {
         None => (Vec::new(), None),
@@ -117,15 +131,7 @@ pub(crate) async fn run(
             }
         }
     };
-    let mut records: Vec<&DeploymentRecord> = snapshot
-        .records
-        .iter()
-        .filter(|r| {
-            args.environment
-                .as_deref()
-                .is_none_or(|e| r.environment == e)
-        })
-        .collect();
+    let mut records: Vec<&DeploymentRecord> = snapshot.records.iter().collect();
     records.sort_by_key(|r| r.started_at);
     let skip = records.len().saturating_sub(args.limit);
     records.drain(..skip);

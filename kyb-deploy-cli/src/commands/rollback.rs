@@ -18,6 +18,7 @@ pub(crate) async fn run(
     let to = parse_version(args.to.as_deref())?;
     let project = Project::load(ctx, global)?;
     let env = project.environment(&args.environment, args.timeout)?;
+    ctx.grace.set_for(&env);
 
     let title = if args.dry_run {
         "dry run: rollback of"

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use kyb_deploy_core::{
     Environment, Error, Event, RecordStore, Stage, StageResult, Url, VerificationReport,
-    VerifyRequest, Version, service_url,
+    VerifyRequest, Version, redact_url, service_url,
 };
 use serde::Serialize;
 
@@ -20,6 +20,7 @@ use crate::project::{Project, cancellable, parse_version};
 #[derive(Serialize)]
 struct Verification {
     environment: String,
+    /// The URL verified, through `redact_url` (a password in `verify.base_url` stays there).
     base_url: String,
     expected_version: String,
     /// `flag` (`--expect-version`) or `ledger` (the last successful deployment).
@@ -48,13 +49,15 @@ pub(crate) async fn run(
         None => (last_good_version(&project, &env).await?, "ledger"),
     };
     let base_url = base_url(&project, ctx, &env).await?;
+    // Everything this command prints or puts into JSON shows the URL without its secrets.
+    let shown_url = redact_url(&base_url);
 
     let progress = Progress::start(ctx, global.output, "verify");
     if global.output == OutputFormat::Human {
         let _ = ctx.stderr.write_text(&format!(
             "{}\n",
             ctx.style.bold(&format!(
-                "verify {} at {base_url}, expecting {expected}{}",
+                "verify {} at {shown_url}, expecting {expected}{}",
                 env.name,
                 if expected_from == "ledger" {
                     " (its last successful deployment)"
@@ -69,15 +72,14 @@ pub(crate) async fn run(
         stage: Stage::Verify,
     });
     let started = Instant::now();
-    let request = VerifyRequest {
-        base_url: base_url.clone(),
-        expected_version: expected.clone(),
-    };
     let limit = env.settings.timeouts.verify;
+    // The probe stops itself at `limit` and reports what it saw; the outer timeout is
+    // only a backstop for a probe that cannot.
+    let request = VerifyRequest::new(base_url.clone(), expected.clone()).with_time_limit(limit);
     let result = cancellable(
         &ctx.cancel,
         tokio::time::timeout(
-            limit,
+            limit.saturating_add(std::time::Duration::from_secs(5)),
             probe.verify(&request, &sink.for_stage(Stage::Verify), &ctx.cancel),
         ),
     )
@@ -105,6 +107,14 @@ pub(crate) async fn run(
             progress.finish();
             return Err(e.into());
         }
+        Ok(Ok(Ok(report))) if report.timed_out => {
+            let reason = format!(
+                "timed out after {}: {}",
+                humantime::format_duration(limit),
+                report.failure().unwrap_or_else(|| "no verdict".to_owned())
+            );
+            (ExitCodes::TIMED_OUT, Some(report), Some(reason))
+        }
         Ok(Ok(Ok(report))) if report.passed => (ExitCodes::SUCCESS, Some(report), None),
         Ok(Ok(Ok(report))) => (ExitCodes::VERIFICATION_FAILED, Some(report), None),
     };
@@ -128,7 +138,7 @@ pub(crate) async fn run(
 
     let verification = Verification {
         environment: env.name.clone(),
-        base_url: base_url.to_string(),
+        base_url: shown_url,
         expected_version: expected.to_string(),
         expected_from,
         passed: code == ExitCodes::SUCCESS,

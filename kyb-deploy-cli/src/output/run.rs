@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use kyb_deploy_core::{
-    Operation, Outcome, RollbackSummary, RunReport, StageResult, VerificationReport,
+    Operation, Outcome, RollbackSummary, RunReport, StageResult, VerificationReport, redact_url,
 };
 
 use super::format;
@@ -21,7 +21,7 @@ pub(crate) fn print(
     format: OutputFormat,
     report: &RunReport,
 ) -> Result<i32, CliError> {
-    let code = ExitCodes::for_outcome(&report.outcome);
+    let code = ExitCodes::for_report(report);
     let mut out = ctx.stdout.clone();
     match format {
         OutputFormat::Json => write_json(&mut out, code, report),
@@ -138,10 +138,7 @@ fn details(report: &RunReport, style: Style) -> String {
         lines.push(format!(
             "interrupted run: {} ({} of {} by {}, started {}) never finished; it is now marked abandoned",
             run.id,
-            match run.operation {
-                Operation::Deploy => "deploy",
-                Operation::Rollback => "rollback",
-            },
+            run.operation,
             run.version,
             run.actor,
             format::timestamp(run.started_at)
@@ -157,7 +154,11 @@ fn details(report: &RunReport, style: Style) -> String {
         }
     }
     if let Some(url) = &report.url {
-        lines.push(format!("{} serves at {url}", report.environment));
+        lines.push(format!(
+            "{} serves at {}",
+            report.environment,
+            redact_url(url)
+        ));
     }
     let dry_run = matches!(report.outcome, Outcome::Succeeded { dry_run: true, .. });
     if dry_run {
@@ -292,6 +293,29 @@ mod tests {
     }
 
     #[test]
+    fn the_service_url_is_shown_without_its_secrets() {
+        let mut r = report(Outcome::Succeeded {
+            release: release("v2"),
+            dry_run: false,
+        });
+        r.url = Some(
+            "https://ci:hunter2@api.example.com:8443/?token=abc&page=1"
+                .parse()
+                .unwrap(),
+        );
+        let text = details(&r, Style::new(false));
+        assert!(
+            text.contains(
+                "staging serves at https://redacted:redacted@api.example.com:8443/?token=redacted&page=1\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2") && !text.contains("abc"), "{text}");
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("hunter2") && !json.contains("abc"), "{json}");
+    }
+
+    #[test]
     fn verification_lines_show_latency_and_the_failure() {
         let v = VerificationReport {
             passed: false,
@@ -309,6 +333,7 @@ mod tests {
                 p95_ms: Some(30.0),
                 max_ms: Some(31.0),
             },
+            timed_out: false,
         };
         assert_eq!(
             verification_line("verification", &v),

@@ -1,6 +1,6 @@
 //! Tables of ledger records (`history`, `status`).
 
-use kyb_deploy_core::{DeploymentRecord, Operation, RecordStatus};
+use kyb_deploy_core::{DeploymentRecord, RecordStatus};
 
 use super::format;
 
@@ -60,11 +60,7 @@ fn row(r: &DeploymentRecord) -> Vec<String> {
         r.id.clone(),
         format::timestamp(r.started_at),
         r.environment.clone(),
-        match r.operation {
-            Operation::Deploy => "deploy",
-            Operation::Rollback => "rollback",
-        }
-        .to_owned(),
+        r.operation.as_str().to_owned(),
         r.version.to_string(),
         r.status.as_str().to_owned(),
         r.actor.clone(),
@@ -96,7 +92,7 @@ pub(crate) fn notes(r: &DeploymentRecord) -> Vec<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use kyb_deploy_core::{Outcome, Release, Stage, Version};
+    use kyb_deploy_core::{Operation, Outcome, Release, Stage, Version};
 
     use super::*;
 

@@ -12,7 +12,7 @@ use crate::support::{Project, binary, output};
 const REGISTRY: &str = "127.0.0.1:5000";
 const PASSWORD: &str = "pw-e2e-never-shown-7f3a";
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .canonicalize()
@@ -20,7 +20,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// Fails loudly when a peer of this tier is missing.
-fn require_peers() {
+pub(crate) fn require_peers() {
     let binary = repo_root().join("target/x86_64-unknown-linux-gnu/release/kyb-sample-api");
     assert!(
         binary.is_file(),
@@ -39,11 +39,11 @@ fn require_peers() {
 }
 
 /// A blocking GET through curl (the tests have no async runtime): status and body.
-fn http_get(url: &str) -> Option<(u16, String)> {
+pub(crate) fn http_get(url: &str) -> Option<(u16, String)> {
     http(&["-sS", "-w", "\n%{http_code}", url])
 }
 
-fn http(args: &[&str]) -> Option<(u16, String)> {
+pub(crate) fn http(args: &[&str]) -> Option<(u16, String)> {
     let out = Command::new("curl")
         .args(["-m", "10"])
         .args(args)
@@ -54,7 +54,7 @@ fn http(args: &[&str]) -> Option<(u16, String)> {
     Some((status.trim().parse().ok()?, body.to_owned()))
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -62,7 +62,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -71,7 +71,7 @@ fn unique(prefix: &str) -> String {
 }
 
 /// Ids of the test's serving containers.
-fn serving_containers(name: &str) -> Vec<String> {
+pub(crate) fn serving_containers(name: &str) -> Vec<String> {
     let out = Command::new("docker")
         .args(["ps", "-q", "--no-trunc"])
         .args(["--filter", &format!("label=io.kyb-deploy.container={name}")])
@@ -85,7 +85,7 @@ fn serving_containers(name: &str) -> Vec<String> {
 }
 
 /// Removes the test's containers, whatever happened.
-struct Containers(String);
+pub(crate) struct Containers(pub(crate) String);
 
 impl Drop for Containers {
     fn drop(&mut self) {
@@ -108,7 +108,23 @@ impl Drop for Containers {
 
 /// A development environment of the sample service on a free port, with its own repository,
 /// container name and ledger.
-fn project(context: &Path, dockerfile_target: Option<&str>, host_port: u16, name: &str) -> Project {
+pub(crate) fn project(
+    context: &Path,
+    dockerfile_target: Option<&str>,
+    host_port: u16,
+    name: &str,
+) -> Project {
+    project_soaking(context, dockerfile_target, host_port, name, "2s")
+}
+
+/// [`project`] with the development environment's `verify.soak`.
+pub(crate) fn project_soaking(
+    context: &Path,
+    dockerfile_target: Option<&str>,
+    host_port: u16,
+    name: &str,
+    soak: &str,
+) -> Project {
     let target = dockerfile_target.map_or_else(String::new, |t| format!("target = \"{t}\"\n"));
     Project::new(&format!(
         r#"
@@ -127,6 +143,8 @@ target = "docker"
 [environments.development.docker]
 container = "{name}"
 host_port = {host_port}
+[environments.development.verify]
+soak = "{soak}"
 [environments.development.verify.readiness]
 period = "200ms"
 [environments.development.verify.liveness]
@@ -140,11 +158,11 @@ json = {{ business_name = "Test Corp" }}
 expect_json = {{ "/business_name" = "Test Corp" }}
 samples = 3
 "#,
-        context = context.display()
+        context = context.display(),
     ))
 }
 
-fn ledger(project: &Project) -> Vec<serde_json::Value> {
+pub(crate) fn ledger(project: &Project) -> Vec<serde_json::Value> {
     std::fs::read_to_string(project.path().join("ledger.jsonl"))
         .unwrap()
         .lines()
@@ -153,7 +171,7 @@ fn ledger(project: &Project) -> Vec<serde_json::Value> {
 }
 
 /// The last state of each run, in order.
-fn runs(project: &Project) -> Vec<serde_json::Value> {
+pub(crate) fn runs(project: &Project) -> Vec<serde_json::Value> {
     let mut last: Vec<serde_json::Value> = Vec::new();
     for record in ledger(project) {
         match last.iter_mut().find(|r| r["id"] == record["id"]) {

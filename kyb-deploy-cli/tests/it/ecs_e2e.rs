@@ -217,7 +217,9 @@ async fn the_sample_service_is_deployed_to_ecs_and_a_broken_release_rolled_back_
     assert!(all.contains("deployment completed."), "{all}");
     assert!(all.contains("has reached a steady state."), "{all}");
     assert!(all.contains("▸ verify ... ok"), "{all}");
-    assert!(all.contains("verification: passed (5 checks)"), "{all}");
+    // The five checks, then the soak of `soak = "3s"` (the project's ECS configuration).
+    assert!(all.contains("▸ soak ... ok"), "{all}");
+    assert!(all.contains("verification: passed (6 checks)"), "{all}");
     assert!(v2.stdout.contains("deployed v2"), "{all}");
 
     let first = runs(&project);
@@ -359,6 +361,14 @@ async fn the_sample_service_is_deployed_to_ecs_and_a_broken_release_rolled_back_
     assert_eq!(status.code, 0, "{}", status.all());
     assert!(status.stdout.contains(&v2_arn), "{}", status.all());
     assert!(status.stdout.contains("v2"), "{}", status.all());
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("running") && l.contains("v2") && l.contains("2/2 running")),
+        "{}",
+        status.all()
+    );
     let json = kyb_deploy(&project, &["--output", "json", "status", "-e", "staging"]).await;
     assert_eq!(json.code, 0, "{}", json.all());
     let json = json.json();
@@ -368,6 +378,10 @@ async fn the_sample_service_is_deployed_to_ecs_and_a_broken_release_rolled_back_
         v2_arn.as_str(),
         "{json:#}"
     );
+    let serving = json["status"]["serving"].as_array().unwrap();
+    assert_eq!(serving.len(), 1, "{json:#}");
+    assert_eq!(serving[0]["release"]["version"], "v2", "{json:#}");
+    assert_eq!(serving[0]["running"], 2, "{json:#}");
     assert_eq!(
         json["status"]["last_known_good"]["version"], "v2",
         "{json:#}"

@@ -4,7 +4,9 @@
 
 mod binary;
 mod commands;
+mod config_validation;
 mod docker_e2e;
+mod docker_faults_e2e;
 mod ecs_e2e;
 mod runs;
 mod script;

@@ -41,6 +41,32 @@ pub struct EnvironmentConfig {
     pub kubernetes: Option<KubernetesSettings>,
 }
 
+impl EnvironmentConfig {
+    /// How long a release that passed verification is watched before its run counts as a
+    /// success: `verify.soak` when set, else 10 s for the environment named `development`
+    /// and 60 s for any other.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kyb_deploy_core::Config;
+    ///
+    /// let config = Config::from_toml(
+    ///     "[environments.development]\ntarget = \"docker\"\n[environments.development.docker]\n",
+    /// )
+    /// .unwrap();
+    /// let settings = config.environment("development").unwrap().settings;
+    /// assert_eq!(settings.soak("development"), Duration::from_secs(10));
+    /// assert_eq!(settings.soak("staging"), Duration::from_secs(60));
+    /// ```
+    pub fn soak(&self, environment: &str) -> Duration {
+        self.verify.soak.unwrap_or(if environment == "development" {
+            Duration::from_secs(10)
+        } else {
+            Duration::from_secs(60)
+        })
+    }
+}
+
 /// The kinds of deployment target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

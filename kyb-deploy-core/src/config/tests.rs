@@ -2,6 +2,8 @@ use proptest::prelude::*;
 
 use super::*;
 
+mod validation;
+
 const MINIMAL: &str = r#"
 [environments.development]
 target = "docker"
@@ -134,7 +136,8 @@ fn the_shipped_example_is_valid() {
 
 fn duration_text() -> impl Strategy<Value = (String, Duration)> {
     (
-        1u64..10_000,
+        // Up to 7 days in any unit (7d = 168h).
+        1u64..=168,
         prop_oneof![Just("ms"), Just("s"), Just("m"), Just("h")],
     )
         .prop_map(|(n, unit)| {

@@ -26,6 +26,18 @@ pub struct VerifyConfig {
     pub metrics: MetricsCheck,
     /// Smoke tests run after the probes pass.
     pub smoke: Vec<SmokeTest>,
+    /// How long the new release is watched after it passed verification, before the run
+    /// counts as a success. `None` means the environment's default
+    /// ([`EnvironmentConfig::soak`](super::EnvironmentConfig::soak)); `"0s"` means no soak.
+    #[serde(
+        default,
+        with = "crate::config::duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub soak: Option<Duration>,
+    /// The largest share of failed requests verification tolerates (a fraction from 0.0,
+    /// none, to 1.0, all); 0.1 by default.
+    pub max_failure_ratio: f64,
 }
 
 impl Default for VerifyConfig {
@@ -38,6 +50,8 @@ impl Default for VerifyConfig {
             status: StatusCheck::default(),
             metrics: MetricsCheck::default(),
             smoke: Vec::new(),
+            soak: None,
+            max_failure_ratio: 0.1,
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::event::StageProgress;
 use crate::image::{BuildRequest, BuiltImage, ImageBuilder, PlatformImage};
 use crate::preflight::Check;
+use crate::redact::redact_text;
 
 mod output;
 mod platform;
@@ -170,12 +171,12 @@ impl DockerImageBuilder {
     }
 
     async fn image_platform(&self, id: &str) -> Result<Platform> {
-        let image = self.engine.client().inspect_image(id).await.map_err(|e| {
-            Error::seam(
-                "image build",
-                format!("failed to inspect the built image {id}: {e}"),
-            )
-        })?;
+        let image = self
+            .engine
+            .client()
+            .inspect_image(id)
+            .await
+            .map_err(|e| build_error(format!("failed to inspect the built image {id}: {e}")))?;
         Ok(Platform::new(
             image.os.as_deref().unwrap_or("unknown"),
             image.architecture.as_deref().unwrap_or("unknown"),
@@ -314,10 +315,7 @@ impl DockerImageBuilder {
             {
                 return Ok(None);
             }
-            return Err(Error::seam(
-                "image build",
-                output.failure(reference, platform, &e),
-            ));
+            return Err(build_error(output.failure(reference, platform, &e)));
         }
         let id = match id {
             Some(id) => id,
@@ -345,9 +343,7 @@ impl DockerImageBuilder {
                 .client()
                 .tag_image(&id, Some(options))
                 .await
-                .map_err(|e| {
-                    Error::seam("image build", format!("failed to tag {id} as {extra}: {e}"))
-                })?;
+                .map_err(|e| build_error(format!("failed to tag {id} as {extra}: {e}")))?;
         }
         Ok(Some(id))
     }
@@ -372,6 +368,13 @@ impl ImageBuilder for DockerImageBuilder {
             built = self.build_all(request, progress) => built,
         }
     }
+}
+
+/// A build error carrying what the engine said: engine messages and build output may quote
+/// credentials (a registry's error body, a `RUN` line with a token), so they pass
+/// [`redact_text`] before they reach the output, the ledger or a notification.
+fn build_error(message: String) -> Error {
+    Error::seam("image build", redact_text(&message))
 }
 
 fn log_context(summary: &ContextSummary, progress: &StageProgress) {

@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::event::StageProgress;
 use crate::image::{BuiltImage, PushedImage, Registry};
 use crate::preflight::Check;
+use crate::redact::redact_text;
 
 /// The media type of the index this registry client writes.
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -409,11 +410,14 @@ fn parse_digest_line(status: &str) -> Option<(String, u64)> {
         .then(|| (digest.to_owned(), size))
 }
 
-/// Replaces the password in `text`, in case an engine or registry message ever echoes it.
+/// `text` through [`redact_text`] (an engine or registry may echo the `Authorization` it
+/// received, or a URL with userinfo), then without the password itself in whatever form the
+/// peer quoted it.
 fn redact(text: &str, credentials: Option<&Credentials>) -> String {
+    let text = redact_text(text);
     match credentials.map(Credentials::password) {
-        Some(secret) if !secret.is_empty() => text.replace(secret, "***"),
-        _ => text.to_owned(),
+        Some(secret) if !secret.is_empty() => text.replace(secret, "redacted"),
+        _ => text,
     }
 }
 

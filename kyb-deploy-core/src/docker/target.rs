@@ -198,6 +198,19 @@ impl Target for DockerTarget {
         self.promote_candidate(handle, progress).await
     }
 
+    async fn restarts(&self, handle: &DeployHandle) -> Result<Option<u64>> {
+        // A candidate runs with restart policy "no": a crash leaves it exited (or removed),
+        // which counts as one restart on top of any the engine counted.
+        let info = engine::inspect(self.client(), &handle.rollout_id).await?;
+        Ok(Some(match info {
+            None => 1,
+            Some(info) => {
+                let counted = u64::try_from(info.restart_count.unwrap_or(0)).unwrap_or(0);
+                counted + u64::from(!engine::is_running(&info))
+            }
+        }))
+    }
+
     async fn discard(&self, _handle: &DeployHandle) -> Result<()> {
         // The pipeline holds the environment's lock: every candidate is this run's.
         self.remove_stale_candidates().await

@@ -1,14 +1,12 @@
 //! The deploy run: preflight to notify, with rollback on failure.
 
-use time::OffsetDateTime;
-
 use super::stage::{RunControl, StageError, StageLog};
 use super::{DeployRequest, Pipeline, RunReport, RunState};
 use crate::error::Result;
 use crate::event::Stage;
 use crate::outcome::Outcome;
 use crate::probe::VerifyRequest;
-use crate::record::{DeploymentRecord, Operation, RecordStatus};
+use crate::record::{DeploymentRecord, Operation};
 use crate::release::Release;
 use crate::target::RolloutOutcome;
 use crate::version::Version;
@@ -184,37 +182,41 @@ impl Pipeline {
         report.recorded = true;
         stages.succeed(started);
 
-        // Deploy. An error means the target did not start a rollout. The call is not raced
-        // against Ctrl-C: dropped halfway, it could leave a change the run knows nothing about.
+        // Deploy. The call is not raced against Ctrl-C: dropped halfway, it could leave a
+        // change the run knows nothing about. A plain error means the target started nothing;
+        // no answer in time or an answer lost on the way means it may have: the platform is
+        // asked before anything is claimed.
         let started = stages.begin(Stage::Deploy);
         let handle = match control
             .run_to_completion(timeouts.deploy, self.target.deploy(&release))
             .await
         {
-            Ok(handle) => handle,
-            Err(e @ StageError::TimedOut(_)) => {
-                // The platform may have accepted the change without answering in time.
+            Ok(handle) => {
+                self.events.progress(
+                    Stage::Deploy,
+                    format!("rollout {} started", handle.rollout_id),
+                );
+                stages.succeed(started);
+                handle
+            }
+            Err(e @ (StageError::TimedOut(_) | StageError::MaybeApplied(_))) => {
                 stages.fail(started, e.message());
-                return self
-                    .recover(env, Stage::Deploy, e, None, stages, report)
-                    .await;
+                match self.reconcile(env, &release, e, stages).await {
+                    Ok(handle) => handle,
+                    Err(outcome) => return outcome,
+                }
             }
             Err(e) => {
                 stages.fail(started, e.message());
                 return e.before_deploy(Stage::Deploy);
             }
         };
-        self.events.progress(
-            Stage::Deploy,
-            format!("rollout {} started", handle.rollout_id),
-        );
         report.rollout_id = Some(handle.rollout_id.clone());
         report.release = Some(handle.release.clone());
         if let Some(r) = state.record.as_mut() {
             r.rollout_id = Some(handle.rollout_id.clone());
             r.release = Some(handle.release.clone());
         }
-        stages.succeed(started);
         // A candidate (verified beside the old release) that fails is discarded; nothing
         // serving was replaced.
         let unpromoted = handle.candidate_endpoint.is_some().then_some(&handle);
@@ -285,6 +287,14 @@ impl Pipeline {
             Ok(v) if v.passed => {
                 report.verification = Some(v);
                 stages.succeed(started);
+                if let Err(e) = self
+                    .soak(env, &handle, candidate, control, stages, report)
+                    .await
+                {
+                    return self
+                        .recover(env, Stage::Soak, e, unpromoted, stages, report)
+                        .await;
+                }
                 if candidate.is_some() {
                     // Verified beside the old release: now it takes over. Neither Ctrl-C nor the
                     // overall time limit stops it halfway (a half-done switch would serve
@@ -309,66 +319,21 @@ impl Pipeline {
             }
             Ok(v) => {
                 let reason = v.failure().unwrap_or_else(|| "verification failed".into());
+                // Out of time before a verdict is a timeout, with what was seen kept.
+                let error = if v.timed_out {
+                    StageError::TimedOut(timeouts.verify)
+                } else {
+                    StageError::Failed(reason.clone())
+                };
                 report.verification = Some(v);
                 stages.fail(started, &reason);
-                self.recover(
-                    env,
-                    Stage::Verify,
-                    StageError::Failed(reason),
-                    unpromoted,
-                    stages,
-                    report,
-                )
-                .await
+                self.recover(env, Stage::Verify, error, unpromoted, stages, report)
+                    .await
             }
             Err(e) => {
                 stages.fail(started, e.message());
                 self.recover(env, Stage::Verify, e, unpromoted, stages, report)
                     .await
-            }
-        }
-    }
-
-    /// Marks runs of this environment that are still `in_progress` as abandoned: we hold the
-    /// environment's lock, so no live run owns them.
-    async fn resolve_interrupted_runs(&self, environment: &str, report: &mut RunReport) {
-        let snapshot = match self.store.load().await {
-            Ok(s) => s,
-            Err(e) => {
-                self.warn(
-                    report,
-                    Stage::Record,
-                    format!("reading the ledger failed: {e}"),
-                );
-                return;
-            }
-        };
-        for problem in &snapshot.problems {
-            self.warn(
-                report,
-                Stage::Record,
-                format!("ledger line {}: {}", problem.line, problem.message),
-            );
-        }
-        let stale: Vec<DeploymentRecord> = snapshot.in_progress(environment).cloned().collect();
-        for mut run in stale {
-            self.warn(
-                report,
-                Stage::Record,
-                format!(
-                    "an earlier run never finished: {} deploying {} by {} (pid {}) started {}; marking it abandoned",
-                    run.id, run.version, run.actor, run.pid, run.started_at
-                ),
-            );
-            report.interrupted_runs.push(run.clone());
-            run.status = RecordStatus::Abandoned;
-            run.finished_at = Some(OffsetDateTime::now_utc());
-            if let Err(e) = self.store.append(&run).await {
-                self.warn(
-                    report,
-                    Stage::Record,
-                    format!("marking run {} abandoned failed: {e}", run.id),
-                );
             }
         }
     }
@@ -384,16 +349,15 @@ impl Pipeline {
         limit: std::time::Duration,
     ) -> Result<crate::probe::VerificationReport, StageError> {
         let progress = self.events.for_stage(Stage::Verify);
+        // The probe stops at `limit` itself and reports what it saw; the margin lets it.
         control
-            .run(limit, async {
+            .run(limit.saturating_add(PROBE_MARGIN), async {
                 let base_url = match candidate {
                     Some(url) => url.clone(),
                     None => self.base_url(env).await?,
                 };
-                let request = VerifyRequest {
-                    base_url,
-                    expected_version: release.version.clone(),
-                };
+                let request =
+                    VerifyRequest::new(base_url, release.version.clone()).with_time_limit(limit);
                 self.probe
                     .verify(&request, &progress, control.cancel_token())
                     .await
@@ -401,6 +365,10 @@ impl Pipeline {
             .await
     }
 }
+
+/// Time a probe gets past its own time limit to hand in what it saw, before the stage's
+/// limit cuts it off.
+const PROBE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The record of a deploy run, from what the report knows so far. A run that fails before
 /// its record stage still gets one (finished at once), so every attempt is in the audit trail.

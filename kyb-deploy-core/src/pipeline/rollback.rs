@@ -1,9 +1,10 @@
 //! Rolling back: automatically after a failed deployment, and on request.
 
+use super::known_good::{known_good, requested_release};
 use super::stage::{RunControl, StageError, StageLog};
 use super::{Pipeline, RollbackRequest, RunReport, RunState};
 use crate::config::{Environment, RollbackPolicy};
-use crate::event::{Event, Stage};
+use crate::event::Stage;
 use crate::outcome::{Outcome, RollbackSummary};
 use crate::record::{DeploymentRecord, Operation};
 use crate::release::Release;
@@ -36,7 +37,7 @@ impl Pipeline {
                 stage,
                 rollback: Some(summary(rollback)),
             },
-            StageError::Failed(reason) => match rollback {
+            StageError::Failed(reason) | StageError::MaybeApplied(reason) => match rollback {
                 Ok(to) => Outcome::RolledBack {
                     stage,
                     reason,
@@ -125,7 +126,9 @@ impl Pipeline {
         result
     }
 
-    /// Rolls back to the environment's last known-good release from the ledger.
+    /// Rolls back to the environment's known-good release: the one that served before this
+    /// run began, when the ledger shows it verified; otherwise the last verified release
+    /// other than the one that failed ([`known_good`]).
     async fn rollback_to_known_good(
         &self,
         env: &Environment,
@@ -137,33 +140,33 @@ impl Pipeline {
             stages.skip(Stage::Rollback, &reason);
             return Err(reason);
         }
-        let snapshot = match self.store.load().await {
-            Ok(s) => s,
+        let failed = report.release.clone();
+        let chosen = known_good(
+            self.store.as_ref(),
+            &env.name,
+            report.previous.as_ref(),
+            failed.as_ref(),
+        )
+        .await;
+        let release = match chosen {
+            Ok(Some(choice)) => {
+                self.events.progress(Stage::Rollback, choice.why);
+                choice.release
+            }
+            Ok(None) => {
+                let reason = format!(
+                    "no known-good release of {} in the ledger to roll back to; roll back by hand with `kyb-deploy rollback --to VERSION`",
+                    env.name
+                );
+                stages.skip(Stage::Rollback, &reason);
+                return Err(reason);
+            }
             Err(e) => {
                 let reason = format!("reading the ledger failed: {e}");
                 stages.skip(Stage::Rollback, &reason);
                 return Err(reason);
             }
         };
-        // Never the version that just failed: a redeployment of a known-good version that now
-        // fails goes back to the release before it.
-        let failed = report.release.as_ref().map(|r| r.version.clone());
-        let good = match &failed {
-            Some(version) => snapshot.last_known_good_except(&env.name, version),
-            None => snapshot.last_known_good(&env.name),
-        };
-        let Some(good) = good else {
-            let reason = format!(
-                "no known-good release of {} in the ledger to roll back to; roll back by hand with `kyb-deploy rollback --to VERSION`",
-                env.name
-            );
-            stages.skip(Stage::Rollback, &reason);
-            return Err(reason);
-        };
-        let release = good
-            .release
-            .clone()
-            .expect("last_known_good only returns records with a release");
         self.roll_to(env, &release, stages, report).await
     }
 
@@ -309,41 +312,6 @@ impl Pipeline {
         }
     }
 
-    /// Finishes `record` with the report's outcome and appends it.
-    pub(super) async fn finalize_record(
-        &self,
-        report: &mut RunReport,
-        record: &mut DeploymentRecord,
-    ) {
-        let started = std::time::Instant::now();
-        self.events.emit(Event::StageStarted {
-            stage: Stage::Finalize,
-        });
-        record.finish(report.outcome.clone());
-        record.stages = report.stages.clone();
-        record.warnings = report.warnings.clone();
-        if record.previous.is_none() {
-            record.previous = report.previous.clone();
-        }
-        let result = match self.store.append(record).await {
-            Ok(()) => {
-                report.recorded = true;
-                crate::event::StageResult::Succeeded
-            }
-            Err(e) => {
-                let message = format!("writing the final deployment record failed: {e}");
-                self.warn(report, Stage::Finalize, message.clone());
-                report.recorded = false;
-                crate::event::StageResult::Failed { message }
-            }
-        };
-        self.events.emit(Event::StageFinished {
-            stage: Stage::Finalize,
-            elapsed: started.elapsed(),
-            result,
-        });
-    }
-
     /// Rolls an environment back on request: to `request.to`, or to the last known-good
     /// release other than the one running now. Waits for it and verifies it.
     pub async fn rollback(&self, request: &RollbackRequest, control: &RunControl) -> RunReport {
@@ -402,31 +370,15 @@ impl Pipeline {
             }
         };
         report.previous = current.clone();
-        let snapshot = match self.store.load().await {
-            Ok(s) => s,
-            Err(e) => {
-                let reason = format!("reading the ledger failed: {e}");
-                stages.fail(started, &reason);
-                return before(Stage::Version, reason);
-            }
-        };
-        let chosen = match &request.to {
-            Some(version) => snapshot.find_version(&env.name, version).ok_or_else(|| {
-                format!("{version} was never deployed to {} according to the ledger; `kyb-deploy history -e {}` lists what was", env.name, env.name)
-            }),
-            None => match &current {
-                Some(running) => snapshot.last_known_good_except(&env.name, &running.version),
-                None => snapshot.last_known_good(&env.name),
-            }
-            .ok_or_else(|| {
-                format!(
-                    "no known-good release of {} other than the running one; pass --to VERSION",
-                    env.name
-                )
-            }),
-        };
-        let chosen = match chosen {
-            Ok(r) => r.clone(),
+        let chosen = match requested_release(
+            self.store.as_ref(),
+            &env.name,
+            request.to.as_ref(),
+            current.as_ref(),
+        )
+        .await
+        {
+            Ok(r) => r,
             Err(reason) => {
                 stages.fail(started, &reason);
                 return before(Stage::Version, reason);
@@ -483,6 +435,7 @@ impl Pipeline {
         stages.succeed(started);
 
         let started = stages.begin(Stage::Record);
+        self.resolve_interrupted_runs(&env.name, report).await;
         let mut new_record = DeploymentRecord::start(
             report.run_id.clone(),
             Operation::Rollback,

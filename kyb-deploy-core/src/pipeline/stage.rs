@@ -34,10 +34,14 @@ impl RunControl {
 
     /// The same control with the deadline `overall` from now, unless an earlier one is set.
     pub(crate) fn with_overall(&self, overall: Duration) -> Self {
-        let candidate = Instant::now() + overall;
+        // A limit too far away to represent is no limit; it never panics.
+        let deadline = match (self.deadline, Instant::now().checked_add(overall)) {
+            (Some(d), Some(candidate)) => Some(d.min(candidate)),
+            (d, candidate) => d.or(candidate),
+        };
         Self {
             cancel: self.cancel.clone(),
-            deadline: Some(self.deadline.map_or(candidate, |d| d.min(candidate))),
+            deadline,
         }
     }
 
@@ -46,7 +50,7 @@ impl RunControl {
     pub(crate) fn uncancellable(limit: Duration) -> Self {
         Self {
             cancel: CancellationToken::new(),
-            deadline: Some(Instant::now() + limit),
+            deadline: Instant::now().checked_add(limit),
         }
     }
 
@@ -83,6 +87,7 @@ impl RunControl {
             result = tokio::time::timeout(limit, work) => match result {
                 Err(_) => Err(StageError::TimedOut(limit)),
                 Ok(Err(Error::Cancelled)) => Err(StageError::Cancelled),
+                Ok(Err(e)) if e.may_have_been_applied() => Err(StageError::MaybeApplied(chain(&e))),
                 Ok(Err(e)) => Err(StageError::Failed(chain(&e))),
                 Ok(Ok(value)) => Ok(value),
             },
@@ -95,6 +100,8 @@ impl RunControl {
 pub(crate) enum StageError {
     /// It failed, with the error chain as text.
     Failed(String),
+    /// A platform write failed in a way that may have been applied, with the error chain.
+    MaybeApplied(String),
     /// It ran out of time.
     TimedOut(Duration),
     /// The run was cancelled.
@@ -113,13 +120,15 @@ impl StageError {
                 stage,
                 rollback: None,
             },
-            Self::Failed(reason) => Outcome::FailedBeforeDeploy { stage, reason },
+            Self::Failed(reason) | Self::MaybeApplied(reason) => {
+                Outcome::FailedBeforeDeploy { stage, reason }
+            }
         }
     }
 
     pub(crate) fn message(&self) -> String {
         match self {
-            Self::Failed(m) => m.clone(),
+            Self::Failed(m) | Self::MaybeApplied(m) => m.clone(),
             Self::TimedOut(d) => {
                 format!("timed out after {}", humantime::format_duration(round(*d)))
             }
@@ -146,7 +155,9 @@ pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    // A peer may echo what it was sent (an `Authorization` header, a signed URL): this text
+    // goes into the report, the ledger and notifications, so credentials never survive it.
+    crate::redact::redact_text(&text)
 }
 
 /// Emits stage events and collects stage timings for one run.

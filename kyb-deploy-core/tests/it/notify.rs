@@ -1,11 +1,11 @@
-//! The webhook notifier against a real HTTP server.
+//! The webhook notifier against real HTTP servers: retries, its budget, redirects.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use kyb_deploy_core::{Notification, Notifier, Outcome, Release, Version, WebhookNotifier};
 
@@ -107,4 +107,151 @@ async fn gives_up_after_its_attempts_without_showing_the_secret() {
         .unwrap_err()
         .to_string();
     assert!(!err.contains("SECRET"), "{err}");
+}
+
+/// A listener on a free port serving `app`; its `http://address`.
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+/// A 307 (the method and body follow it) to `location`.
+fn temporary_redirect(location: &str) -> (StatusCode, [(&'static str, String); 1]) {
+    (
+        StatusCode::TEMPORARY_REDIRECT,
+        [("location", location.to_owned())],
+    )
+}
+
+#[tokio::test]
+async fn a_redirect_within_the_webhooks_host_is_followed_without_a_referer() {
+    let referers = Arc::new(std::sync::Mutex::new(Vec::<Option<String>>::new()));
+    let seen = referers.clone();
+    let app = Router::new()
+        .route(
+            "/hooks/T000/SECRET",
+            post(|| async { temporary_redirect("/hooks/moved/T000/SECRET") }),
+        )
+        .route(
+            "/hooks/moved/T000/SECRET",
+            post(move |headers: HeaderMap| {
+                let seen = seen.clone();
+                async move {
+                    let referer = headers
+                        .get("referer")
+                        .map(|v| v.to_str().unwrap_or("?").to_owned());
+                    seen.lock().unwrap().push(referer);
+                    StatusCode::OK
+                }
+            }),
+        );
+    let address = serve(app).await;
+    let notifier = WebhookNotifier::new(
+        &format!("{address}/hooks/T000/SECRET"),
+        1,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    notifier.notify(&notification()).await.unwrap();
+    assert_eq!(*referers.lock().unwrap(), vec![None]);
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_host_is_refused_and_never_reaches_it() {
+    // Another port is another origin: the second listener stands for someone else's host.
+    let stolen = Arc::new(AtomicU32::new(0));
+    let count = stolen.clone();
+    let other = serve(Router::new().fallback(move || {
+        let count = count.clone();
+        async move {
+            count.fetch_add(1, Ordering::SeqCst);
+            StatusCode::OK
+        }
+    }))
+    .await;
+    let tried = Arc::new(AtomicU32::new(0));
+    let count = tried.clone();
+    let target = format!("{other}/collect/T000/SECRET?token=abc");
+    let webhook = serve(Router::new().route(
+        "/hooks/T000/SECRET",
+        post(move || {
+            let (count, target) = (count.clone(), target.clone());
+            async move {
+                count.fetch_add(1, Ordering::SeqCst);
+                temporary_redirect(&target)
+            }
+        }),
+    ))
+    .await;
+    let notifier = WebhookNotifier::new(
+        &format!("{webhook}/hooks/T000/SECRET"),
+        3,
+        Duration::from_secs(5),
+    )
+    .unwrap()
+    .with_backoff(Duration::from_millis(10));
+    let err = notifier
+        .notify(&notification())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        stolen.load(Ordering::SeqCst),
+        0,
+        "the other host got the body"
+    );
+    // Refused on the first attempt: a redirect that is refused once is refused every time.
+    assert_eq!(tried.load(Ordering::SeqCst), 1, "{err}");
+    assert!(
+        err.contains("refused to follow a redirect to another host")
+            && err.contains(&format!("{other}/…")),
+        "{err}"
+    );
+    assert!(
+        !err.contains("SECRET") && !err.contains("collect") && !err.contains("abc"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn retries_stop_within_the_notification_budget() {
+    let count = Arc::new(AtomicU32::new(0));
+    let c = count.clone();
+    let address = serve(Router::new().route(
+        "/hooks/T000/SECRET",
+        post(move || {
+            let c = c.clone();
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }),
+    ))
+    .await;
+    // 9 attempts with backoff from 100 ms would pause 51 s in all; the budget is 1 s.
+    let notifier = WebhookNotifier::new(
+        &format!("{address}/hooks/T000/SECRET"),
+        9,
+        Duration::from_secs(5),
+    )
+    .unwrap()
+    .with_backoff(Duration::from_millis(100))
+    .with_budget(Duration::from_secs(1));
+    // A generous guard only so that a regression fails instead of hanging.
+    let err = tokio::time::timeout(Duration::from_secs(30), notifier.notify(&notification()))
+        .await
+        .expect("the notifier ignored its budget")
+        .unwrap_err()
+        .to_string();
+    let made = count.load(Ordering::SeqCst);
+    assert!((2..9).contains(&made), "{made} attempts: {err}");
+    assert!(
+        err.contains(&format!(
+            "gave up after {made} attempts within its budget of 1s (notify.budget)"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("500"), "{err}");
 }

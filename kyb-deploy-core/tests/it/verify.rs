@@ -230,10 +230,7 @@ async fn verify_progress(
     progress: &StageProgress,
 ) -> kyb_deploy_core::Result<VerificationReport> {
     let probe = HttpHealthProbe::new(settings).unwrap();
-    let request = VerifyRequest {
-        base_url,
-        expected_version: Version::parse("v1.2.3").unwrap(),
-    };
+    let request = VerifyRequest::new(base_url, Version::parse("v1.2.3").unwrap());
     probe
         .verify(&request, progress, &CancellationToken::new())
         .await
@@ -531,10 +528,7 @@ async fn insecure_skip_tls_verify_accepts_a_self_signed_certificate() {
 async fn assert_cancelled(settings: VerifyConfig, service: Service) {
     let (base_url, _) = serve(service).await;
     let probe = HttpHealthProbe::new(settings).unwrap();
-    let request = VerifyRequest {
-        base_url,
-        expected_version: Version::parse("v1.2.3").unwrap(),
-    };
+    let request = VerifyRequest::new(base_url, Version::parse("v1.2.3").unwrap());
     let cancel = CancellationToken::new();
     let canceller = cancel.clone();
     tokio::spawn(async move {

@@ -226,13 +226,18 @@ impl EcsTarget {
                     throttled += 1;
                     tokio::time::sleep(self.retry.delay_before(throttled)).await;
                 }
-                Err(e) if certainly_not_applied(&e) || ambiguous + 1 >= AMBIGUOUS_ATTEMPTS => {
+                Err(e) if certainly_not_applied(&e) => {
                     return Err(call_error("UpdateService", &e));
+                }
+                Err(e) if ambiguous + 1 >= AMBIGUOUS_ATTEMPTS => {
+                    // The last attempt may have been applied: say so, never "not deployed".
+                    return Err(maybe_applied(call_error("UpdateService", &e)));
                 }
                 Err(_) => {
                     ambiguous += 1;
-                    // Did ECS start the deployment before the answer was lost?
-                    let now = self.service().await?;
+                    // Did ECS start the deployment before the answer was lost? A failed look
+                    // leaves the question open, and so does the error.
+                    let now = self.service().await.map_err(maybe_applied)?;
                     if let Some(primary) = primary(&now)
                         && primary.task_definition.as_deref() == Some(task_definition)
                         && primary.id.as_ref().is_some_and(|id| !known.contains(id))
@@ -278,6 +283,19 @@ impl EcsTarget {
             tasks.extend(out.tasks.unwrap_or_default());
         }
         Ok(tasks)
+    }
+}
+
+/// The same failure, marked as one whose write may have been applied
+/// ([`Error::MaybeApplied`]): the pipeline then asks ECS before claiming anything.
+pub(crate) fn maybe_applied(error: Error) -> Error {
+    match error {
+        Error::Target {
+            target,
+            message,
+            source,
+        } => Error::maybe_applied(target, message, source),
+        other => Error::maybe_applied("ecs", other.to_string(), Some(Box::new(other))),
     }
 }
 

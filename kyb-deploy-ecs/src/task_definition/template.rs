@@ -3,6 +3,7 @@
 //! never silently dropped.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::RangeInclusive;
 
 use aws_sdk_ecs::types::{
     ApplicationProtocol, Compatibility, ContainerCondition, ContainerDefinition,
@@ -257,6 +258,26 @@ fn convert(t: Template, problems: &mut Vec<String>) -> TaskDefinitionSpec {
             )
         })
         .collect();
+    let mut seen: Vec<&str> = Vec::new();
+    for c in &t.container_definitions {
+        if seen.contains(&c.name.as_str()) {
+            problems.push(format!(
+                "container name {:?} is used twice in containerDefinitions; give each container its own name",
+                c.name
+            ));
+        } else {
+            seen.push(&c.name);
+        }
+    }
+    if let Some(storage) = &t.ephemeral_storage {
+        within(
+            "ephemeralStorage.sizeInGiB",
+            Some(storage.size_in_gi_b),
+            21..=200,
+            "GiB",
+            problems,
+        );
+    }
     let containers = t
         .container_definitions
         .into_iter()
@@ -317,7 +338,124 @@ fn convert(t: Template, problems: &mut Vec<String>) -> TaskDefinitionSpec {
     }
 }
 
+/// A problem when `value` is set and outside `range` (ECS's limits), naming the field.
+fn within(
+    field: &str,
+    value: Option<i32>,
+    range: RangeInclusive<i32>,
+    unit: &str,
+    problems: &mut Vec<String>,
+) {
+    if let Some(value) = value
+        && !range.contains(&value)
+    {
+        let unit = if unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {unit}")
+        };
+        problems.push(format!(
+            "{field} {value} is outside {}-{}{unit}; use a value in that range",
+            range.start(),
+            range.end()
+        ));
+    }
+}
+
+/// ECS's limits on a container's numbers, checked before any API call.
+fn container_limits(c: &Container, problems: &mut Vec<String>) {
+    let field = |name: &str| format!("container {:?} {name}", c.name);
+    within(&field("cpu"), c.cpu, 0..=i32::MAX, "CPU units", problems);
+    within(&field("memory"), c.memory, 6..=i32::MAX, "MiB", problems);
+    within(
+        &field("memoryReservation"),
+        c.memory_reservation,
+        6..=i32::MAX,
+        "MiB",
+        problems,
+    );
+    within(
+        &field("stopTimeout"),
+        c.stop_timeout,
+        0..=i32::MAX,
+        "seconds",
+        problems,
+    );
+    within(
+        &field("startTimeout"),
+        c.start_timeout,
+        0..=i32::MAX,
+        "seconds",
+        problems,
+    );
+    for p in &c.port_mappings {
+        within(
+            &field("portMappings.containerPort"),
+            Some(p.container_port),
+            1..=65535,
+            "",
+            problems,
+        );
+        within(
+            &field("portMappings.hostPort"),
+            p.host_port,
+            0..=65535,
+            "",
+            problems,
+        );
+    }
+    if let Some(h) = &c.health_check {
+        within(
+            &field("healthCheck.interval"),
+            h.interval,
+            5..=300,
+            "seconds",
+            problems,
+        );
+        within(
+            &field("healthCheck.timeout"),
+            h.timeout,
+            2..=120,
+            "seconds",
+            problems,
+        );
+        within(
+            &field("healthCheck.retries"),
+            h.retries,
+            1..=10,
+            "",
+            problems,
+        );
+        within(
+            &field("healthCheck.startPeriod"),
+            h.start_period,
+            0..=300,
+            "seconds",
+            problems,
+        );
+    }
+    for u in &c.ulimits {
+        within(
+            &field("ulimits.softLimit"),
+            Some(u.soft_limit),
+            0..=i32::MAX,
+            "",
+            problems,
+        );
+        if u.soft_limit > u.hard_limit {
+            problems.push(format!(
+                "{} {:?}: softLimit {} is above hardLimit {}; lower the soft limit",
+                field("ulimits"),
+                u.name,
+                u.soft_limit,
+                u.hard_limit
+            ));
+        }
+    }
+}
+
 fn container(c: Container, problems: &mut Vec<String>) -> ContainerDefinition {
+    container_limits(&c, problems);
     let field = |name: &str| format!("container {:?} {name}", c.name);
     let ports = c
         .port_mappings

@@ -2,6 +2,7 @@
 //! conformance against moto_server.
 
 mod examples;
+mod lost_answers;
 mod moto;
 mod pipeline;
 mod support;

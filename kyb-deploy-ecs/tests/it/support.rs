@@ -57,11 +57,16 @@ pub(crate) async fn serve(builder: EcsSimulatorBuilder) -> RunningSimulator {
 
 /// An SDK client for `sim`, with the SDK's standard retries made quick.
 pub(crate) fn client(sim: &RunningSimulator) -> Client {
+    client_at(&sim.url())
+}
+
+/// An SDK client for the ECS API at `url` (the simulator, or a proxy in front of it).
+pub(crate) fn client_at(url: &str) -> Client {
     let config = aws_sdk_ecs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .endpoint_url(sim.url())
+        .endpoint_url(url)
         .http_client(https_client())
         .retry_config(
             RetryConfig::standard()
@@ -233,6 +238,19 @@ impl Harness {
             store: Arc::new(InMemoryRecordStore::new()),
             env,
         }
+    }
+
+    /// The same harness with the target reaching ECS through `url` (a fault proxy).
+    pub(crate) fn through(mut self, url: &str) -> Self {
+        let mut spec = self.target.spec().clone();
+        spec.template = Some(
+            kyb_deploy_ecs::task_definition::TaskDefinitionSpec::from_template(TEMPLATE, "test")
+                .unwrap(),
+        );
+        self.target = Arc::new(
+            EcsTarget::new(client_at(url), spec, fast_poll()).with_throttle_retry(fast_retry()),
+        );
+        self
     }
 
     pub(crate) fn pipeline(&self, v: &str) -> Pipeline {

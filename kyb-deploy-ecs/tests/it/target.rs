@@ -288,3 +288,47 @@ async fn fargate_size_errors_are_found_before_any_call() {
     );
     assert!(err.is_usage(), "a configuration error: {err:?}");
 }
+
+/// A rollout whose tasks never start: ECS calls the new deployment PRIMARY while the old
+/// one still serves every request. `serving` reports both with their counts, so `status`
+/// can say what answers rather than what was asked for.
+#[tokio::test]
+async fn serving_reports_every_deployment_with_its_counts_not_just_the_primary() {
+    let sim = serve(
+        sim()
+            .time_scale(TIME_SCALE)
+            .seed(8)
+            .fault(Fault::fail_to_start(
+                image("v2"),
+                "CannotPullContainerError",
+            )),
+    )
+    .await;
+    service_running(&sim, "v1").await;
+    let mut env = environment("");
+    env.settings
+        .ecs
+        .as_mut()
+        .unwrap()
+        .deployment
+        .circuit_breaker_rollback = false;
+    let target = target(&sim, &env, true);
+    let before = target.serving().await.unwrap();
+    assert_eq!(before.len(), 1, "{before:#?}");
+    assert_eq!(before[0].release.version.as_str(), "v1");
+    assert_eq!((before[0].running, before[0].desired), (Some(2), Some(2)));
+    assert!(before[0].primary && before[0].answers());
+
+    target.deploy(&release("v2")).await.unwrap();
+    let during = target.serving().await.unwrap();
+    let versions: Vec<&str> = during.iter().map(|s| s.release.version.as_str()).collect();
+    assert_eq!(versions, ["v2", "v1"], "{during:#?}");
+    let (new, old) = (&during[0], &during[1]);
+    assert!(new.primary, "{new:#?}");
+    assert_eq!(new.running, Some(0), "{new:#?}");
+    assert!(!new.answers());
+    assert!(!old.primary, "{old:#?}");
+    assert_eq!(old.running, Some(2), "{old:#?}");
+    assert!(old.answers());
+    assert_eq!(new.state.as_deref(), Some("IN_PROGRESS"));
+}

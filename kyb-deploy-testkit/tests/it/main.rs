@@ -6,5 +6,6 @@ mod harness;
 mod k8s_sim;
 mod main_job;
 mod pipeline;
+mod reliability;
 mod sample_api;
 mod sigkill;

@@ -98,7 +98,7 @@ async fn the_sample_service_is_verified_and_a_broken_release_rolled_back_over_ht
     assert_eq!(status["version"], "v1.0.0-slowstart");
 
     let ledger = store.load().await.unwrap();
-    let statuses: Vec<_> = ledger.records.iter().map(|r| r.status).collect();
+    let statuses: Vec<_> = ledger.records.iter().map(|r| r.status.clone()).collect();
     assert_eq!(
         statuses,
         [RecordStatus::Succeeded, RecordStatus::RolledBack]

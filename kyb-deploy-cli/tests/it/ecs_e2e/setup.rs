@@ -200,6 +200,8 @@ LOG_LEVEL = "info"
 
 [environments.staging.verify]
 base_url = "{service_url}"
+# A short soak keeps the test quick; it still watches the release after verification.
+soak = "3s"
 
 [environments.staging.verify.readiness]
 period = "200ms"

@@ -20,6 +20,13 @@ use crate::target::DeployHandle;
 
 /// How long a new serving container may take to accept connections.
 const SERVING_START_LIMIT: Duration = Duration::from_secs(60);
+
+/// When a container that has not started serving is given up on: [`SERVING_START_LIMIT`]
+/// from now, computed without the overflow `Instant + Duration` can panic with.
+fn serving_deadline() -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(SERVING_START_LIMIT).unwrap_or(now)
+}
 /// How long a new serving container must keep running before the old one is removed.
 const SERVING_SETTLE: Duration = Duration::from_secs(1);
 /// How long a container gets to stop before the engine kills it.
@@ -176,7 +183,7 @@ impl DockerTarget {
     /// keeps running; `Err` carries why it did not.
     pub(super) async fn wait_serving(&self, id: &str) -> std::result::Result<(), String> {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.spec.docker.host_port));
-        let deadline = tokio::time::Instant::now() + SERVING_START_LIMIT;
+        let deadline = serving_deadline();
         loop {
             let info = self.inspect_running(id).await?;
             if engine::port_accepts(addr).await {
@@ -255,7 +262,7 @@ impl DockerTarget {
     /// Waits until something accepts connections on the stable port again.
     async fn port_comes_back(&self) -> bool {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.spec.docker.host_port));
-        let deadline = tokio::time::Instant::now() + SERVING_START_LIMIT;
+        let deadline = serving_deadline();
         while tokio::time::Instant::now() < deadline {
             if engine::port_accepts(addr).await {
                 return true;

@@ -179,3 +179,51 @@ fn an_empty_health_check_command_is_refused() {
     );
     assert!(error.contains(ORIGIN), "{error}");
 }
+
+#[test]
+fn numbers_outside_ecs_limits_and_duplicate_names_are_refused_naming_the_field() {
+    let cases = [
+        (
+            TEMPLATE.replacen("{\"containerPort\": 8080}", "{\"containerPort\": 70000}", 1),
+            "container \"api\" portMappings.containerPort 70000 is outside 1-65535",
+        ),
+        (
+            TEMPLATE.replacen("{\"containerPort\": 8080}", "{\"containerPort\": 0}", 1),
+            "container \"api\" portMappings.containerPort 0 is outside 1-65535",
+        ),
+        (
+            TEMPLATE.replacen(
+                "{\"containerPort\": 8080}",
+                "{\"containerPort\": 8080, \"hostPort\": -1}",
+                1,
+            ),
+            "container \"api\" portMappings.hostPort -1 is outside 0-65535",
+        ),
+        (
+            TEMPLATE.replacen("\"interval\": 10", "\"interval\": -10", 1),
+            "container \"api\" healthCheck.interval -10 is outside 5-300 seconds",
+        ),
+        (
+            TEMPLATE.replacen("\"retries\": 5", "\"retries\": 50", 1),
+            "container \"api\" healthCheck.retries 50 is outside 1-10",
+        ),
+        (
+            TEMPLATE.replacen("\"stopTimeout\": 30", "\"stopTimeout\": -1", 1),
+            "container \"api\" stopTimeout -1 is outside",
+        ),
+        (
+            TEMPLATE.replacen(
+                "\"containerDefinitions\": [",
+                "\"containerDefinitions\": [{\"name\": \"api\", \"image\": \"x\"},",
+                1,
+            ),
+            "container name \"api\" is used twice in containerDefinitions",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_ne!(text, TEMPLATE, "{expected}");
+        let error = parse_error(&text);
+        assert!(error.contains(expected), "{expected:?} not in {error}");
+        assert!(error.contains(ORIGIN), "{error}");
+    }
+}

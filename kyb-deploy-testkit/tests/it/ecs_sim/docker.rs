@@ -337,8 +337,16 @@ async fn a_container_that_exits_after_start_fails_the_deployment_with_its_exit_c
 
     let tasks = stopped_tasks(&sim).await;
     let tasks = tasks["tasks"].as_array().unwrap();
+    // On a loaded machine the engine may report a failed health check of a dying container
+    // before its exit, and that task stops for its health checks; the others are crashes
+    // with the exit code.
     assert!(tasks.len() >= 3, "{tasks:#?}");
-    assert!(tasks.iter().all(crashed_with_code_3), "{tasks:#?}");
+    assert!(tasks.iter().any(crashed_with_code_3), "{tasks:#?}");
+    assert!(
+        tasks.iter().all(|t| crashed_with_code_3(t)
+            || t["stoppedReason"] == "Task failed container health checks"),
+        "{tasks:#?}"
+    );
 
     // Shutting down removes every container the simulator ran.
     sim.running.shutdown().await.unwrap();

@@ -1,0 +1,749 @@
+//! What serde cannot check: value ranges, cross-field rules, and the URLs, names and files
+//! the configuration gives. Each problem is one `key: what is wrong; the fix` string, so
+//! that `config validate` refuses what a deployment would otherwise trip on later.
+
+use std::path::Path;
+use std::time::Duration;
+
+use url::Url;
+
+use super::duration::MAX_TEXT;
+use super::{
+    Config, EcsSettings, EnvironmentConfig, ImageConfig, TargetKind, edit_distance, parse_size,
+};
+
+/// Most consecutive probe results, and smoke-test samples, a setting may ask for.
+pub(super) const MAX_COUNT: u32 = 1000;
+
+/// ECS's sustained DescribeServices budget per account: polling faster is only throttled.
+pub(super) const MAX_ECS_CALLS_PER_SECOND: u32 = 20;
+
+/// The placeholders of `image.tags` and `image.build_args`.
+const PLACEHOLDERS: [&str; 3] = ["version", "commit", "environment"];
+
+/// The checks of the whole file except the environments and `notify.attempts` and
+/// `notify.budget` (checked beside their definition).
+/// `base` is the configuration file's directory, when it is a file.
+pub(super) fn config(config: &Config, base: Option<&Path>, problems: &mut Vec<String>) {
+    if config.environments.is_empty() {
+        problems.push(
+            "environments: no environment is defined; add [environments.development] or another"
+                .to_owned(),
+        );
+    }
+    image(&config.image, problems);
+    for (key, command) in [
+        ("tests.unit", &config.tests.unit),
+        ("tests.integration", &config.tests.integration),
+    ] {
+        if let Some(command) = command {
+            no_nul(key, command, problems);
+        }
+    }
+    ledger(&config.ledger.path, base, problems);
+    for (i, webhook) in config.notify.webhooks.iter().enumerate() {
+        // Webhook URLs are secrets: the message names the entry, never the URL.
+        let key = format!("notify.webhooks[{i}]");
+        match Url::parse(webhook) {
+            Ok(url) => http_url(&key, &url, false, problems),
+            Err(e) => problems.push(format!(
+                "{key}: not a URL ({e}); write the webhook's https:// URL"
+            )),
+        }
+    }
+    positive("notify.timeout", config.notify.timeout, problems);
+}
+
+fn image(image: &ImageConfig, problems: &mut Vec<String>) {
+    if let Err(problem) = repository(&image.repository) {
+        problems.push(format!("image.repository: {problem}"));
+    }
+    for (i, tag) in image.tags.iter().enumerate() {
+        if let Err(problem) = tag_template(tag) {
+            problems.push(format!("image.tags[{i}]: {problem}"));
+        }
+    }
+    for (name, value) in &image.build_args {
+        let key = format!("image.build_args.{name}");
+        if name.is_empty() || name.contains(['=', '\0']) || name.chars().any(char::is_whitespace) {
+            problems.push(format!(
+                "{key}: {name:?} is not a build argument name; use letters, digits and '_', like RUST_VERSION"
+            ));
+        }
+        no_nul(&key, value, problems);
+        if let Some(problem) = unknown_placeholder(value) {
+            problems.push(format!("{key}: {problem}"));
+        }
+    }
+    if let Err(e) = parse_size(&image.policy.max_size) {
+        problems.push(format!("image.policy.max_size: {e}"));
+    }
+    if !["LOW", "MEDIUM", "HIGH", "CRITICAL"].contains(&image.trivy.fail_on.as_str()) {
+        problems.push(format!(
+            "image.trivy.fail_on: {:?} is not a severity; use LOW, MEDIUM, HIGH or CRITICAL",
+            image.trivy.fail_on
+        ));
+    }
+    for platform in &image.platforms {
+        let parts: Vec<&str> = platform.split('/').collect();
+        if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+            problems.push(format!(
+                "image.platforms: {platform:?} is not a platform; write os/arch[/variant], like \"linux/arm64\""
+            ));
+        }
+    }
+    port("image.port", image.port, problems);
+    if let Some(prebuild) = &image.prebuild {
+        no_nul("image.prebuild", prebuild, problems);
+    }
+}
+
+fn ledger(path: &Path, base: Option<&Path>, problems: &mut Vec<String>) {
+    let text = path.as_os_str().to_string_lossy();
+    if text.trim().is_empty() {
+        problems.push(
+            "ledger.path: must not be empty; name a file, like \".kyb-deploy/ledger.jsonl\""
+                .to_owned(),
+        );
+    } else if text.ends_with(['/', '\\']) || base.is_some_and(|base| base.join(path).is_dir()) {
+        problems.push(format!(
+            "ledger.path: {text:?} is a directory; name a file in it, like \"{}/ledger.jsonl\"",
+            text.trim_end_matches(['/', '\\'])
+        ));
+    }
+}
+
+/// The checks of one environment. `base` is the configuration file's directory, when it is
+/// a file: templates are read relative to it.
+pub(super) fn environment(
+    name: &str,
+    env: &EnvironmentConfig,
+    base: Option<&Path>,
+    problems: &mut Vec<String>,
+) {
+    let key = format!("environments.{name}");
+    let valid_name = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    if !valid_name {
+        problems.push(format!(
+            "{key}: environment names use lowercase letters, digits, '-' and '_' and start with a letter or digit"
+        ));
+    }
+    let section = match env.target {
+        TargetKind::Docker => env.docker.is_some(),
+        TargetKind::Ecs => env.ecs.is_some(),
+        TargetKind::Kubernetes => env.kubernetes.is_some(),
+    };
+    if !section {
+        problems.push(format!(
+            "{key}.{kind}: target = \"{kind}\" needs a [{key}.{kind}] section",
+            kind = env.target
+        ));
+    }
+    let t = &env.timeouts;
+    for (stage, limit) in [
+        ("overall", t.overall),
+        ("tests", t.tests),
+        ("build", t.build),
+        ("push", t.push),
+        ("deploy", t.deploy),
+        ("wait", t.wait),
+        ("verify", t.verify),
+        ("rollback", t.rollback),
+    ] {
+        positive(&format!("{key}.timeouts.{stage}"), limit, problems);
+    }
+    for (variable, value) in &env.env {
+        let vkey = format!("{key}.env.{variable}");
+        if !valid_env_name(variable) {
+            problems.push(format!(
+                "{vkey}: {variable:?} is not an environment variable name; use letters, digits and '_', not starting with a digit, like LOG_LEVEL"
+            ));
+        }
+        no_nul(&vkey, value, problems);
+    }
+    if let Some(docker) = &env.docker {
+        port(&format!("{key}.docker.port"), docker.port, problems);
+        port(
+            &format!("{key}.docker.host_port"),
+            docker.host_port,
+            problems,
+        );
+        for (secret, source) in &docker.secrets {
+            let skey = format!("{key}.docker.secrets.{secret}");
+            if source.env.is_some() == source.file.is_some() {
+                problems.push(format!(
+                    "{skey}: give exactly one of env = \"VARIABLE\" or file = \"path\""
+                ));
+            }
+            if !valid_env_name(secret) {
+                problems.push(format!(
+                    "{skey}: {secret:?} is not an environment variable name; use letters, digits and '_', not starting with a digit"
+                ));
+            }
+            if let Some(variable) = &source.env
+                && (variable.is_empty() || variable.contains(['=', '\0']))
+            {
+                problems.push(format!(
+                    "{skey}.env: {variable:?} is not an environment variable name; name the variable that holds the secret"
+                ));
+            }
+        }
+    }
+    if let Some(ecs) = &env.ecs {
+        self::ecs(&key, ecs, base, problems);
+    }
+    verify(&key, env, problems);
+}
+
+fn verify(key: &str, env: &EnvironmentConfig, problems: &mut Vec<String>) {
+    let verify = &env.verify;
+    if let Some(url) = &verify.base_url {
+        http_url(&format!("{key}.verify.base_url"), url, true, problems);
+    }
+    if !(0.0..=1.0).contains(&verify.max_failure_ratio) {
+        problems.push(format!(
+            "{key}.verify.max_failure_ratio: {} is not a fraction; use a number from 0.0 (no failure tolerated) to 1.0, like 0.1",
+            verify.max_failure_ratio
+        ));
+    }
+    for (probe, settings) in [
+        ("readiness", &verify.readiness),
+        ("liveness", &verify.liveness),
+    ] {
+        let pkey = format!("{key}.verify.{probe}");
+        if settings.failure_threshold == 0 || settings.success_threshold == 0 {
+            problems.push(format!(
+                "{pkey}: failure_threshold and success_threshold must be at least 1"
+            ));
+        }
+        for (field, count) in [
+            ("failure_threshold", settings.failure_threshold),
+            ("success_threshold", settings.success_threshold),
+        ] {
+            at_most(&format!("{pkey}.{field}"), count, MAX_COUNT, problems);
+        }
+        if settings.period.is_zero() || settings.timeout.is_zero() {
+            problems.push(format!("{pkey}: period and timeout must be longer than 0s"));
+        }
+        if !settings.path.starts_with('/') {
+            problems.push(format!("{pkey}.path: must start with '/'"));
+        }
+    }
+    if !verify.status.version_pointer.is_empty() && !verify.status.version_pointer.starts_with('/')
+    {
+        problems.push(format!(
+            "{key}.verify.status.version_pointer: a JSON pointer starts with '/', like \"/version\""
+        ));
+    }
+    for (i, smoke) in verify.smoke.iter().enumerate() {
+        let skey = format!("{key}.verify.smoke[{i}] ({:?})", smoke.name);
+        if reqwest::Method::from_bytes(smoke.method.as_bytes()).is_err()
+            || smoke.method.chars().any(|c| c.is_ascii_lowercase())
+        {
+            problems.push(format!(
+                "{skey}.method: {:?} is not an HTTP method; use GET, POST, PUT, PATCH, DELETE or HEAD",
+                smoke.method
+            ));
+        }
+        if !(100..=599).contains(&smoke.expect_status) {
+            problems.push(format!(
+                "{skey}.expect_status: {} is not an HTTP status (100-599)",
+                smoke.expect_status
+            ));
+        }
+        if !smoke.path.starts_with('/') {
+            problems.push(format!("{skey}.path: must start with '/'"));
+        }
+        if smoke.samples == 0 {
+            problems.push(format!("{skey}.samples: must be at least 1"));
+        }
+        at_most(
+            &format!("{skey}.samples"),
+            smoke.samples,
+            MAX_COUNT,
+            problems,
+        );
+        if let Some(budget) = smoke.latency_budget {
+            positive(&format!("{skey}.latency_budget"), budget, problems);
+        }
+        if let Some(bad) = smoke.expect_json.keys().find(|k| !k.starts_with('/')) {
+            problems.push(format!(
+                "{skey}.expect_json: key {bad:?} is not a JSON pointer; write \"/field\""
+            ));
+        }
+    }
+}
+
+fn ecs(key: &str, ecs: &EcsSettings, base: Option<&Path>, problems: &mut Vec<String>) {
+    let d = &ecs.deployment;
+    if d.minimum_healthy_percent > 100 {
+        problems.push(format!(
+            "{key}.ecs.deployment.minimum_healthy_percent: {} is above 100; use 0-100",
+            d.minimum_healthy_percent
+        ));
+    }
+    if !(100..=200).contains(&d.maximum_percent) {
+        problems.push(format!(
+            "{key}.ecs.deployment.maximum_percent: {} is outside 100-200 (Fargate replica services)",
+            d.maximum_percent
+        ));
+    }
+    if d.maximum_percent <= d.minimum_healthy_percent && d.maximum_percent == 100 {
+        problems.push(format!(
+            "{key}.ecs.deployment: maximum_percent = 100 with minimum_healthy_percent = 100 leaves ECS no room to start a new task; lower minimum_healthy_percent or raise maximum_percent"
+        ));
+    }
+    let p = &ecs.poll;
+    if p.interval.is_zero() || p.max_interval < p.interval {
+        problems.push(format!(
+            "{key}.ecs.poll: interval must be longer than 0s and max_interval at least interval"
+        ));
+    }
+    if p.max_calls_per_second == 0 {
+        problems.push(format!(
+            "{key}.ecs.poll.max_calls_per_second: must be at least 1"
+        ));
+    }
+    if p.max_calls_per_second > MAX_ECS_CALLS_PER_SECOND {
+        problems.push(format!(
+            "{key}.ecs.poll.max_calls_per_second: {} is above ECS's read budget of {MAX_ECS_CALLS_PER_SECOND} calls per second per account; use 1-{MAX_ECS_CALLS_PER_SECOND}",
+            p.max_calls_per_second
+        ));
+    }
+    if ecs.cluster.is_empty() || ecs.service.is_empty() {
+        problems.push(format!("{key}.ecs: cluster and service must not be empty"));
+    }
+    if let Some(region) = &ecs.region
+        && !valid_region(region)
+    {
+        problems.push(format!(
+            "{key}.ecs.region: {region:?} is not an AWS region; write one like \"us-east-1\" or \"eu-central-1\""
+        ));
+    }
+    if let Some(endpoint) = &ecs.endpoint_url {
+        let ekey = format!("{key}.ecs.endpoint_url");
+        match Url::parse(endpoint) {
+            Ok(url) => http_url(&ekey, &url, true, problems),
+            Err(e) => problems.push(format!(
+                "{ekey}: {endpoint:?} is not a URL ({e}); write one like \"https://ecs.us-east-1.amazonaws.com\""
+            )),
+        }
+    }
+    if let Some(template) = &ecs.task_definition {
+        task_definition(
+            &format!("{key}.ecs.task_definition"),
+            template,
+            base,
+            problems,
+        );
+    }
+}
+
+/// The template file must be a readable UTF-8 file (its content is the ECS backend's to
+/// check). Read relative to `base`; without one (an inline configuration) only the path is
+/// checked.
+fn task_definition(key: &str, written: &Path, base: Option<&Path>, problems: &mut Vec<String>) {
+    if written.as_os_str().is_empty() {
+        problems.push(format!(
+            "{key}: must not be empty; name the template file, or remove the key to reuse the service's task definition"
+        ));
+        return;
+    }
+    let Some(base) = base else {
+        return;
+    };
+    let path = base.join(written);
+    let shown = written.display();
+    let problem = match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+            "{key}: template {shown} does not exist; create it (docs/ecs.md) or fix the path, which is relative to the configuration file"
+        )),
+        Err(e) => Some(format!(
+            "{key}: template {shown} cannot be read ({e}); fix its permissions or the path"
+        )),
+        Ok(m) if m.is_dir() => Some(format!(
+            "{key}: {shown} is a directory; name the template file in it, like \"{}/task-definition.json\"",
+            shown.to_string().trim_end_matches(['/', '\\'])
+        )),
+        Ok(_) => match std::fs::read(&path) {
+            Err(e) => Some(format!(
+                "{key}: template {shown} cannot be read ({e}); fix its permissions or the path"
+            )),
+            Ok(bytes) if std::str::from_utf8(&bytes).is_err() => Some(format!(
+                "{key}: template {shown} is not UTF-8 text; save it as UTF-8 JSON"
+            )),
+            Ok(_) => None,
+        },
+    };
+    problems.extend(problem);
+}
+
+/// An `http://` or `https://` URL with a host. `show` says whether the URL may be shown
+/// (a webhook's may not: it is a secret).
+fn http_url(key: &str, url: &Url, show: bool, problems: &mut Vec<String>) {
+    let what = if show {
+        format!("{:?}", url.as_str())
+    } else {
+        "the URL".to_owned()
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        problems.push(format!(
+            "{key}: {what} has the scheme {:?}; use an http:// or https:// URL",
+            url.scheme()
+        ));
+    } else if url.host_str().is_none_or(str::is_empty) {
+        problems.push(format!(
+            "{key}: {what} has no host; write it like \"https://api.example.com\""
+        ));
+    }
+}
+
+/// A duration that must be longer than zero.
+fn positive(key: &str, value: Duration, problems: &mut Vec<String>) {
+    if value.is_zero() {
+        problems.push(format!(
+            "{key}: must be longer than 0s (and at most {MAX_TEXT}); write a duration like \"30s\""
+        ));
+    }
+}
+
+fn port(key: &str, value: u16, problems: &mut Vec<String>) {
+    if value == 0 {
+        problems.push(format!("{key}: 0 is not a port; use 1-65535"));
+    }
+}
+
+fn at_most(key: &str, value: u32, max: u32, problems: &mut Vec<String>) {
+    if value > max {
+        problems.push(format!(
+            "{key}: {value} is more than {max}; use at most {max}"
+        ));
+    }
+}
+
+fn no_nul(key: &str, value: &str, problems: &mut Vec<String>) {
+    if value.contains('\0') {
+        problems.push(format!(
+            "{key}: contains a NUL character, which no process can receive; remove it"
+        ));
+    }
+}
+
+/// A portable environment variable name: letters, digits and `_`, not starting with a digit.
+fn valid_env_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// An AWS region: lowercase words and a number joined by '-', like `us-east-1` or
+/// `us-gov-west-1`.
+fn valid_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+/// An image repository as Docker names it: `[host[:port]/]path`, each path component
+/// lowercase letters and digits separated by '.', '_', '__' or dashes; no tag, no digest.
+fn repository(repository: &str) -> Result<(), String> {
+    let fix =
+        "write it like \"ghcr.io/acme/kyb-platform-api\" or \"127.0.0.1:5000/kyb-platform-api\"";
+    if repository.is_empty() {
+        return Err(format!("must not be empty; {fix}"));
+    }
+    if repository.len() > 255 {
+        return Err(format!(
+            "is {} characters long, more than Docker's 255; use a shorter name",
+            repository.len()
+        ));
+    }
+    if repository.contains('@') {
+        return Err(format!(
+            "{repository:?} names a digest; give the repository alone (every deployment pushes and uses its own digest)"
+        ));
+    }
+    let (host, path) = match repository.split_once('/') {
+        Some((first, rest))
+            if first.contains(['.', ':']) || first == "localhost" || first.starts_with('[') =>
+        {
+            (Some(first), rest)
+        }
+        _ => (None, repository),
+    };
+    if let Some(host) = host
+        && !valid_host(host)
+    {
+        return Err(format!(
+            "{repository:?} has an invalid registry host {host:?}; {fix}"
+        ));
+    }
+    if let Some(last) = path.rsplit('/').next()
+        && last.contains(':')
+    {
+        return Err(format!(
+            "{repository:?} names a tag; give the repository alone and the tags in image.tags"
+        ));
+    }
+    if let Some(bad) = path.split('/').find(|c| !valid_path_component(c)) {
+        return Err(format!(
+            "{repository:?} is not an image repository: {bad:?} must be lowercase letters and digits, separated by '.', '_', '__' or '-'; {fix}"
+        ));
+    }
+    Ok(())
+}
+
+/// `name[:port]` or `[ipv6][:port]`.
+fn valid_host(host: &str) -> bool {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((address, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if address.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => return true,
+            after => ("", after.strip_prefix(':').unwrap_or("x")),
+        }
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => (name, port),
+            None => (host, "1"),
+        }
+    };
+    let port_ok = !port.is_empty()
+        && port.chars().all(|c| c.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p > 0);
+    let name_ok = name.is_empty() && host.starts_with('[')
+        || name.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    port_ok && name_ok
+}
+
+fn valid_path_component(component: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let mut chars = component.chars().peekable();
+    if !component.starts_with(alnum) || !component.ends_with(alnum) {
+        return false;
+    }
+    while let Some(c) = chars.next() {
+        if alnum(c) {
+            continue;
+        }
+        let mut separator = String::from(c);
+        while let Some(&next) = chars.peek() {
+            if alnum(next) {
+                break;
+            }
+            separator.push(next);
+            chars.next();
+        }
+        if !(separator == "."
+            || separator == "_"
+            || separator == "__"
+            || separator.chars().all(|s| s == '-'))
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// The `{name}` placeholders of `text`, skipping shell-style `${NAME}`.
+fn placeholders(text: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    let mut offset = 0;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            break;
+        };
+        let name = &after[..close];
+        let shell = text[..offset + open].ends_with('$');
+        if !shell && !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            found.push(name);
+        }
+        offset += open + 1;
+        rest = after;
+    }
+    found
+}
+
+/// A problem naming the first unknown placeholder of `text`, with the closest known one.
+fn unknown_placeholder(text: &str) -> Option<String> {
+    let unknown = placeholders(text)
+        .into_iter()
+        .find(|name| !PLACEHOLDERS.contains(name))?;
+    let closest = PLACEHOLDERS
+        .iter()
+        .min_by_key(|known| edit_distance(unknown, known))
+        .map(|known| format!("did you mean {{{known}}}? "))
+        .filter(|_| {
+            PLACEHOLDERS
+                .iter()
+                .any(|known| edit_distance(unknown, known) <= 2.max(unknown.len() / 3))
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "unknown placeholder {{{unknown}}}; {closest}the placeholders are {{version}}, {{commit}} and {{environment}}"
+    ))
+}
+
+/// A tag template: known placeholders, and around them what a Docker tag allows.
+fn tag_template(template: &str) -> Result<(), String> {
+    if let Some(problem) = unknown_placeholder(template) {
+        return Err(problem);
+    }
+    // What the tag looks like with typical values; a version is itself a valid tag and an
+    // environment name starts with a letter or digit, so only the literal parts matter.
+    let filled = template
+        .replace("{version}", "v1")
+        .replace("{commit}", "0123456789abcdef0123456789abcdef01234567")
+        .replace("{environment}", "e");
+    let literal_length = PLACEHOLDERS
+        .iter()
+        .fold(template.to_owned(), |t, p| {
+            t.replace(&format!("{{{p}}}"), "")
+        })
+        .len();
+    let valid = filled
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && filled
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && literal_length <= 128;
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{template:?} is not a Docker tag template; a tag has up to 128 characters from [A-Za-z0-9_.-] and does not start with '.' or '-', like \"{{environment}}-latest\""
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repositories() {
+        for good in [
+            "kyb-platform-api",
+            "ghcr.io/acme/kyb-platform-api",
+            "127.0.0.1:5000/kyb-platform-api",
+            "localhost/a__b/c.d-e",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/kyb-platform-api",
+            "[::1]:5000/api",
+            "Registry.Example.com/api",
+        ] {
+            assert_eq!(repository(good), Ok(()), "{good}");
+        }
+        for (bad, expected) in [
+            ("", "must not be empty"),
+            ("Kyb-Api", "must be lowercase"),
+            ("ghcr.io/acme/api:v1", "names a tag"),
+            ("ghcr.io/acme/api@sha256:abc", "names a digest"),
+            ("acme//api", "must be lowercase"),
+            ("ghcr.io:99999/api", "invalid registry host"),
+            ("ghcr.io:/api", "invalid registry host"),
+            ("-api", "must be lowercase"),
+            ("api_", "must be lowercase"),
+            ("a...b", "must be lowercase"),
+            ("a b", "must be lowercase"),
+        ] {
+            let err = repository(bad).unwrap_err();
+            assert!(err.contains(expected), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn tag_templates() {
+        for good in [
+            "{version}",
+            "{commit}",
+            "{environment}-latest",
+            "latest",
+            "v1.2_3-{version}",
+        ] {
+            assert_eq!(tag_template(good), Ok(()), "{good}");
+        }
+        for (bad, expected) in [
+            (
+                "{versoin}",
+                "unknown placeholder {versoin}; did you mean {version}?",
+            ),
+            ("{environment}-{sha}", "unknown placeholder {sha}"),
+            ("-latest", "not a Docker tag template"),
+            (".x", "not a Docker tag template"),
+            ("a/b", "not a Docker tag template"),
+            ("", "not a Docker tag template"),
+            ("{version", "not a Docker tag template"),
+        ] {
+            let err = tag_template(bad).unwrap_err();
+            assert!(err.contains(expected), "{bad:?}: {err}");
+        }
+        let long = "x".repeat(129);
+        assert!(tag_template(&long).is_err());
+    }
+
+    #[test]
+    fn placeholders_skip_shell_variables_and_json() {
+        assert_eq!(placeholders("{version}-${HOME}-{x_1}"), ["version", "x_1"]);
+        assert_eq!(placeholders(r#"{"a": 1}"#), Vec::<&str>::new());
+        assert_eq!(unknown_placeholder("${HOME}/{version}"), None);
+    }
+
+    #[test]
+    fn regions() {
+        for good in [
+            "us-east-1",
+            "us-gov-west-1",
+            "ap-southeast-3",
+            "eu-central-2",
+        ] {
+            assert!(valid_region(good), "{good}");
+        }
+        for bad in [
+            "US-EAST-1",
+            "us-east",
+            "useast1",
+            "us_east_1",
+            "us-east-1a",
+            "",
+            "u-east-1",
+        ] {
+            assert!(!valid_region(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn environment_variable_names() {
+        for good in ["LOG_LEVEL", "_X", "a1"] {
+            assert!(valid_env_name(good), "{good}");
+        }
+        for bad in ["", "A=B", "1A", "A-B", "A B", "A\0"] {
+            assert!(!valid_env_name(bad), "{bad:?}");
+        }
+    }
+}

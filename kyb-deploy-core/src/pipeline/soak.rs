@@ -1,0 +1,188 @@
+//! The soak stage: a verified release keeps being probed for `verify.soak`, and the target
+//! is watched for restarts, before the release may become "last known-good".
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::stage::{RunControl, StageError, StageLog};
+use super::{Pipeline, RunReport};
+use crate::config::Environment;
+use crate::error::Result;
+use crate::event::Stage;
+use crate::probe::{CheckReport, SoakRequest};
+use crate::target::DeployHandle;
+
+/// How often the target is asked for restarts while the probe soaks.
+const RESTART_POLL: Duration = Duration::from_secs(2);
+
+/// Time the soak gets past its duration (the last round of probes) before the stage's
+/// limit cuts it off.
+const SOAK_MARGIN: Duration = Duration::from_secs(30);
+
+/// How a soak ended.
+enum SoakEnd {
+    /// The probe finished its soak.
+    Probed(CheckReport),
+    /// The target reported more restarts than when the soak began.
+    Restarted { before: u64, now: u64 },
+}
+
+/// Whether restarts grew from `before` to `now`; unknown counts never fail a soak.
+fn restarted(before: Option<u64>, now: Option<u64>) -> Option<(u64, u64)> {
+    match (before, now) {
+        (Some(before), Some(now)) if now > before => Some((before, now)),
+        _ => None,
+    }
+}
+
+impl Pipeline {
+    /// Soaks the release of `handle` at `candidate` (a release beside the old one) or the
+    /// environment's URL. The soak's check joins the verification report; a failure says
+    /// what was seen.
+    pub(super) async fn soak(
+        &self,
+        env: &Environment,
+        handle: &DeployHandle,
+        candidate: Option<&Url>,
+        control: &RunControl,
+        stages: &mut StageLog<'_>,
+        report: &mut RunReport,
+    ) -> Result<(), StageError> {
+        let duration = env.settings.soak(&env.name);
+        if duration.is_zero() {
+            stages.skip(Stage::Soak, "verify.soak is 0s");
+            return Ok(());
+        }
+        let started = stages.begin(Stage::Soak);
+        let result = self
+            .soak_release(env, handle, candidate, duration, control, report)
+            .await;
+        match &result {
+            Ok(check) if check.passed => stages.succeed(started),
+            Ok(check) => stages.fail(started, format!("soak check failed: {}", check.detail)),
+            Err(e) => stages.fail(started, e.message()),
+        }
+        let check = result?;
+        let passed = check.passed;
+        let reason = format!("soak check failed: {}", check.detail);
+        if let Some(verification) = report.verification.as_mut() {
+            verification.passed &= passed;
+            verification.checks.push(check);
+        }
+        if passed {
+            Ok(())
+        } else {
+            Err(StageError::Failed(reason))
+        }
+    }
+
+    async fn soak_release(
+        &self,
+        env: &Environment,
+        handle: &DeployHandle,
+        candidate: Option<&Url>,
+        duration: Duration,
+        control: &RunControl,
+        report: &mut RunReport,
+    ) -> Result<CheckReport, StageError> {
+        let before = self.restarts(handle, report).await;
+        let progress = self.events.for_stage(Stage::Soak);
+        let ended = control
+            .run(duration.saturating_add(SOAK_MARGIN), async {
+                let base_url = match candidate {
+                    Some(url) => url.clone(),
+                    None => self.base_url(env).await?,
+                };
+                let request = SoakRequest {
+                    base_url,
+                    expected_version: handle.release.version.clone(),
+                    duration,
+                    max_failure_ratio: env.settings.verify.max_failure_ratio,
+                };
+                let watch = async {
+                    loop {
+                        tokio::time::sleep(RESTART_POLL).await;
+                        let now = self.target.restarts(handle).await.ok().flatten();
+                        if let Some((before, now)) = restarted(before, now) {
+                            return SoakEnd::Restarted { before, now };
+                        }
+                    }
+                };
+                let soak = self.probe.soak(&request, &progress, control.cancel_token());
+                let end = if before.is_some() {
+                    tokio::select! {
+                        result = soak => SoakEnd::Probed(result?),
+                        end = watch => end,
+                    }
+                } else {
+                    SoakEnd::Probed(soak.await?)
+                };
+                Ok(end)
+            })
+            .await?;
+        let mut check = match ended {
+            SoakEnd::Probed(check) => check,
+            SoakEnd::Restarted { before, now } => return Ok(restart_failure(before, now)),
+        };
+        // A restart in the soak's last moments, after the last poll.
+        let now = self.restarts(handle, report).await;
+        if let Some((before, now)) = restarted(before, now) {
+            check = restart_failure(before, now);
+        }
+        Ok(check)
+    }
+
+    /// The target's restart count for `handle`; a failed read is a warning and counts as
+    /// unknown.
+    async fn restarts(&self, handle: &DeployHandle, report: &mut RunReport) -> Option<u64> {
+        match self.target.restarts(handle).await {
+            Ok(count) => count,
+            Err(e) => {
+                self.warn(
+                    report,
+                    Stage::Soak,
+                    format!(
+                        "reading restarts failed, so the soak cannot watch them: {}",
+                        super::stage::chain(&e)
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn restart_failure(before: u64, now: u64) -> CheckReport {
+    CheckReport {
+        name: "soak".into(),
+        passed: false,
+        detail: format!(
+            "the release restarted during the soak: {} restart(s) or replaced task(s) since it was verified",
+            now - before
+        ),
+        attempts: 0,
+        latency: crate::probe::LatencySummary::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::restarted;
+
+    #[test]
+    fn restart_verdicts() {
+        let cases = [
+            (None, None, None),
+            (None, Some(3), None),
+            (Some(3), None, None),
+            (Some(3), Some(3), None),
+            (Some(3), Some(2), None),
+            (Some(3), Some(4), Some((3, 4))),
+            (Some(0), Some(9), Some((0, 9))),
+        ];
+        for (before, now, expected) in cases {
+            assert_eq!(restarted(before, now), expected, "{before:?} -> {now:?}");
+        }
+    }
+}
