@@ -7,8 +7,9 @@
 //! - the baseline: `load()` of the whole ledger, then `last_known_good` on the snapshot;
 //! - `find_latest` for the last known-good release (the target: under 100 ms);
 //! - `recent(…, 20)` of one environment and of all, as `status` and `history` read them;
-//! - `in_progress`, which reads the whole ledger once, and `find_latest` in an environment
-//!   with no runs (the worst case: the whole ledger read backwards);
+//! - `in_progress`, as every deploy and rollback asks it (read back to the environment's
+//!   newest deploy), and `find_latest` in an environment with no runs (the worst case: the
+//!   whole ledger read backwards);
 //!
 //! each the median of several runs on a warm page cache, with the peak memory each one adds
 //! measured in a fresh child process (`VmHWM` of `/proc/self/status`, Linux only).
@@ -115,7 +116,7 @@ impl Lookup {
             Self::LastKnownGood => "find_latest, last known-good of production",
             Self::RecentOne => "recent(production, 20) (status)",
             Self::RecentAll => "recent(all, 20) (history)",
-            Self::InProgress => "in_progress(production), whole file",
+            Self::InProgress => "in_progress(production), back to its newest deploy",
             Self::Absent => "find_latest in an environment with no runs",
         }
     }
@@ -186,10 +187,7 @@ fn run() -> BenchResult<()> {
             }
             Lookup::RecentOne => ids(&snapshot.recent(Some("production"), 20).records),
             Lookup::RecentAll => ids(&snapshot.recent(None, 20).records),
-            Lookup::InProgress => {
-                let running: Vec<_> = snapshot.in_progress("production").cloned().collect();
-                ids(&running)
-            }
+            Lookup::InProgress => ids(&snapshot.unresolved("production")),
             Lookup::Absent => "none".to_owned(),
         }
     };

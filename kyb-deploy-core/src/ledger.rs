@@ -60,11 +60,12 @@ pub trait RecordStore: Send + Sync {
         Ok(self.load().await?.recent(environment, limit))
     }
 
-    /// The records of `environment` whose latest state is `in_progress`, oldest first: runs
-    /// still going, or killed before they could finish.
+    /// The runs of `environment` that never finished and were not resolved since, oldest
+    /// first: runs still going, or killed before they could finish. See
+    /// [`LedgerSnapshot::unresolved`] for why only runs from the newest deploy on count.
     async fn in_progress(&self, environment: &str) -> Result<Vec<DeploymentRecord>> {
         let snapshot = self.load().await?;
-        Ok(snapshot.in_progress(environment).cloned().collect())
+        Ok(snapshot.unresolved(environment))
     }
 }
 
@@ -159,6 +160,27 @@ impl LedgerSnapshot {
         let deployed = |r: &DeploymentRecord| &r.version == version && r.release.is_some();
         self.find_latest(environment, |r| deployed(r) && r.is_known_good())
             .or_else(|| self.find_latest(environment, deployed))
+    }
+
+    /// The records of `environment` still in progress from its newest deploy run on (that
+    /// run included), oldest first.
+    ///
+    /// Older ones need no look: a deploy run, once it holds the environment's lock and before
+    /// it writes its own first record, marks every run of the environment still in progress
+    /// abandoned (no live run can hold the lock then). So the answer is read from the end of
+    /// the ledger up to the newest deploy, however long the history.
+    pub fn unresolved(&self, environment: &str) -> Vec<DeploymentRecord> {
+        let mut unresolved = Vec::new();
+        for record in self.for_environment(environment).rev() {
+            if !record.status.is_final() {
+                unresolved.push(record.clone());
+            }
+            if record.operation == crate::record::Operation::Deploy {
+                break;
+            }
+        }
+        unresolved.reverse();
+        unresolved
     }
 
     /// Records of `environment` still marked in progress.
@@ -329,14 +351,10 @@ impl JsonlRecordStore {
     }
 
     fn in_progress_blocking(&self, environment: &str) -> Result<Vec<DeploymentRecord>> {
-        let Some((file, _)) = self.open_shared()? else {
+        let Some(mut scan) = self.scan_backward(Some(environment))? else {
             return Ok(Vec::new());
         };
-        scan::in_progress(
-            BufReader::with_capacity(lines::READ_BUFFER, &file),
-            environment,
-        )
-        .map_err(self.err("read"))
+        scan::unresolved(&mut scan).map_err(self.err("read"))
     }
 }
 

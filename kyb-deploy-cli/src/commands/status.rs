@@ -45,8 +45,8 @@ pub(crate) async fn run(
 ) -> Result<i32, CliError> {
     let project = Project::load(ctx, global)?;
     let env = project.environment(&args.environment, None)?;
-    // Only the end of the ledger is read for the latest runs and the last known-good one;
-    // the runs never finished take one streaming pass.
+    // Only the end of the ledger is read: the latest runs, the last known-good one, and the
+    // runs never finished since the newest deploy.
     let ledger = project.ledger();
     let mut recent = ledger.recent(Some(&env.name), args.limit).await?;
     let last_known_good = ledger

@@ -10,5 +10,6 @@ mod docker_faults_e2e;
 mod ecs_e2e;
 mod runs;
 mod script;
+mod signals;
 mod snapshots;
 mod support;

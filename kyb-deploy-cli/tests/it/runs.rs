@@ -358,3 +358,46 @@ fn on_a_terminal_stage_lines_are_coloured_unless_no_color() {
     );
     assert!(!plain.all().contains('\x1b'), "{}", plain.stderr);
 }
+
+/// The ledger becomes unwritable while the release rolls out (its file replaced by a
+/// directory): the release is deployed and verified, but its final record cannot be written,
+/// so the run does not claim success: exit 7, with the reason, and the ledger as it was.
+#[test]
+fn a_final_record_that_cannot_be_written_exits_7() {
+    let project = crate::support::Project::new(CONFIG);
+    let ledger = project.ledger();
+    let moved = ledger.with_extension("moved");
+    let hook: kyb_deploy_testkit::ActivateHook = {
+        let (ledger, moved) = (ledger.clone(), moved.clone());
+        std::sync::Arc::new(move |_release| {
+            std::fs::rename(&ledger, &moved).unwrap();
+            std::fs::create_dir(&ledger).unwrap();
+            Box::pin(async { Ok(()) })
+        })
+    };
+    let h = Harness {
+        project,
+        target: kyb_deploy_testkit::FakeTarget::new().on_activate(hook),
+        probe: kyb_deploy_testkit::ScriptedProbe::new(),
+    };
+    let run = h.run(&["--output", "json", "deploy", "-e", "staging", "-v", "v1"]);
+    assert_eq!(run.code, 7, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["exit_code"], 7);
+    assert_eq!(doc["report"]["outcome"]["outcome"], "succeeded");
+    assert_eq!(doc["report"]["recorded"], false);
+    let warnings = doc["report"]["warnings"].to_string();
+    assert!(
+        warnings.contains("writing the final deployment record failed after 3 attempts"),
+        "{warnings}"
+    );
+    assert_eq!(h.target.current().unwrap().version.as_str(), "v1");
+
+    std::fs::remove_dir(&ledger).unwrap();
+    std::fs::rename(&moved, &ledger).unwrap();
+    assert_eq!(
+        h.ledger_lines(),
+        [("v1".to_owned(), "in_progress".to_owned())],
+        "the record written before the deploy is all there is"
+    );
+}

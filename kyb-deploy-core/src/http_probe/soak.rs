@@ -16,8 +16,9 @@ const MIN_PERIOD: Duration = Duration::from_millis(100);
 impl Run<'_> {
     /// Probes readiness, liveness and `/status` (those enabled) every readiness period until
     /// `request.duration` has passed, and judges the share of failures. Stops early when
-    /// every probe of `liveness.failure_threshold` rounds in a row failed: the service is
-    /// down, waiting longer only delays the rollback.
+    /// every probe of `liveness.failure_threshold` rounds in a row failed (the service is
+    /// down), or when the failures so far exceed the limit even if every probe still to come
+    /// passed: waiting longer only delays the rollback.
     pub(super) async fn soak(
         &mut self,
         request: &SoakRequest,
@@ -37,6 +38,7 @@ impl Run<'_> {
         let mut failures = FailureTally::default();
         let (mut probes, mut rounds_down) = (0u32, 0u32);
         let mut stopped_early = false;
+        let mut cannot_pass = None;
         loop {
             let round_started = tokio::time::Instant::now();
             let mut round_failed = 0;
@@ -94,6 +96,13 @@ impl Run<'_> {
                 stopped_early = true;
                 break;
             }
+            let rounds_left =
+                u32::try_from(left.as_nanos() / period.as_nanos().max(1)).unwrap_or(u32::MAX);
+            let at_most = probes.saturating_add(rounds_left.saturating_mul(round_sent));
+            if !soak_passes(at_most, failures.total, request.max_failure_ratio) {
+                cannot_pass = Some(at_most);
+                break;
+            }
             let next = round_started.checked_add(period).unwrap_or(end);
             if next >= end {
                 break;
@@ -102,7 +111,9 @@ impl Run<'_> {
         }
         let nothing_to_probe = paths.is_empty() && !settings.status.enabled;
         let passed = nothing_to_probe
-            || (!stopped_early && soak_passes(probes, failures.total, request.max_failure_ratio));
+            || (!stopped_early
+                && cannot_pass.is_none()
+                && soak_passes(probes, failures.total, request.max_failure_ratio));
         let soaked = humantime::format_duration(request.duration);
         let limit = request.max_failure_ratio * 100.0;
         let detail = if nothing_to_probe {
@@ -112,6 +123,12 @@ impl Run<'_> {
         } else if stopped_early {
             format!(
                 "the service stopped answering during the soak: every probe of {rounds_down} rounds in a row failed; {probes} probes{}",
+                failures.summary()
+            )
+        } else if let Some(at_most) = cannot_pass {
+            format!(
+                "{} of {probes} probes failed, more than the limit of {limit:.0}% of the at most {at_most} probes of a {soaked} soak even if every other passed{}",
+                failures.total,
                 failures.summary()
             )
         } else if passed {

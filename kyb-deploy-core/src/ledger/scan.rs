@@ -1,13 +1,13 @@
-//! Answers read from part of the ledger: newest first from the end for the latest records,
-//! one streaming pass for the runs still in progress.
+//! Answers read from part of the ledger, newest first from its end: the latest records, and
+//! the runs still in progress since the newest deploy.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, BufRead, Read, Seek};
+use std::io::{self, Read, Seek};
 
 use super::LedgerProblem;
 use super::lines::{self, Line};
 use super::reverse::{BackLine, ReverseLines};
-use crate::record::{DeploymentRecord, RecordStatus};
+use crate::record::{DeploymentRecord, Operation};
 
 /// A line that could not be read, found while scanning backwards.
 struct Unreadable {
@@ -180,47 +180,21 @@ impl<R: Read + Seek> BackwardScan<R> {
     }
 }
 
-/// The records of `environment` whose latest state is `in_progress`, in ledger order, read in
-/// one pass with memory bounded by the longest line and the runs in progress.
-///
-/// With plain names a line is parsed only when it may matter: when it contains
-/// `"in_progress"` and the quoted environment (it may start a run of the environment), or the
-/// quoted id of a run in progress (it may end that run), or a `\u` escape.
-pub(super) fn in_progress(
-    reader: impl BufRead,
-    environment: &str,
+/// The records still in progress from the newest deploy run on, oldest first, read
+/// backwards: the answer of [`super::LedgerSnapshot::unresolved`].
+pub(super) fn unresolved<R: Read + Seek>(
+    scan: &mut BackwardScan<R>,
 ) -> io::Result<Vec<DeploymentRecord>> {
-    let quoted_environment = lines::is_plain(environment).then(|| format!("\"{environment}\""));
-    // Id -> (line number of its latest state, quoted id when plain, record).
-    let mut running: HashMap<String, (usize, Option<String>, DeploymentRecord)> = HashMap::new();
-    lines::for_each(reader, |number, bytes, _torn| {
-        let Ok(text) = lines::text(bytes) else {
-            return;
-        };
-        let may_matter = match &quoted_environment {
-            None => true,
-            Some(quoted) => {
-                text.contains("\\u")
-                    || (text.contains("\"in_progress\"") && text.contains(quoted.as_str()))
-                    || running.values().any(|(_, quoted_id, _)| {
-                        quoted_id.as_deref().is_none_or(|q| text.contains(q))
-                    })
-            }
-        };
-        if !may_matter {
-            return;
+    let mut unresolved = Vec::new();
+    while let Some(record) = scan.next_record()? {
+        let deploy = record.operation == Operation::Deploy;
+        if !record.status.is_final() {
+            unresolved.push(record);
         }
-        let Line::Record(record) = lines::read_text(text) else {
-            return;
-        };
-        if record.status == RecordStatus::InProgress && record.environment == environment {
-            let quoted_id = lines::is_plain(&record.id).then(|| format!("\"{}\"", record.id));
-            running.insert(record.id.clone(), (number, quoted_id, *record));
-        } else {
-            running.remove(&record.id);
+        if deploy {
+            break;
         }
-    })?;
-    let mut running: Vec<_> = running.into_values().collect();
-    running.sort_by_key(|(number, _, _)| *number);
-    Ok(running.into_iter().map(|(_, _, record)| record).collect())
+    }
+    unresolved.reverse();
+    Ok(unresolved)
 }

@@ -256,7 +256,7 @@ async fn lines_longer_than_a_block_are_read_whole() {
     let store = JsonlRecordStore::new(dir.path().join("ledger.jsonl"));
     let big = "y".repeat(3 * reverse::BLOCK + 17);
     for i in 0..5 {
-        let status = if i == 3 {
+        let status = if i == 4 {
             RecordStatus::InProgress
         } else {
             RecordStatus::Succeeded
@@ -284,10 +284,10 @@ async fn lines_longer_than_a_block_are_read_whole() {
         .find_latest("staging", &|r| r.id != "r4" && r.is_known_good())
         .await
         .unwrap();
-    assert_eq!(good.unwrap().id, "r2");
+    assert_eq!(good.unwrap().id, "r3");
     let running = store.in_progress("staging").await.unwrap();
     assert_eq!(running.len(), 1);
-    assert_eq!(running[0].id, "r3");
+    assert_eq!(running[0].id, "r4");
 }
 
 /// `find_latest` reads in steps; an answer many steps back is still found.
@@ -488,7 +488,7 @@ fn check_lookups(text: &[u8], block: usize) -> Result<(), TestCaseError> {
                 block
             );
         }
-        let expected: Vec<_> = snap.in_progress(environment).cloned().collect();
+        let expected = snap.unresolved(environment);
         let running = runtime.block_on(store.in_progress(environment)).unwrap();
         prop_assert_eq!(&running, &expected, "in_progress {}", environment);
         for limit in [0, 1, 3, 100] {
@@ -572,4 +572,33 @@ fn lookups_agree_with_the_snapshot_on_a_torn_last_line() {
     let text = ledger_bytes(&steps);
     assert_ne!(text.last(), Some(&b'\n'));
     check_lookups(&text, 7).unwrap();
+}
+
+/// A run left in progress before a later deploy was resolved by that deploy (it marks every
+/// such run abandoned before its first record): the lookup stops at the newest deploy, and
+/// what it finds from there on are the runs still unresolved, a rollback's among them.
+#[tokio::test]
+async fn runs_in_progress_count_from_the_newest_deploy_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = JsonlRecordStore::new(dir.path().join("ledger.jsonl"));
+    let killed = record("r1", "staging", "v1", RecordStatus::InProgress);
+    let deployed = record("r2", "staging", "v2", RecordStatus::Succeeded);
+    let mut rollback = record("r3", "staging", "v1", RecordStatus::InProgress);
+    rollback.operation = Operation::Rollback;
+    let elsewhere = record("p1", "production", "v1", RecordStatus::InProgress);
+    for r in [&killed, &deployed, &rollback, &elsewhere] {
+        store.append(r).await.unwrap();
+    }
+    let ids = |records: Vec<DeploymentRecord>| -> Vec<String> {
+        records.into_iter().map(|r| r.id).collect()
+    };
+    assert_eq!(ids(store.in_progress("staging").await.unwrap()), ["r3"]);
+    assert_eq!(ids(store.in_progress("production").await.unwrap()), ["p1"]);
+    let snapshot = store.load().await.unwrap();
+    assert_eq!(ids(snapshot.unresolved("staging")), ["r3"]);
+
+    // A deploy that is itself unfinished is found too, and is where the lookup stops.
+    let running = record("r4", "staging", "v3", RecordStatus::InProgress);
+    store.append(&running).await.unwrap();
+    assert_eq!(ids(store.in_progress("staging").await.unwrap()), ["r4"]);
 }

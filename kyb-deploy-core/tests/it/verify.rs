@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use kyb_deploy_core::{
     CancellationToken, Error, Event, EventSink, HealthProbe, HttpHealthProbe, ProbeSettings,
-    SmokeTest, Stage, StageProgress, Url, VerificationReport, VerifyConfig, VerifyRequest, Version,
+    SmokeTest, SoakRequest, Stage, StageProgress, Url, VerificationReport, VerifyConfig,
+    VerifyRequest, Version,
 };
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -43,6 +44,12 @@ struct Service {
     industry: &'static str,
     /// How long `/classify` takes to answer.
     classify_delay: Duration,
+    /// Every `n`th `/health` request answers 503 (0: none).
+    health_fails_every: u32,
+    /// `/health` answers 503 from this request on (0: never).
+    health_fails_from: u32,
+    /// `/ready` alternates 503 and 200 forever.
+    ready_flaps: bool,
 }
 
 impl Default for Service {
@@ -54,6 +61,9 @@ impl Default for Service {
             metrics: METRICS,
             industry: "technology",
             classify_delay: Duration::ZERO,
+            health_fails_every: 0,
+            health_fails_from: 0,
+            ready_flaps: false,
         }
     }
 }
@@ -61,6 +71,7 @@ impl Default for Service {
 #[derive(Default)]
 struct Seen {
     ready: AtomicU32,
+    health: AtomicU32,
     status: AtomicU32,
     user_agent: Mutex<Option<String>>,
 }
@@ -69,7 +80,19 @@ type AppState = (Service, Arc<Seen>);
 
 async fn ready(State((service, seen)): State<AppState>) -> StatusCode {
     tokio::time::sleep(service.ready_delay).await;
-    if seen.ready.fetch_add(1, Ordering::SeqCst) < service.not_ready_for {
+    let n = seen.ready.fetch_add(1, Ordering::SeqCst);
+    if n < service.not_ready_for || (service.ready_flaps && n % 2 == 0) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    }
+}
+
+async fn health(State((service, seen)): State<AppState>) -> StatusCode {
+    let n = seen.health.fetch_add(1, Ordering::SeqCst) + 1;
+    let every = service.health_fails_every;
+    let from = service.health_fails_from;
+    if (every > 0 && n % every == 0) || (from > 0 && n >= from) {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
@@ -106,7 +129,7 @@ fn app(service: Service) -> (Router, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
     let routes = Router::new()
         .route("/ready", get(ready))
-        .route("/health", get(|| async { "ok" }))
+        .route("/health", get(health))
         .route("/status", get(status))
         .route("/metrics", get(move || async move { service.metrics }))
         .route("/v1/classify", post(classify))
@@ -567,4 +590,98 @@ async fn cancellation_stops_the_initial_delay_and_hanging_requests() {
         ..Service::default()
     };
     assert_cancelled(patient, hanging).await;
+}
+
+/// Soaks `service` for `duration` with the test's fast probes and a 10 % failure limit.
+async fn soak(service: Service, duration: Duration) -> kyb_deploy_core::CheckReport {
+    let (base_url, _) = serve(service).await;
+    let probe = HttpHealthProbe::new(settings()).unwrap();
+    let request = SoakRequest {
+        base_url,
+        expected_version: Version::parse("v1.2.3").unwrap(),
+        duration,
+        max_failure_ratio: 0.1,
+    };
+    probe
+        .soak(
+            &request,
+            &StageProgress::discard(Stage::Soak),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_steady_service_passes_its_soak() {
+    let report = soak(Service::default(), Duration::from_millis(500)).await;
+    assert!(report.passed, "{report:#?}");
+    assert_eq!(report.name, "soak");
+    assert!(report.attempts >= 5, "{report:#?}");
+}
+
+/// A third of the health checks fail: each probe round alone would pass a snapshot check,
+/// the soak's ratio does not.
+#[tokio::test]
+async fn a_service_failing_a_third_of_its_health_checks_fails_its_soak() {
+    let service = Service {
+        health_fails_every: 3,
+        ..Service::default()
+    };
+    let report = soak(service, Duration::from_millis(600)).await;
+    assert!(!report.passed, "{report:#?}");
+    assert!(report.detail.contains("503"), "{}", report.detail);
+    assert!(report.detail.contains("failed"), "{}", report.detail);
+}
+
+/// Health that turns bad after verification (503 from the 6th request on) fails the soak
+/// before its time is up, and names what it saw.
+#[tokio::test]
+async fn health_that_turns_bad_fails_the_soak_early() {
+    let service = Service {
+        health_fails_from: 6,
+        ..Service::default()
+    };
+    let report = soak(service, Duration::from_secs(30)).await;
+    assert!(!report.passed, "{report:#?}");
+    assert!(
+        report.detail.contains("GET /health -> 503"),
+        "{}",
+        report.detail
+    );
+    // 300 rounds of three probes fit in 30 s; the soak stopped once the limit was out of
+    // reach.
+    assert!(
+        report.detail.contains("even if every other passed") && report.attempts < 900,
+        "{report:#?}"
+    );
+}
+
+/// Readiness that flaps never meets its success threshold: when verification runs out of
+/// time it reports the failures it saw, not nothing.
+#[tokio::test]
+async fn verification_out_of_time_reports_the_failures_it_saw() {
+    let (base_url, _) = serve(Service {
+        ready_flaps: true,
+        ..Service::default()
+    })
+    .await;
+    let mut settings = settings();
+    settings.readiness = fast_probe("/ready", 1000, 2);
+    let probe = HttpHealthProbe::new(settings).unwrap();
+    let request = VerifyRequest::new(base_url, Version::parse("v1.2.3").unwrap())
+        .with_time_limit(Duration::from_millis(500));
+    let report = probe
+        .verify(
+            &request,
+            &StageProgress::discard(Stage::Verify),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert!(report.timed_out, "{report:#?}");
+    assert!(!report.passed);
+    let failure = report.failure().unwrap();
+    assert!(failure.contains("ran out of time"), "{failure}");
+    assert!(failure.contains("503"), "{failure}");
 }
