@@ -156,9 +156,7 @@ impl HealthProbe for HttpHealthProbe {
     ) -> Result<VerificationReport> {
         let settings = &self.settings;
         let mut run = Run::new(&self.client, &request.base_url, progress, cancel);
-        run.deadline = request
-            .time_limit
-            .and_then(|limit| Instant::now().checked_add(limit));
+        run.deadline = request.time_limit.map(after);
         if settings.readiness.enabled {
             run.probe("readiness", &settings.readiness).await?;
             if run.timed_out || run.checks.last().is_some_and(|c| !c.passed) {

@@ -58,23 +58,23 @@ impl Pipeline {
         let result = self
             .soak_release(env, handle, candidate, duration, control, report)
             .await;
-        match &result {
-            Ok(check) if check.passed => stages.succeed(started),
-            Ok(check) => stages.fail(started, format!("soak check failed: {}", check.detail)),
-            Err(e) => stages.fail(started, e.message()),
+        let check = match result {
+            Ok(check) => check,
+            Err(e) => {
+                stages.fail(started, e.message());
+                return Err(e);
+            }
+        };
+        let failure = (!check.passed).then(|| format!("soak check failed: {}", check.detail));
+        match &failure {
+            None => stages.succeed(started),
+            Some(reason) => stages.fail(started, reason.clone()),
         }
-        let check = result?;
-        let passed = check.passed;
-        let reason = format!("soak check failed: {}", check.detail);
         if let Some(verification) = report.verification.as_mut() {
-            verification.passed &= passed;
+            verification.passed &= check.passed;
             verification.checks.push(check);
         }
-        if passed {
-            Ok(())
-        } else {
-            Err(StageError::Failed(reason))
-        }
+        failure.map_or(Ok(()), |reason| Err(StageError::Failed(reason)))
     }
 
     async fn soak_release(
