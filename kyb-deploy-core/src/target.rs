@@ -106,6 +106,25 @@ pub trait Target: Send + Sync {
             .collect())
     }
 
+    /// Leaves a note on the platform that run `run_id` verified `release`, so the release
+    /// stays findable as known-good when that run's final record is lost (an unwritable
+    /// ledger, a process killed between verification and record). The pipeline calls it once
+    /// a release passed verification and soak, before the final record is written; a later
+    /// run reads the note back through [`Target::verified_by`] when it finds the run still
+    /// `in_progress`. Only the newest note needs to be kept. `Ok(false)`: the target keeps no
+    /// notes (the default).
+    async fn mark_verified(&self, release: &Release, run_id: &str) -> Result<bool> {
+        let _ = (release, run_id);
+        Ok(false)
+    }
+
+    /// The release that run `run_id` verified, when the platform holds that run's note (see
+    /// [`Target::mark_verified`]); `Ok(None)` when it holds none (the default).
+    async fn verified_by(&self, run_id: &str) -> Result<Option<Release>> {
+        let _ = run_id;
+        Ok(None)
+    }
+
     /// Starts rolling back to `to` (a release that ran before) and returns its handle.
     async fn rollback(&self, to: &Release) -> Result<DeployHandle>;
 

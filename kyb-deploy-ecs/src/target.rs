@@ -2,6 +2,8 @@
 
 mod calls;
 mod follow;
+mod lookup;
+mod notes;
 mod spec;
 
 use std::collections::{HashMap, HashSet};
@@ -419,31 +421,7 @@ impl Target for EcsTarget {
     }
 
     async fn find_rollout(&self, desired: &Release) -> Result<Option<DeployHandle>> {
-        // The service's deployment list: ours runs a task definition equal to the one the
-        // deploy registers. The PRIMARY first; an older one may be ours already replaced
-        // (a circuit-breaker rollback), which following it reports.
-        let (service, current) = self.current().await?;
-        let desired_spec = self.desired_spec(desired, current.as_ref())?;
-        let mut deployments: Vec<_> = service.deployments().iter().collect();
-        deployments.sort_by_key(|d| d.status.as_deref() != Some("PRIMARY"));
-        for deployment in deployments {
-            let (Some(id), Some(arn)) = (&deployment.id, &deployment.task_definition) else {
-                continue;
-            };
-            let registered = self.task_definition(arn).await?;
-            if registered.spec.same_as(&desired_spec) {
-                return Ok(Some(DeployHandle {
-                    rollout_id: id.clone(),
-                    release: Release {
-                        platform_ref: Some(arn.clone()),
-                        ..desired.clone()
-                    },
-                    started_at: OffsetDateTime::now_utc(),
-                    candidate_endpoint: None,
-                }));
-            }
-        }
-        Ok(None)
+        self.rollout_of(desired).await
     }
 
     async fn restarts(&self, handle: &DeployHandle) -> Result<Option<u64>> {
@@ -453,25 +431,16 @@ impl Target for EcsTarget {
     }
 
     async fn serving(&self) -> Result<Vec<Serving>> {
-        let service = self.service().await?;
-        let mut serving = Vec::new();
-        for deployment in service.deployments() {
-            let Some(arn) = &deployment.task_definition else {
-                continue;
-            };
-            let registered = self.task_definition(arn).await?;
-            serving.push(Serving {
-                release: self.release_of(&registered),
-                running: u32::try_from(deployment.running_count).ok(),
-                desired: u32::try_from(deployment.desired_count).ok(),
-                primary: deployment.status.as_deref() == Some("PRIMARY"),
-                state: deployment
-                    .rollout_state
-                    .as_ref()
-                    .map(|s| s.as_str().to_owned()),
-            });
-        }
-        Ok(serving)
+        self.deployments_serving().await
+    }
+
+    async fn mark_verified(&self, release: &Release, run_id: &str) -> Result<bool> {
+        self.leave_note(release, run_id).await?;
+        Ok(true)
+    }
+
+    async fn verified_by(&self, run_id: &str) -> Result<Option<Release>> {
+        self.read_note(run_id).await
     }
 
     async fn wait(

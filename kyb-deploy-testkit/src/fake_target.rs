@@ -62,6 +62,10 @@ pub enum TargetCall {
     FindRollout(String),
     /// `restarts` of a rollout id.
     Restarts(String),
+    /// `mark_verified` of a version by a run.
+    MarkVerified(String),
+    /// `verified_by` of a run id.
+    VerifiedBy(String),
 }
 
 impl TargetCall {
@@ -69,7 +73,11 @@ impl TargetCall {
     pub fn is_mutating(&self) -> bool {
         matches!(
             self,
-            Self::Deploy(_) | Self::Rollback(_) | Self::Promote(_) | Self::Discard(_)
+            Self::Deploy(_)
+                | Self::Rollback(_)
+                | Self::Promote(_)
+                | Self::Discard(_)
+                | Self::MarkVerified(_)
         )
     }
 }
@@ -92,6 +100,10 @@ struct State {
     restarts: VecDeque<u64>,
     /// Rollouts started, newest last, by id: what a platform's deployment list shows.
     started: Vec<(String, Release)>,
+    /// The newest verification note: the run that left it and the release it verified.
+    note: Option<(String, Release)>,
+    /// Whether the target keeps verification notes (like ECS service tags).
+    keeps_notes: bool,
 }
 
 /// A [`Target`] for tests and examples: rollouts follow a script of [`FakeRollout`]s (each
@@ -173,6 +185,18 @@ impl FakeTarget {
     pub fn restart_counts(self, counts: impl IntoIterator<Item = u64>) -> Self {
         self.lock().restarts = counts.into_iter().collect();
         self
+    }
+
+    /// Keeps verification notes ([`Target::mark_verified`]), newest only, as the ECS target
+    /// does in its service's tags. Without it the target keeps none, like the default.
+    pub fn keeping_verification_notes(self) -> Self {
+        self.lock().keeps_notes = true;
+        self
+    }
+
+    /// The newest verification note: the id of the run that left it, and the release.
+    pub fn verification_note(&self) -> Option<(String, Release)> {
+        self.lock().note.clone()
     }
 
     /// Every call so far.
@@ -420,6 +444,31 @@ impl Target for FakeTarget {
             state.restarts.pop_front();
         }
         Ok(answer)
+    }
+
+    async fn mark_verified(&self, release: &Release, run_id: &str) -> Result<bool> {
+        let mut state = self.lock();
+        if !state.keeps_notes {
+            return Ok(false);
+        }
+        state
+            .calls
+            .push(TargetCall::MarkVerified(release.version.to_string()));
+        state.note = Some((run_id.to_owned(), release.clone()));
+        Ok(true)
+    }
+
+    async fn verified_by(&self, run_id: &str) -> Result<Option<Release>> {
+        let mut state = self.lock();
+        if !state.keeps_notes {
+            return Ok(None);
+        }
+        state.calls.push(TargetCall::VerifiedBy(run_id.to_owned()));
+        Ok(state
+            .note
+            .clone()
+            .filter(|(run, _)| run == run_id)
+            .map(|(_, release)| release))
     }
 
     async fn history(&self) -> Result<Vec<Revision>> {

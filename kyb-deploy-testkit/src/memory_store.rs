@@ -17,7 +17,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Clone, Debug, Default)]
 pub struct InMemoryRecordStore {
     appended: Arc<Mutex<Vec<DeploymentRecord>>>,
-    fail_appends: Arc<Mutex<bool>>,
+    /// How many more appends succeed before every later one fails; `None`: all succeed.
+    appends_left: Arc<Mutex<Option<usize>>>,
 }
 
 impl InMemoryRecordStore {
@@ -45,19 +46,32 @@ impl InMemoryRecordStore {
 
     /// Makes later appends fail (or succeed again).
     pub fn set_fail_appends(&self, fail: bool) {
-        *lock(&self.fail_appends) = fail;
+        *lock(&self.appends_left) = fail.then_some(0);
+    }
+
+    /// Lets the next `count` appends succeed and fails every one after them, as a ledger
+    /// that becomes unwritable in the middle of a run (after its `in_progress` record).
+    pub fn fail_appends_after(&self, count: usize) {
+        *lock(&self.appends_left) = Some(count);
     }
 }
 
 #[async_trait]
 impl RecordStore for InMemoryRecordStore {
     async fn append(&self, record: &DeploymentRecord) -> Result<()> {
-        if *lock(&self.fail_appends) {
-            return Err(Error::Ledger {
-                path: "<memory>".into(),
-                what: "append a record to".into(),
-                source: std::io::Error::other("appends are set to fail"),
-            });
+        {
+            let mut left = lock(&self.appends_left);
+            match *left {
+                Some(0) => {
+                    return Err(Error::Ledger {
+                        path: "<memory>".into(),
+                        what: "append a record to".into(),
+                        source: std::io::Error::other("appends are set to fail"),
+                    });
+                }
+                Some(n) => *left = Some(n - 1),
+                None => {}
+            }
         }
         lock(&self.appended).push(record.clone());
         Ok(())

@@ -2,7 +2,13 @@
 
 use super::{Pipeline, RunReport};
 use crate::event::{Event, Stage};
+use crate::outcome::Outcome;
 use crate::record::{DeploymentRecord, RecordStatus};
+use crate::release::Release;
+
+/// How long a verification note on the platform may take to write or read: it is a
+/// single small call, and the run does not wait on a platform that cannot answer it.
+const NOTE_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Waits before each further attempt to write a run's final record.
 const FINAL_RECORD_RETRIES: [std::time::Duration; 2] = [
@@ -11,9 +17,12 @@ const FINAL_RECORD_RETRIES: [std::time::Duration; 2] = [
 ];
 
 impl Pipeline {
-    /// Marks runs of this environment that are still `in_progress` as abandoned: the caller
-    /// holds the environment's lock, so no live run owns them. Deploy and rollback runs both
-    /// do this once they hold the lock.
+    /// Resolves runs of this environment that are still `in_progress`: the caller holds the
+    /// environment's lock, so no live run owns them. A run whose verification note the
+    /// platform holds ([`crate::Target::verified_by`]) verified its release and only lost its
+    /// final record: it is recorded as succeeded, so its release stays a known-good one. Any
+    /// other is marked abandoned. Deploy and rollback runs both do this once they hold the
+    /// lock.
     pub(super) async fn resolve_interrupted_runs(&self, environment: &str, report: &mut RunReport) {
         let stale = match self.store.in_progress(environment).await {
             Ok(stale) => stale,
@@ -27,24 +36,108 @@ impl Pipeline {
             }
         };
         for mut run in stale {
-            self.warn(
-                report,
-                Stage::Record,
-                format!(
-                    "an earlier run never finished: {} deploying {} by {} (pid {}) started {}; marking it abandoned",
-                    run.id, run.version, run.actor, run.pid, run.started_at
-                ),
-            );
             report.interrupted_runs.push(run.clone());
-            run.status = RecordStatus::Abandoned;
-            run.finished_at = Some(time::OffsetDateTime::now_utc());
+            let unfinished = format!(
+                "an earlier run never finished its record: {} deploying {} by {} (pid {}) started {}",
+                run.id, run.version, run.actor, run.pid, run.started_at
+            );
+            let resolution = match self.verified_note(&run.id).await {
+                Ok(Some(release)) => {
+                    let note = format!(
+                        "the platform holds its note that it verified {} ({}), so it is recorded as succeeded",
+                        release.version, release.image
+                    );
+                    self.warn(report, Stage::Record, format!("{unfinished}; {note}"));
+                    run.warnings
+                        .push(format!("recorded by a later run: {note}"));
+                    run.release = Some(release.clone());
+                    run.finish(Outcome::Succeeded {
+                        release,
+                        dry_run: false,
+                    });
+                    "succeeded"
+                }
+                Ok(None) => {
+                    self.warn(
+                        report,
+                        Stage::Record,
+                        format!("{unfinished}; marking it abandoned"),
+                    );
+                    run.status = RecordStatus::Abandoned;
+                    run.finished_at = Some(time::OffsetDateTime::now_utc());
+                    "abandoned"
+                }
+                Err(e) => {
+                    self.warn(
+                        report,
+                        Stage::Record,
+                        format!(
+                            "{unfinished}; reading the platform's verification note failed ({e}), so it is marked abandoned"
+                        ),
+                    );
+                    run.status = RecordStatus::Abandoned;
+                    run.finished_at = Some(time::OffsetDateTime::now_utc());
+                    "abandoned"
+                }
+            };
             if let Err(e) = self.store.append(&run).await {
                 self.warn(
                     report,
                     Stage::Record,
-                    format!("marking run {} abandoned failed: {e}", run.id),
+                    format!("marking run {} {resolution} failed: {e}", run.id),
                 );
             }
+        }
+    }
+
+    /// The release run `run_id` verified, from the target's note, within the note's time
+    /// limit.
+    async fn verified_note(&self, run_id: &str) -> crate::Result<Option<Release>> {
+        tokio::time::timeout(NOTE_TIME_LIMIT, self.target.verified_by(run_id))
+            .await
+            .unwrap_or_else(|_| {
+                Err(crate::Error::target(
+                    self.target.kind(),
+                    format!("no answer in {}s", NOTE_TIME_LIMIT.as_secs()),
+                ))
+            })
+    }
+
+    /// Leaves the target's note that this run verified `release`, before its final record
+    /// is written: should the record be lost, a later run still finds the release verified.
+    /// A note that cannot be written is a warning; the record still holds the truth.
+    async fn mark_verified(&self, report: &mut RunReport, release: &Release) {
+        let marked = tokio::time::timeout(
+            NOTE_TIME_LIMIT,
+            self.target.mark_verified(release, &report.run_id),
+        )
+        .await;
+        match marked {
+            Ok(Ok(true)) => self.events.progress(
+                Stage::Finalize,
+                format!(
+                    "noted on the {} target that {} is verified",
+                    self.target.kind(),
+                    release.version
+                ),
+            ),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => self.warn(
+                report,
+                Stage::Finalize,
+                format!(
+                    "leaving the verification note on the target failed: {}",
+                    super::stage::chain(&e)
+                ),
+            ),
+            Err(_) => self.warn(
+                report,
+                Stage::Finalize,
+                format!(
+                    "leaving the verification note on the target got no answer in {}s",
+                    NOTE_TIME_LIMIT.as_secs()
+                ),
+            ),
         }
     }
 
@@ -58,6 +151,14 @@ impl Pipeline {
         self.events.emit(Event::StageStarted {
             stage: Stage::Finalize,
         });
+        if let Outcome::Succeeded {
+            release,
+            dry_run: false,
+        } = &report.outcome
+        {
+            let release = release.clone();
+            self.mark_verified(report, &release).await;
+        }
         record.finish(report.outcome.clone());
         record.stages = report.stages.clone();
         record.warnings = report.warnings.clone();

@@ -144,6 +144,56 @@ async fn assert_registered_release(aws: &Aws, arn: &str, release: &Release) {
     assert_eq!(health["retries"], 3, "{at}");
 }
 
+/// The verification note is TagResource on the service, read back by ListTagsForResource:
+/// moto accepts both, the AWS CLI sees the tags, and only the run the note names finds its
+/// release.
+#[tokio::test]
+async fn a_verification_note_is_a_service_tag_the_cli_reads() {
+    let moto = Moto::start().await;
+    let aws = Aws::new(&moto);
+    let client = ecs_client(&moto);
+    let initial = cluster_and_initial_definition(&client).await;
+    create_service(&client, &aws, &initial).await;
+    let target = target(&client);
+    let serving = target.current_release().await.unwrap().unwrap();
+
+    assert!(target.mark_verified(&serving, "run-1").await.unwrap());
+    let service = aws.service().await;
+    let tags = aws.tags(service["serviceArn"].as_str().unwrap()).await;
+    let tag = |key: &str| {
+        tags.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["key"] == key)
+            .map(|t| t["value"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        tag("kyb-deploy:verified-run").as_deref(),
+        Some("run-1"),
+        "{tags:#}"
+    );
+    assert_eq!(
+        tag("kyb-deploy:verified-task-definition").as_deref(),
+        Some(initial.as_str()),
+        "{tags:#}"
+    );
+
+    let found = target
+        .verified_by("run-1")
+        .await
+        .unwrap()
+        .expect("run-1's note");
+    assert_eq!(found.version, version("v1"));
+    assert_eq!(found.platform_ref.as_deref(), Some(initial.as_str()));
+    assert_eq!(found.record_id.as_deref(), Some("run-1"));
+    assert_eq!(target.verified_by("run-2").await.unwrap(), None);
+
+    // A later run's note replaces it.
+    assert!(target.mark_verified(&serving, "run-2").await.unwrap());
+    assert_eq!(target.verified_by("run-1").await.unwrap(), None);
+    assert!(target.verified_by("run-2").await.unwrap().is_some());
+}
+
 #[tokio::test]
 async fn a_deploy_registers_the_release_and_points_the_service_at_it() {
     let moto = Moto::start().await;

@@ -326,3 +326,60 @@ async fn a_rollback_to_a_deregistered_revision_registers_it_again() {
     assert_ne!(running, v1_arn, "a fresh revision, not the INACTIVE one");
     assert_eq!(h.running_image().await, image("v1"));
 }
+
+/// The ledger stops taking writes after the run's `in_progress` record: v2 is deployed and
+/// verified but its final record is lost. The service's tags hold the run's verification note
+/// (read back here through the SDK), so the next run records v2 as succeeded, and when v3
+/// fails it goes back to v2.
+#[tokio::test]
+async fn a_verified_release_whose_record_was_lost_is_found_through_the_service_tags() {
+    let h = Harness::new(
+        sim(),
+        "v1",
+        ScriptedProbe::new().fail_version("v3", "liveness", "HTTP 503"),
+    )
+    .await;
+    h.store.fail_appends_after(1);
+    let lost = h.deploy("v2").await;
+    assert!(lost.outcome.is_success(), "{:?}", lost.outcome);
+    assert!(!lost.recorded);
+
+    let service = h.described_service().await;
+    let tags = client(&h.sim)
+        .list_tags_for_resource()
+        .resource_arn(service.service_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let tag = |key: &str| {
+        tags.tags()
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        tag("kyb-deploy:verified-run").as_deref(),
+        Some(lost.run_id.as_str())
+    );
+    assert_eq!(
+        tag("kyb-deploy:verified-task-definition").as_deref(),
+        service.task_definition()
+    );
+    assert!(tag("kyb-deploy:verified-at").is_some(), "{tags:?}");
+
+    h.store.set_fail_appends(false);
+    let next = h.deploy("v3").await;
+    assert!(
+        matches!(&next.outcome, Outcome::RolledBack { to, .. } if to.version == version("v2")),
+        "{:?}",
+        next.outcome
+    );
+    assert_eq!(h.running_image().await, image("v2"));
+    let recovered = h.record(&lost);
+    assert_eq!(recovered.status, RecordStatus::Succeeded);
+    assert_eq!(
+        recovered.release.and_then(|r| r.platform_ref).as_deref(),
+        service.task_definition()
+    );
+}

@@ -290,18 +290,27 @@ impl Harness {
         find_service(&snapshot).unwrap_or_else(|| panic!("no service in {snapshot:#}"))
     }
 
-    /// The image the service's primary deployment runs, read through the SDK.
-    pub(crate) async fn running_image(&self) -> String {
-        let c = client(&self.sim);
-        let s = c
+    /// The service, read through the SDK.
+    pub(crate) async fn described_service(&self) -> aws_sdk_ecs::types::Service {
+        let out = client(&self.sim)
             .describe_services()
             .cluster(CLUSTER)
             .services(SERVICE)
             .send()
             .await
             .unwrap();
-        let td = s.services()[0].task_definition().unwrap().to_owned();
-        let d = c
+        out.services()[0].clone()
+    }
+
+    /// The image the service's primary deployment runs, read through the SDK.
+    pub(crate) async fn running_image(&self) -> String {
+        let td = self
+            .described_service()
+            .await
+            .task_definition()
+            .unwrap()
+            .to_owned();
+        let d = client(&self.sim)
             .describe_task_definition()
             .task_definition(td)
             .send()

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use kyb_deploy_core::{
-    CancellationToken, DeployRequest, Operation, Outcome, RecordStatus, RollbackRequest,
-    RunControl, Stage,
+    CancellationToken, DeployRequest, Operation, Outcome, RecordStatus, RecordStore as _,
+    RollbackRequest, RunControl, Stage,
 };
 use kyb_deploy_testkit::{
     FakeRollout, FakeTarget, InMemoryRecordStore, ProbeVerdict, ScriptedProbe, TargetCall,
@@ -351,6 +351,101 @@ async fn a_final_record_that_cannot_be_written_is_reported() {
     // Only the in-progress record reached the ledger.
     let statuses: Vec<RecordStatus> = h.store.appended().into_iter().map(|r| r.status).collect();
     assert_eq!(statuses, [RecordStatus::InProgress]);
+}
+
+/// The final record of a verified release is lost, but the target keeps verification
+/// notes: the next run records the lost run as succeeded from the note, so when the next
+/// release fails, the run goes back to the one that was verified.
+#[tokio::test]
+async fn a_verified_release_whose_record_was_lost_stays_known_good() {
+    let store = InMemoryRecordStore::new();
+    let broken = store.clone();
+    let fail_once = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let target = FakeTarget::new()
+        .keeping_verification_notes()
+        .on_activate(Arc::new(move |_| {
+            if fail_once.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                broken.set_fail_appends(true);
+            }
+            async { Ok(()) }.boxed()
+        }));
+    let h = Harness::new(
+        target,
+        ScriptedProbe::new().fail_version("v2", "liveness", "HTTP 503"),
+        store,
+    );
+    let lost = h.deploy("v1", request()).await;
+    assert!(lost.outcome.is_success(), "{:?}", lost.outcome);
+    assert!(!lost.recorded);
+    assert_eq!(
+        h.target
+            .verification_note()
+            .map(|(run, r)| (run, r.version)),
+        Some((lost.run_id.clone(), version("v1")))
+    );
+
+    h.store.set_fail_appends(false);
+    let next = h.deploy("v2", request()).await;
+    assert!(
+        matches!(&next.outcome, Outcome::RolledBack { to, .. } if to.version == version("v1")),
+        "{:?}",
+        next.outcome
+    );
+    assert_eq!(h.target.current().unwrap().version, version("v1"));
+    let recovered = h.record(&lost);
+    assert_eq!(recovered.status, RecordStatus::Succeeded);
+    assert_eq!(
+        recovered.release.as_ref().map(|r| &r.version),
+        Some(&version("v1"))
+    );
+    assert!(
+        recovered
+            .warnings
+            .iter()
+            .any(|w| w.contains("recorded by a later run")),
+        "{:?}",
+        recovered.warnings
+    );
+    assert!(
+        next.warnings
+            .iter()
+            .any(|w| w.contains("so it is recorded as succeeded")),
+        "{:?}",
+        next.warnings
+    );
+}
+
+/// A run left `in_progress` whose run the platform's note does not name is abandoned, even
+/// though the platform holds a note (of another run): a note proves only its own run.
+#[tokio::test]
+async fn an_interrupted_run_without_its_own_note_is_abandoned() {
+    let target = FakeTarget::new().keeping_verification_notes();
+    let h = Harness::new(target, ScriptedProbe::new(), InMemoryRecordStore::new());
+    let first = h.deploy("v1", request()).await;
+    assert!(first.outcome.is_success(), "{:?}", first.outcome);
+    let mut dead = past_run("r9", "v9", RecordStatus::InProgress);
+    dead.release = None;
+    h.store.append(&dead).await.unwrap();
+
+    let next = h.deploy("v2", request()).await;
+    assert!(next.outcome.is_success(), "{:?}", next.outcome);
+    let resolved = h
+        .store
+        .records()
+        .into_iter()
+        .find(|r| r.id == "r9")
+        .unwrap();
+    assert_eq!(resolved.status, RecordStatus::Abandoned);
+    assert!(
+        h.target
+            .calls()
+            .contains(&TargetCall::VerifiedBy("r9".into()))
+    );
+    // Each verified run left its note; the newest one is kept.
+    assert_eq!(
+        h.target.verification_note().map(|(run, _)| run),
+        Some(next.run_id.clone())
+    );
 }
 
 /// A rollback on request resolves runs that died, as a deployment does.

@@ -229,6 +229,14 @@ impl Aws {
         out["services"][0].clone()
     }
 
+    /// The tags of the resource `arn`, as `aws ecs list-tags-for-resource` shows them.
+    pub(super) async fn tags(&self, arn: &str) -> Value {
+        let out = self
+            .json(&["ecs", "list-tags-for-resource", "--resource-arn", arn])
+            .await;
+        out["tags"].clone()
+    }
+
     /// The task definition `arn`, as `aws ecs describe-task-definition` shows it.
     pub(super) async fn task_definition(&self, arn: &str) -> Value {
         let out = self
