@@ -5,6 +5,7 @@ mod follow;
 mod lookup;
 mod notes;
 mod spec;
+mod verdict;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

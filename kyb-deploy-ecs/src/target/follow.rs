@@ -2,13 +2,14 @@
 
 use std::collections::HashSet;
 
-use aws_sdk_ecs::types::{Deployment, DeploymentRolloutState, Service, Task};
+use aws_sdk_ecs::types::{Deployment, Service, Task};
 use kyb_deploy_core::{
     CancellationToken, DeployHandle, Error, Result, RolloutOutcome, StageProgress,
 };
 
 use super::EcsTarget;
 use super::calls::primary;
+use super::verdict::{RollbackVerdict, Verdict, find, judge, judge_rollback};
 use crate::poller::Observation;
 
 /// Calls in a row that may fail before the wait gives up.
@@ -117,82 +118,56 @@ impl Follow<'_> {
             let id = id.clone();
             return self.observe_platform_rollback(service, &id).await;
         }
-        let ours = service
-            .deployments()
-            .iter()
-            .find(|d| d.id.as_deref() == Some(rollout_id.as_str()));
-        let primary = primary(service);
-        let Some(ours) = ours else {
-            // Gone. A circuit-breaker rollback that completed between two polls removes
-            // the failed deployment; anything else replaced it.
-            if let Some(p) = primary.filter(|p| is_breaker_rollback(p)) {
-                let reason = format!(
-                    "ECS's deployment circuit breaker stopped deployment {rollout_id}{}",
-                    self.quoted_reasons()
-                );
-                self.enter_platform_rollback(p, reason);
-                return self
-                    .observe_platform_rollback(service, &p.id.clone().unwrap_or_default())
-                    .await;
+        if let Some(ours) = find(service, &rollout_id) {
+            self.report_counts(ours);
+            if ours.failed_tasks > self.failed_tasks_seen {
+                self.failed_tasks_seen = ours.failed_tasks;
+                self.report_stopped_tasks(&rollout_id).await;
             }
-            return Ok(Some(RolloutOutcome::Failed {
-                reason: format!(
-                    "deployment {rollout_id} no longer exists; the service's primary deployment is {}",
-                    describe_deployment(primary)
-                ),
-                platform_rolled_back_to: None,
-            }));
-        };
-        self.report_counts(ours);
-        if ours.failed_tasks > self.failed_tasks_seen {
-            self.failed_tasks_seen = ours.failed_tasks;
-            self.report_stopped_tasks(&rollout_id).await;
         }
-        let is_primary = primary.and_then(|p| p.id.as_deref()) == Some(rollout_id.as_str());
-        match ours.rollout_state {
-            Some(DeploymentRolloutState::Failed) => {
-                let why = ours
-                    .rollout_state_reason
-                    .clone()
-                    .unwrap_or_else(|| "ECS marked the deployment FAILED".into());
-                let reason = format!(
-                    "deployment {rollout_id} failed: {why}{}",
-                    self.quoted_reasons()
-                );
-                match primary.filter(|p| {
-                    !is_primary && p.rollout_state != Some(DeploymentRolloutState::Failed)
-                }) {
-                    Some(rollback) => {
+        let failed = |reason| {
+            Ok(Some(RolloutOutcome::Failed {
+                reason,
+                platform_rolled_back_to: None,
+            }))
+        };
+        match judge(service, &rollout_id) {
+            Verdict::InProgress => Ok(None),
+            Verdict::Completed => Ok(Some(RolloutOutcome::Completed)),
+            Verdict::Failed { why } => failed(format!(
+                "deployment {rollout_id} failed: {why}{}",
+                self.quoted_reasons()
+            )),
+            Verdict::PlatformRollback { to, why } => {
+                let reason = match why {
+                    Some(why) => {
                         self.progress.progress(format!(
                             "ECS is rolling back to {} (deployment {})",
-                            rollback.task_definition.as_deref().unwrap_or("?"),
-                            rollback.id.as_deref().unwrap_or("?")
+                            to.task_definition.as_deref().unwrap_or("?"),
+                            to.id.as_deref().unwrap_or("?")
                         ));
-                        self.enter_platform_rollback(rollback, reason);
-                        let id = rollback.id.clone().unwrap_or_default();
-                        self.observe_platform_rollback(service, &id).await
+                        format!(
+                            "deployment {rollout_id} failed: {why}{}",
+                            self.quoted_reasons()
+                        )
                     }
-                    None => Ok(Some(RolloutOutcome::Failed {
-                        reason,
-                        platform_rolled_back_to: None,
-                    })),
-                }
+                    None => format!(
+                        "ECS's deployment circuit breaker stopped deployment {rollout_id}{}",
+                        self.quoted_reasons()
+                    ),
+                };
+                let id = to.id.clone().unwrap_or_default();
+                self.enter_platform_rollback(to, reason);
+                self.observe_platform_rollback(service, &id).await
             }
-            Some(DeploymentRolloutState::Completed)
-                if is_primary
-                    && ours.running_count == ours.desired_count
-                    && ours.desired_count == service.desired_count =>
-            {
-                Ok(Some(RolloutOutcome::Completed))
-            }
-            _ if !is_primary => Ok(Some(RolloutOutcome::Failed {
-                reason: format!(
-                    "deployment {rollout_id} was replaced by {} (another deployment started while this one ran)",
-                    describe_deployment(primary)
-                ),
-                platform_rolled_back_to: None,
-            })),
-            _ => Ok(None),
+            Verdict::Replaced { gone: true } => failed(format!(
+                "deployment {rollout_id} no longer exists; the service's primary deployment is {}",
+                describe_deployment(primary(service))
+            )),
+            Verdict::Replaced { gone: false } => failed(format!(
+                "deployment {rollout_id} was replaced by {} (another deployment started while this one ran)",
+                describe_deployment(primary(service))
+            )),
         }
     }
 
@@ -220,24 +195,18 @@ impl Follow<'_> {
             return Ok(None);
         };
         let (task_definition, reason) = (task_definition.clone(), reason.clone());
-        let Some(rollback) = service
-            .deployments()
-            .iter()
-            .find(|d| d.id.as_deref() == Some(id))
-        else {
-            return Ok(Some(RolloutOutcome::Failed {
-                reason: format!(
-                    "{reason}; ECS's rollback deployment {id} was replaced by {}",
-                    describe_deployment(primary(service))
-                ),
+        if let Some(rollback) = find(service, id) {
+            self.report_counts(rollback);
+        }
+        let failed = |reason| {
+            Ok(Some(RolloutOutcome::Failed {
+                reason,
                 platform_rolled_back_to: None,
-            }));
+            }))
         };
-        self.report_counts(rollback);
-        match rollback.rollout_state {
-            Some(DeploymentRolloutState::Completed)
-                if rollback.running_count == rollback.desired_count =>
-            {
+        match judge_rollback(service, id) {
+            RollbackVerdict::InProgress => Ok(None),
+            RollbackVerdict::Completed => {
                 let registered = self.target.task_definition(&task_definition).await?;
                 let release = self.target.release_of(&registered);
                 self.progress.progress(format!(
@@ -249,17 +218,13 @@ impl Follow<'_> {
                     platform_rolled_back_to: Some(release),
                 }))
             }
-            Some(DeploymentRolloutState::Failed) => Ok(Some(RolloutOutcome::Failed {
-                reason: format!(
-                    "{reason}; ECS's rollback deployment {id} failed too: {}",
-                    rollback
-                        .rollout_state_reason
-                        .as_deref()
-                        .unwrap_or("no reason given")
-                ),
-                platform_rolled_back_to: None,
-            })),
-            _ => Ok(None),
+            RollbackVerdict::Failed(why) => failed(format!(
+                "{reason}; ECS's rollback deployment {id} failed too: {why}"
+            )),
+            RollbackVerdict::Replaced => failed(format!(
+                "{reason}; ECS's rollback deployment {id} was replaced by {}",
+                describe_deployment(primary(service))
+            )),
         }
     }
 
@@ -341,13 +306,6 @@ impl Follow<'_> {
             .collect();
         format!("; stopped tasks: {}", quoted.join("; "))
     }
-}
-
-/// A deployment the circuit breaker started to roll back.
-fn is_breaker_rollback(d: &Deployment) -> bool {
-    d.rollout_state_reason
-        .as_deref()
-        .is_some_and(|r| r.contains("circuit breaker") && r.contains("rolling back"))
 }
 
 fn describe_deployment(d: Option<&Deployment>) -> String {
