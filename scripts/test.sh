@@ -55,6 +55,14 @@ cargo fmt --all --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "kyb-deploy-core names no SDK (cargo tree)"
+sdk="$(cargo tree -p kyb-deploy-core --edges normal,build --prefix none --locked \
+  | grep -E '^(bollard|aws-[a-z0-9-]+|kube|kube-[a-z-]+|k8s-openapi|clap) ' | sort -u || true)"
+if [ -n "$sdk" ]; then
+  printf 'error: kyb-deploy-core depends on SDK crates; they belong in a target crate:\n%s\n' "$sdk" >&2
+  exit 1
+fi
+
 step "services: Docker engine and registry"
 bash scripts/setup.sh
 

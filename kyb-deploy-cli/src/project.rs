@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kyb_deploy_core::{
-    Config, CredentialSource, DEFAULT_CONFIG_FILE, DockerEngine, DockerImageBuilder,
-    DockerRegistry, Environment, EventSink, FileDeployLock, HealthProbe, HttpHealthProbe,
-    ImageBuilder, ImagePolicyScanner, JsonlRecordStore, Notifier, Pipeline, PolicySettings,
-    Registry, ScanChain, ScanKind, Scanner, Target, TestSuite, TrivyScanner, Version,
-    WebhookNotifier,
+    Config, DEFAULT_CONFIG_FILE, Environment, EventSink, FileDeployLock, HealthProbe,
+    HttpHealthProbe, ImageBuilder, JsonlRecordStore, Notifier, Pipeline, Registry, ScanChain,
+    ScanKind, Scanner, Target, TestSuite, Version, WebhookNotifier,
+};
+use kyb_deploy_docker::{
+    CredentialSource, DockerEngine, DockerImageBuilder, DockerRegistry, ImagePolicyScanner,
+    PolicySettings, TrivyScanner,
 };
 
 use crate::args::GlobalArgs;

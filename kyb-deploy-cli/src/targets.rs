@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use kyb_deploy_core::{
-    Config, DockerEngine, DockerTarget, Environment, Error, Target, TargetKind, async_trait,
-};
+use kyb_deploy_core::{Config, Environment, Error, Target, TargetKind, async_trait};
+use kyb_deploy_docker::{DockerEngine, DockerTarget};
 use kyb_deploy_ecs::EcsTarget;
 
 /// Creates the deployment target of an environment.

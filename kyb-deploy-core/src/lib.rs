@@ -20,8 +20,6 @@
 //! ```
 
 mod config;
-#[cfg(feature = "docker")]
-mod docker;
 mod error;
 mod event;
 mod git;
@@ -35,11 +33,11 @@ mod preflight;
 mod probe;
 mod record;
 mod redact;
+mod registry_login;
 mod release;
 mod scan_chain;
 mod target;
 mod testrun;
-mod trivy;
 mod version;
 
 // Verification over HTTP.
@@ -86,19 +84,8 @@ pub use crate::target::{
 pub use crate::testrun::{CommandTestRunner, TestReport, TestRunner, TestSuite};
 pub use crate::version::Version;
 
-#[cfg(feature = "docker")]
-pub use crate::docker::DockerEngine;
-#[cfg(feature = "docker")]
-pub use crate::docker::DockerTarget;
-#[cfg(feature = "docker")]
-pub use crate::docker::{
-    CredentialSource, Credentials, DockerImageBuilder, DockerRegistry, REGISTRY_PASSWORD_ENV,
-    REGISTRY_USERNAME_ENV, RegistryLogin,
-};
-#[cfg(feature = "docker")]
-pub use crate::docker::{ImagePolicyScanner, PolicySettings};
+pub use crate::registry_login::{Credentials, RegistryLogin};
 pub use crate::scan_chain::ScanChain;
-pub use crate::trivy::TrivyScanner;
 
 // BEGIN verification exports (owned by the verification work)
 pub use crate::http_probe::HttpHealthProbe;

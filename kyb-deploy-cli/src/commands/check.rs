@@ -1,6 +1,7 @@
 //! `kyb-deploy check`: every prerequisite of an environment, each missing one with its fix.
 
-use kyb_deploy_core::{Check, PreflightRequest, ScanKind, TrivyScanner, check_prerequisites};
+use kyb_deploy_core::{Check, PreflightRequest, ScanKind, check_prerequisites};
+use kyb_deploy_docker::TrivyScanner;
 use serde::Serialize;
 
 use crate::args::{CheckArgs, GlobalArgs, OutputFormat};

@@ -89,6 +89,13 @@ pub struct PolicyConfig {
     pub allow_root: bool,
 }
 
+impl PolicyConfig {
+    /// `max_size` in bytes; the error names the problem and how to write a size.
+    pub fn max_size_bytes(&self) -> Result<u64, String> {
+        parse_size(&self.max_size)
+    }
+}
+
 impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
