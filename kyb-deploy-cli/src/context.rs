@@ -71,7 +71,7 @@ impl CliContext {
             stdin_is_tty: false,
             stderr_is_tty: false,
             style: Style::new(false),
-            targets: Arc::new(BuiltinTargets),
+            targets: Arc::new(BuiltinTargets::default()),
             probe: None,
             build_images: true,
             cancel: CancellationToken::new(),

@@ -103,7 +103,6 @@ impl CliError {
             Self::ConfigNotFound { .. } => Some(
                 "kyb-deploy reads kyb-deploy.toml in the current directory; create it (docs/configuration.md describes every key), or point --config PATH or KYB_DEPLOY_CONFIG at the file".to_owned(),
             ),
-            Self::Target { kind, .. } => crate::targets::unavailable_hint(*kind),
             Self::Engine(_) => Some(
                 "start the Docker engine (on Debian: scripts/setup.sh) or set DOCKER_HOST; `kyb-deploy plan` works without it".to_owned(),
             ),
@@ -142,7 +141,7 @@ mod tests {
         };
         assert_eq!(CliError::from(bad_version).exit_code(), 2);
         let target = CliError::Target {
-            kind: TargetKind::Ecs,
+            kind: TargetKind::new("ecs"),
             error: CoreError::target("ecs", "not available"),
         };
         assert_eq!(target.exit_code(), 3);

@@ -32,4 +32,4 @@ mod targets;
 pub use crate::app::{main, run_with};
 pub use crate::context::CliContext;
 pub use crate::exit_codes::ExitCodes;
-pub use crate::targets::{BuiltinTargets, TargetFactory};
+pub use crate::targets::{BuiltinTargets, TargetFactory, registered_backends};

@@ -43,6 +43,8 @@ impl Project {
             return Err(CliError::ConfigNotFound { path });
         }
         let config = Config::load(Some(&path))?;
+        // Every environment's target settings, by its kind's backend, before any command.
+        crate::targets::registered_backends().validate(&config)?;
         let dir = path
             .parent()
             .map_or_else(|| ctx.cwd.clone(), Path::to_path_buf);
@@ -134,15 +136,15 @@ impl Project {
             .create(env, &self.config)
             .await
             .map_err(|error| CliError::Target {
-                kind: env.settings.target,
+                kind: env.settings.target.clone(),
                 error,
             })
     }
 
-    /// The pipeline for `env`, sending events to `events`. Configuration problems (probe
-    /// settings, webhook URLs) are reported before the target is created.
-    /// The pipeline for `env`; with `build`, the Docker engine builds, scans and pushes the
-    /// image (unless the context brings prebuilt images).
+    /// The pipeline for `env`, sending events to `events`; with `build`, the Docker engine
+    /// builds, scans and pushes the image (unless the context brings prebuilt images).
+    /// Configuration problems (probe settings, webhook URLs) are reported before the target
+    /// is created.
     pub(crate) async fn pipeline(
         &self,
         ctx: &CliContext,
@@ -153,6 +155,23 @@ impl Project {
         let probe = self.probe(ctx, env)?;
         let notifiers = self.notifiers()?;
         let target = self.target(ctx, env).await?;
+        let mut pipeline = self.pipeline_around(target, probe, events, notifiers);
+        if build && ctx.build_images {
+            let (builder, scanner, registry) = self.image_seams().await?;
+            pipeline = pipeline.with_image_pipeline(builder, scanner, Some(registry));
+        }
+        Ok(pipeline)
+    }
+
+    /// A pipeline of `target` with this project's ledger, lock and `notifiers`, without the
+    /// image seams.
+    pub(crate) fn pipeline_around(
+        &self,
+        target: Arc<dyn Target>,
+        probe: Arc<dyn HealthProbe>,
+        events: EventSink,
+        notifiers: Vec<Arc<dyn Notifier>>,
+    ) -> Pipeline {
         let mut pipeline = Pipeline::new(
             target,
             probe,
@@ -163,15 +182,11 @@ impl Project {
         for notifier in notifiers {
             pipeline = pipeline.with_notifier(notifier);
         }
-        if build && ctx.build_images {
-            let (builder, scanner, registry) = self.image_seams().await?;
-            pipeline = pipeline.with_image_pipeline(builder, scanner, Some(registry));
-        }
-        Ok(pipeline)
+        pipeline
     }
 
     /// The Docker image builder, the scanner `image.scan` names, and the registry client.
-    async fn image_seams(
+    pub(crate) async fn image_seams(
         &self,
     ) -> Result<
         (

@@ -1,10 +1,17 @@
-//! Creating the [`Target`] an environment names.
+//! The target kinds this build deploys to, and creating the [`Target`] an environment names.
 
 use std::sync::Arc;
 
-use kyb_deploy_core::{Config, Environment, Error, Target, TargetKind, async_trait};
-use kyb_deploy_docker::{DockerEngine, DockerTarget};
-use kyb_deploy_ecs::EcsTarget;
+use kyb_deploy_core::{Config, Environment, Error, Target, TargetBackends, async_trait};
+use kyb_deploy_docker::DockerBackend;
+use kyb_deploy_ecs::EcsBackend;
+
+/// The target kinds of this build: one registration line per kind. Configuration loading
+/// checks every environment's target settings with its kind's backend, and the built-in
+/// factory creates targets with it; nothing else in the CLI knows a kind.
+pub fn registered_backends() -> TargetBackends {
+    TargetBackends::new().with(DockerBackend).with(EcsBackend)
+}
 
 /// Creates the deployment target of an environment.
 ///
@@ -15,63 +22,31 @@ use kyb_deploy_ecs::EcsTarget;
 #[async_trait]
 pub trait TargetFactory: Send + Sync {
     /// The target of `env`. An error says why the environment cannot be deployed to from this
-    /// build or machine; the CLI reports it as a failure before anything was deployed.
+    /// machine; the CLI reports it as a failure before anything was deployed.
     /// Asynchronous because a backend may load its platform configuration (credential
     /// chains, kubeconfig) while creating the target.
     async fn create(&self, env: &Environment, config: &Config) -> Result<Arc<dyn Target>, Error>;
 }
 
-/// The production [`TargetFactory`]: the target kinds built into this build of kyb-deploy.
-///
-/// The local Docker and the ECS targets are built in; the Kubernetes backend arrives in later
-/// work. Until then its environments get an error naming the kind and the configuration
-/// key, so that commands fail before changing anything. Adding a kind is one arm in
-/// [`BuiltinTargets::create`] plus its entry in [`BuiltinTargets::AVAILABLE`].
-#[derive(Clone, Copy, Debug, Default)]
-pub struct BuiltinTargets;
+/// The production [`TargetFactory`]: the [`registered_backends`] create the targets.
+#[derive(Clone, Debug)]
+pub struct BuiltinTargets {
+    backends: TargetBackends,
+}
 
-impl BuiltinTargets {
-    /// The target kinds this build can deploy to.
-    pub const AVAILABLE: &'static [TargetKind] = &[TargetKind::Docker, TargetKind::Ecs];
+impl Default for BuiltinTargets {
+    fn default() -> Self {
+        Self {
+            backends: registered_backends(),
+        }
+    }
 }
 
 #[async_trait]
 impl TargetFactory for BuiltinTargets {
     async fn create(&self, env: &Environment, config: &Config) -> Result<Arc<dyn Target>, Error> {
-        match env.settings.target {
-            TargetKind::Docker => {
-                let engine = DockerEngine::connect().await?;
-                Ok(Arc::new(DockerTarget::new(engine, env)?))
-            }
-            TargetKind::Ecs => Ok(Arc::new(EcsTarget::from_config(env, config).await?)),
-            kind @ TargetKind::Kubernetes => Err(unavailable(kind, &env.name)),
-        }
+        self.backends.create(env, config).await
     }
-}
-
-fn unavailable(kind: TargetKind, environment: &str) -> Error {
-    Error::target(
-        kind.as_str(),
-        format!(
-            "not available in this build of kyb-deploy yet; environments.{environment} uses target = \"{kind}\""
-        ),
-    )
-}
-
-/// A hint for a target that could not be created because this build lacks its kind.
-pub(crate) fn unavailable_hint(kind: TargetKind) -> Option<String> {
-    if BuiltinTargets::AVAILABLE.contains(&kind) {
-        return None;
-    }
-    Some(if BuiltinTargets::AVAILABLE.is_empty() {
-        "this build of kyb-deploy has no deployment target yet; `history`, `config validate` and `verify` (with verify.base_url set) work without one".to_owned()
-    } else {
-        let names: Vec<&str> = BuiltinTargets::AVAILABLE
-            .iter()
-            .map(|k| k.as_str())
-            .collect();
-        format!("this build of kyb-deploy deploys to: {}", names.join(", "))
-    })
 }
 
 #[cfg(test)]
@@ -79,26 +54,24 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn unavailable_kinds_name_the_kind_and_the_key() {
+    async fn kinds_this_build_lacks_are_configuration_errors_naming_the_key_and_the_kinds() {
         let config = Config::from_toml(
-            "[environments.staging]\ntarget = \"kubernetes\"\n[environments.staging.kubernetes]\nnamespace = \"n\"\ndeployment = \"d\"\n",
+            "[environments.staging]\ntarget = \"kubernetes\"\n[environments.staging.kubernetes]\nnamespace = \"n\"\n",
         )
         .unwrap();
-        let env = config.environment("staging").unwrap();
-        let Err(err) = BuiltinTargets.create(&env, &config).await else {
-            panic!("this build has no Kubernetes target yet");
-        };
+        let err = registered_backends().validate(&config).unwrap_err();
+        assert!(err.is_usage());
         let message = err.to_string();
         assert!(
-            message.starts_with("kubernetes target: not available in this build"),
+            message.contains(
+                "environments.staging.target: \"kubernetes\" is not a target kind of this build; it deploys to: docker, ecs"
+            ),
             "{message}"
         );
-        assert!(
-            message.contains("environments.staging uses target = \"kubernetes\""),
-            "{message}"
-        );
-        assert!(!err.is_usage());
-        assert!(unavailable_hint(TargetKind::Kubernetes).is_some());
-        assert!(unavailable_hint(TargetKind::Ecs).is_none());
+        let env = config.environment("staging").unwrap();
+        let Err(err) = BuiltinTargets::default().create(&env, &config).await else {
+            panic!("this build has no Kubernetes target yet");
+        };
+        assert!(err.is_usage(), "{err}");
     }
 }

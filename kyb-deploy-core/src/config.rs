@@ -1,7 +1,7 @@
 //! The configuration model and its loading: built-in defaults < `kyb-deploy.toml` <
 //! `KYB_DEPLOY_*` environment variables (< command-line flags, applied by the caller).
 
-pub(crate) mod duration;
+pub mod duration;
 mod environment;
 mod image;
 mod locate;
@@ -11,20 +11,20 @@ mod verify;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Format, Toml};
 use serde::{Deserialize, Serialize};
 
-pub use self::environment::{
-    ContainerSecurity, DockerSettings, EcsDeployment, EcsPoll, EcsSettings, EnvironmentConfig,
-    Guards, KubernetesSettings, RollbackPolicy, SecretSource, TargetKind, Timeouts,
-};
+use self::environment::ENVIRONMENT_KEYS;
+pub use self::environment::{EnvironmentConfig, Guards, RollbackPolicy, TargetKind, Timeouts};
 pub(crate) use self::image::parse_size;
 pub use self::image::{ImageConfig, PolicyConfig, RegistryConfig, ScanKind, TrivyConfig};
 use self::locate::{Origin, line_of};
 use self::overrides::EnvOverrides;
+pub use self::validate::Problems;
 pub use self::verify::{MetricsCheck, ProbeSettings, SmokeTest, StatusCheck, VerifyConfig};
 use crate::error::{Error, Result};
 
@@ -60,6 +60,34 @@ pub struct Config {
     /// Where the configuration was read from (not a key).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// The merged sources the configuration was read from, for errors found later.
+    #[serde(skip)]
+    loaded: Loaded,
+}
+
+/// The merged sources (file, `KYB_DEPLOY_*` variables) a configuration was extracted from,
+/// kept so that errors in a target's settings, read only when its backend asks, name the
+/// key, the file and line, or the variable, as errors found while loading do. Not a
+/// setting: any two compare equal.
+#[derive(Clone, Default)]
+struct Loaded(Option<Arc<LoadedFrom>>);
+
+struct LoadedFrom {
+    figment: Figment,
+    path: PathBuf,
+    text: Option<String>,
+}
+
+impl PartialEq for Loaded {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Loaded")
+    }
 }
 
 /// The service being deployed.
@@ -145,6 +173,74 @@ pub struct Environment {
     pub name: String,
     /// Its settings.
     pub settings: EnvironmentConfig,
+    /// Where they were read from, for errors in the target's settings.
+    loaded: Loaded,
+}
+
+impl Environment {
+    /// The key of the target's settings table: `environments.<name>.<kind>`.
+    pub fn target_key(&self) -> String {
+        format!("environments.{}.{}", self.name, self.settings.target)
+    }
+
+    /// The target's settings (`[environments.<name>.<kind>]`), read into the backend's own
+    /// type `T` (unknown keys refused when `T` denies them). Errors are configuration errors
+    /// naming the key and where it was set, like every error found while loading.
+    ///
+    /// ```
+    /// use kyb_deploy_core::Config;
+    ///
+    /// #[derive(Debug, serde::Deserialize)]
+    /// #[serde(deny_unknown_fields)]
+    /// struct Local {
+    ///     port: u16,
+    /// }
+    ///
+    /// let config = Config::from_toml(
+    ///     "[environments.dev]\ntarget = \"local\"\n[environments.dev.local]\nport = 70000\n",
+    /// )
+    /// .unwrap();
+    /// let env = config.environment("dev").unwrap();
+    /// let error = env.target_settings::<Local>().unwrap_err().to_string();
+    /// assert!(error.contains("environments.dev.local.port: 70000 is out of range"), "{error}");
+    /// assert!(error.contains("line 4"), "{error}");
+    /// ```
+    pub fn target_settings<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        let key = self.target_key();
+        let Some(value) = self.settings.sections.get(self.settings.target.as_str()) else {
+            return Err(Error::Config {
+                message: format!(
+                    "{key}: target = \"{}\" needs a [{key}] section",
+                    self.settings.target
+                ),
+            });
+        };
+        let figment = self.loaded.0.as_ref().map(|from| &from.figment);
+        T::deserialize(value).map_err(|errors| {
+            // Paths from the section's own root: give them the whole key, and the source
+            // (file or variables) the merged layers know for it.
+            let errors = errors
+                .into_iter()
+                .map(|mut e| {
+                    let mut path: Vec<String> = key.split('.').map(str::to_owned).collect();
+                    path.append(&mut e.path);
+                    e.metadata = figment
+                        .and_then(|f| f.find_metadata(&path.join(".")))
+                        .cloned();
+                    e.path = path;
+                    e
+                })
+                .reduce(figment::Error::chain)
+                .expect("an error has at least one part");
+            let (path, text) = match &self.loaded.0 {
+                Some(from) => (from.path.clone(), from.text.clone()),
+                None => (PathBuf::from("<inline>"), None),
+            };
+            Error::Config {
+                message: describe_figment_errors(errors, &path, text.as_deref()),
+            }
+        })
+    }
 }
 
 impl Config {
@@ -187,6 +283,11 @@ impl Config {
             message: describe_figment_errors(e, path, text),
         })?;
         config.source = Some(path.to_owned());
+        config.loaded = Loaded(Some(Arc::new(LoadedFrom {
+            figment: figment.clone(),
+            path: path.to_owned(),
+            text: text.map(str::to_owned),
+        })));
         config.check(&Origin {
             file: path.display().to_string(),
             text,
@@ -207,6 +308,7 @@ impl Config {
             .map(|settings| Environment {
                 name: name.to_owned(),
                 settings: settings.clone(),
+                loaded: self.loaded.clone(),
             })
             .ok_or_else(|| Error::UnknownEnvironment {
                 name: name.to_owned(),
@@ -228,6 +330,38 @@ impl Config {
             text: text.as_deref(),
             figment: None,
         })
+    }
+
+    /// The directory of the configuration file: paths written in it are relative to it.
+    /// `None` for a configuration that was not read from a file (then files it names are
+    /// not checked until used).
+    pub fn directory(&self) -> Option<&Path> {
+        self.source
+            .as_deref()
+            .filter(|p| p.is_file())
+            .map(|p| p.parent().unwrap_or(Path::new("")))
+    }
+
+    /// `problems` (each `key: what is wrong; the fix`) as one message, each followed by
+    /// where its key was set (the file and line, or the variables).
+    pub(crate) fn describe_problems(&self, problems: &[String]) -> String {
+        let read;
+        let (text, figment) = match &self.loaded.0 {
+            Some(from) => (from.text.as_deref(), Some(&from.figment)),
+            None => {
+                read = self
+                    .directory()
+                    .and(self.source.as_deref())
+                    .and_then(|p| std::fs::read_to_string(p).ok());
+                (read.as_deref(), None)
+            }
+        };
+        Origin {
+            file: self.source_name(),
+            text,
+            figment,
+        }
+        .describe(problems)
     }
 
     /// The file the configuration came from, as messages show it.
@@ -252,11 +386,7 @@ impl Config {
     /// Every problem, each as `key: what is wrong; the fix`.
     fn problems(&self) -> Vec<String> {
         // Files named by the configuration are relative to its directory.
-        let base = self
-            .source
-            .as_deref()
-            .filter(|p| p.is_file())
-            .map(|p| p.parent().unwrap_or(Path::new("")));
+        let base = self.directory();
         let mut problems = Vec::new();
         validate::config(self, base, &mut problems);
         let max_attempts = crate::notify::WebhookNotifier::MAX_ATTEMPTS;
@@ -272,7 +402,7 @@ impl Config {
             );
         }
         for (name, env) in &self.environments {
-            validate::environment(name, env, base, &mut problems);
+            validate::environment(name, env, &mut problems);
         }
         problems
     }

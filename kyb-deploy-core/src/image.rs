@@ -93,6 +93,28 @@ pub struct ScanReport {
     pub findings: Vec<Finding>,
 }
 
+/// The checks of the image pipeline's seams (builder, scanner, registry), in that order:
+/// what `deploy` needs to build, scan and push, whatever the target. Part of
+/// [`crate::Pipeline::preflight`]; `check` also runs it alone when the target cannot be
+/// created.
+pub async fn preflight_image_seams(
+    builder: Option<&dyn ImageBuilder>,
+    scanner: Option<&dyn Scanner>,
+    registry: Option<&dyn Registry>,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    if let Some(builder) = builder {
+        checks.extend(builder.preflight().await);
+    }
+    if let Some(scanner) = scanner {
+        checks.extend(scanner.preflight().await);
+    }
+    if let Some(registry) = registry {
+        checks.extend(registry.preflight().await);
+    }
+    checks
+}
+
 /// Builds images.
 #[async_trait]
 pub trait ImageBuilder: Send + Sync {

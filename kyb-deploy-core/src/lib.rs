@@ -19,6 +19,7 @@
 //! assert!(Version::parse("v1.2.3").is_ok());
 //! ```
 
+mod backend;
 mod config;
 mod error;
 mod event;
@@ -46,19 +47,20 @@ mod latency;
 mod probe_tracker;
 mod prometheus;
 
+pub use crate::backend::{TargetBackend, TargetBackends};
+pub use crate::config::duration;
 pub use crate::config::{
-    Config, ContainerSecurity, DEFAULT_CONFIG_FILE, DockerSettings, ENV_PREFIX, EcsDeployment,
-    EcsPoll, EcsSettings, Environment, EnvironmentConfig, Guards, ImageConfig, KubernetesSettings,
-    LedgerConfig, MetricsCheck, NotifyConfig, PolicyConfig, ProbeSettings, ProjectConfig,
-    RegistryConfig, RollbackPolicy, ScanKind, SecretSource, SmokeTest, StatusCheck, TargetKind,
-    TestsConfig, Timeouts, TrivyConfig, VerifyConfig,
+    Config, DEFAULT_CONFIG_FILE, ENV_PREFIX, Environment, EnvironmentConfig, Guards, ImageConfig,
+    LedgerConfig, MetricsCheck, NotifyConfig, PolicyConfig, ProbeSettings, Problems, ProjectConfig,
+    RegistryConfig, RollbackPolicy, ScanKind, SmokeTest, StatusCheck, TargetKind, TestsConfig,
+    Timeouts, TrivyConfig, VerifyConfig,
 };
 pub use crate::error::{Error, Result};
 pub use crate::event::{Event, EventSink, Stage, StageProgress, StageResult};
 pub use crate::git::{GitVersionSource, ResolvedVersion, VersionOrigin, VersionSource};
 pub use crate::image::{
     BuildRequest, BuiltImage, Finding, ImageBuilder, PlatformImage, PushedImage, Registry,
-    ScanReport, Scanner,
+    ScanReport, Scanner, preflight_image_seams,
 };
 pub use crate::ledger::{JsonlRecordStore, LedgerProblem, LedgerSnapshot, RecordStore};
 pub use crate::lock::{DeployLock, FileDeployLock, LockGuard};
@@ -67,7 +69,7 @@ pub use crate::outcome::{Outcome, RollbackSummary};
 pub use crate::pipeline::{
     DeployRequest, Pipeline, RollbackRequest, RunControl, RunReport, service_url,
 };
-pub use crate::preflight::{Check, PreflightRequest, check_prerequisites};
+pub use crate::preflight::{Check, check_prerequisites};
 pub use crate::probe::{
     CheckReport, HealthProbe, LatencySummary, SoakRequest, VerificationReport, VerifyRequest,
     soak_passes,

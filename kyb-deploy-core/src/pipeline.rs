@@ -163,13 +163,6 @@ impl Pipeline {
         service_url(environment, self.target.as_ref()).await
     }
 
-    /// The environment's target kind, when the pipeline's target is of that kind (a fake
-    /// standing in for it checks its own prerequisites).
-    fn builtin_target_kind(&self, env: &Environment) -> Option<crate::config::TargetKind> {
-        let kind = env.settings.target;
-        (self.target.kind() == kind.as_str()).then_some(kind)
-    }
-
     /// Tells every notifier about a finished run (dry runs change nothing and are not
     /// announced). A failed notification becomes a warning of the report; the record was
     /// already written, so it is not in the ledger.

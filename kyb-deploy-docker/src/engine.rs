@@ -1,5 +1,6 @@
 //! [`DockerEngine`]: the connection to the local Docker engine every part of this crate uses.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bollard::Docker;
@@ -44,6 +45,33 @@ impl DockerEngine {
                 format!("does not answer: {e}"),
                 "start the engine (dockerd, or scripts/setup.sh on Debian) or set DOCKER_HOST",
             ),
+        }
+    }
+}
+
+/// Whether an engine can be reached without talking to it: `DOCKER_HOST` names a remote
+/// one, or the local socket exists. What a target or an image build needs before it can
+/// connect at all.
+pub(crate) fn socket_check() -> Check {
+    let host = std::env::var("DOCKER_HOST").ok();
+    match host.as_deref() {
+        Some(h) if !h.starts_with("unix://") => {
+            Check::pass("docker engine socket", format!("DOCKER_HOST={h}"))
+        }
+        _ => {
+            let socket = host
+                .as_deref()
+                .and_then(|h| h.strip_prefix("unix://"))
+                .map_or_else(|| PathBuf::from("/var/run/docker.sock"), PathBuf::from);
+            if socket.exists() {
+                Check::pass("docker engine socket", format!("{}", socket.display()))
+            } else {
+                Check::fail(
+                    "docker engine socket",
+                    format!("no Docker engine socket at {}", socket.display()),
+                    "start the engine (dockerd, or scripts/setup.sh on Debian) or set DOCKER_HOST",
+                )
+            }
         }
     }
 }

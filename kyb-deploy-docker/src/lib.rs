@@ -17,20 +17,24 @@
 //! # Ok(()) }
 //! ```
 
+mod backend;
 mod builder;
 mod context;
 mod credentials;
 mod engine;
 mod policy;
 mod registry;
+mod settings;
 mod target;
 mod trivy;
 
+pub use self::backend::DockerBackend;
 pub use self::builder::DockerImageBuilder;
 pub use self::credentials::{CredentialSource, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV};
 pub use self::engine::DockerEngine;
 pub use self::policy::{ImagePolicyScanner, PolicySettings};
 pub use self::registry::DockerRegistry;
+pub use self::settings::{ContainerSecurity, DockerSettings, SecretSource};
 pub use self::target::DockerTarget;
 pub use self::trivy::TrivyScanner;
 

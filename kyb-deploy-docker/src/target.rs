@@ -28,9 +28,11 @@ use super::DockerEngine;
 use kyb_deploy_core::Check;
 use kyb_deploy_core::Environment;
 use kyb_deploy_core::Release;
+use kyb_deploy_core::Result;
 use kyb_deploy_core::StageProgress;
 use kyb_deploy_core::{DeployHandle, Plan, Revision, RolloutOutcome, Target, TargetDescription};
-use kyb_deploy_core::{Error, Result};
+
+use crate::settings::DockerSettings;
 
 /// How often a rollout is looked at.
 const POLL: Duration = Duration::from_millis(250);
@@ -75,15 +77,7 @@ impl DockerTarget {
     /// inconsistent.
     pub fn new(engine: DockerEngine, environment: &Environment) -> Result<Self> {
         let name = &environment.name;
-        let docker = environment
-            .settings
-            .docker
-            .clone()
-            .ok_or_else(|| Error::Config {
-                message: format!(
-                    "environments.{name}.docker is missing; the docker target needs a [environments.{name}.docker] section"
-                ),
-            })?;
+        let docker = DockerSettings::of(environment)?;
         let spec = TargetSpec::new(name, docker, environment.settings.env.clone())?;
         Ok(Self { engine, spec })
     }

@@ -8,7 +8,9 @@ use aws_sdk_ecs::config::http::HttpResponse;
 use aws_sdk_ecs::config::retry::RetryConfig;
 use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use kyb_deploy_core::{EcsSettings, Error};
+use kyb_deploy_core::Error;
+
+use crate::settings::EcsSettings;
 
 /// The SDK's HTTP client on rustls with ring: the one crypto provider of the whole
 /// dependency graph (reqwest and kube use ring too; mixing providers panics at run time).

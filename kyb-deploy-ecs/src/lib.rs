@@ -8,14 +8,18 @@
 //! [`EcsTarget::from_config`], or inject your own (tests, simulators) with
 //! [`EcsTarget::new`]. See `docs/ecs.md` for settings, permissions and troubleshooting.
 
+mod backend;
 pub mod client;
 pub mod ecr;
 mod fargate;
 pub mod poller;
+mod settings;
 mod target;
 pub mod task_definition;
 
+pub use crate::backend::EcsBackend;
 pub use crate::client::ThrottleRetry;
 pub use crate::ecr::EcrLogin;
 pub use crate::poller::ServicePoller;
+pub use crate::settings::{EcsDeployment, EcsPoll, EcsSettings, MAX_CALLS_PER_SECOND};
 pub use crate::target::{EcsTarget, EcsTargetSpec};

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::settings::EcsPoll;
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::Service;
-use kyb_deploy_core::EcsPoll;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 

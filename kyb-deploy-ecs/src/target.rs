@@ -22,9 +22,10 @@ use time::OffsetDateTime;
 
 use self::calls::{Registered, primary};
 pub use self::spec::EcsTargetSpec;
-use self::spec::{check_spec, ecs_settings};
+use self::spec::check_spec;
 use crate::client::{ThrottleRetry, load_sdk_config};
 use crate::poller::ServicePoller;
+use crate::settings::{EcsPoll, EcsSettings};
 use crate::task_definition::{TaskDefinitionSpec, diff};
 
 /// How many task definition revisions `history` describes.
@@ -47,10 +48,10 @@ const EVENT_TIME: &[time::format_description::FormatItem<'static>] =
 /// ```no_run
 /// # async fn example(client: aws_sdk_ecs::Client, env: kyb_deploy_core::Environment) -> kyb_deploy_core::Result<()> {
 /// use kyb_deploy_core::Target as _;
-/// use kyb_deploy_ecs::{EcsTarget, EcsTargetSpec};
+/// use kyb_deploy_ecs::{EcsSettings, EcsTarget, EcsTargetSpec};
 ///
 /// let spec = EcsTargetSpec::from_environment(&env, std::path::Path::new("."))?;
-/// let target = EcsTarget::new(client, spec, env.settings.ecs.clone().unwrap().poll);
+/// let target = EcsTarget::new(client, spec, EcsSettings::of(&env)?.poll);
 /// println!("{:?}", target.current_release().await?);
 /// # Ok(()) }
 /// ```
@@ -66,7 +67,7 @@ pub struct EcsTarget {
 
 impl EcsTarget {
     /// A target calling ECS through `client`, polling at the pace of `poll`.
-    pub fn new(client: Client, spec: EcsTargetSpec, poll: kyb_deploy_core::EcsPoll) -> Self {
+    pub fn new(client: Client, spec: EcsTargetSpec, poll: EcsPoll) -> Self {
         let retry = ThrottleRetry::default();
         Self {
             poller: ServicePoller::new(client.clone(), poll, retry),
@@ -90,9 +91,9 @@ impl EcsTarget {
             .and_then(Path::parent)
             .unwrap_or(Path::new("."));
         let spec = EcsTargetSpec::from_environment(environment, base)?;
-        let settings = ecs_settings(environment)?;
-        let sdk = load_sdk_config(settings, &environment.name).await?;
-        Ok(Self::new(Client::new(&sdk), spec, settings.poll.clone()))
+        let settings = EcsSettings::of(environment)?;
+        let sdk = load_sdk_config(&settings, &environment.name).await?;
+        Ok(Self::new(Client::new(&sdk), spec, settings.poll))
     }
 
     /// Shares `poller` with other targets, so that their DescribeServices calls are

@@ -1,7 +1,11 @@
 //! `kyb-deploy check`: every prerequisite of an environment, each missing one with its fix.
 
-use kyb_deploy_core::{Check, PreflightRequest, ScanKind, check_prerequisites};
-use kyb_deploy_docker::TrivyScanner;
+use std::sync::Arc;
+
+use kyb_deploy_core::{
+    Check, EventSink, HealthProbe, HttpHealthProbe, VerifyConfig, check_prerequisites,
+    preflight_image_seams,
+};
 use serde::Serialize;
 
 use crate::args::{CheckArgs, GlobalArgs, OutputFormat};
@@ -10,6 +14,7 @@ use crate::error::CliError;
 use crate::exit_codes::ExitCodes;
 use crate::output::{format, json};
 use crate::project::{Project, cancellable};
+use crate::targets::registered_backends;
 
 /// The JSON payload of `check`.
 #[derive(Serialize)]
@@ -28,7 +33,7 @@ pub(crate) async fn run(
 ) -> Result<i32, CliError> {
     let project = Project::load(ctx, global)?;
     let env = project.environment(&args.environment, None)?;
-    let kind = env.settings.target;
+    let kind = env.settings.target.clone();
 
     let mut checks = vec![Check::pass(
         "configuration",
@@ -45,47 +50,91 @@ pub(crate) async fn run(
             )
         ),
     )];
-    if let Err(e) = project.probe(ctx, &env) {
-        checks.push(Check::fail(
-            "verification settings",
-            e.to_string(),
-            format!(
-                "fix environments.{}.verify in the configuration file",
-                env.name
-            ),
-        ));
+    let probe = match project.probe(ctx, &env) {
+        Ok(probe) => Some(probe),
+        Err(e) => {
+            checks.push(Check::fail(
+                "verification settings",
+                e.to_string(),
+                format!(
+                    "fix environments.{}.verify in the configuration file",
+                    env.name
+                ),
+            ));
+            None
+        }
+    };
+    // What the kind needs on this machine before its target can exist.
+    let backends = registered_backends();
+    if let Ok(backend) = backends.backend_of(&env) {
+        checks.extend(cancellable(&ctx.cancel, backend.prerequisites(&env)).await?);
     }
-    checks.extend(
-        check_prerequisites(&PreflightRequest {
-            project_dir: &project.dir,
-            needs_git: true,
-            target_kind: Some(kind),
-        })
-        .await,
-    );
+    // The image pipeline (Docker engine, scanner, registry): `deploy` needs it whatever the
+    // target.
+    let seams = if ctx.build_images {
+        match project.image_seams().await {
+            Ok(seams) => Some(seams),
+            Err(e @ CliError::Engine(_)) => {
+                checks.push(Check::fail(
+                    "docker engine",
+                    format!("{e}: {}", e.causes().join(": ")),
+                    "start the engine (dockerd, or scripts/setup.sh on Debian) or set DOCKER_HOST: it builds and pushes every image",
+                ));
+                None
+            }
+            Err(e) => {
+                checks.push(Check::fail(
+                    "image pipeline",
+                    e.to_string(),
+                    "fix [image] in the configuration file",
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
     match project.target(ctx, &env).await {
         Ok(target) => {
-            checks.push(Check::pass(format!("{kind} target"), format!("{} target created", target.kind())));
-            checks.extend(cancellable(&ctx.cancel, target.preflight()).await?);
+            checks.push(Check::pass(
+                format!("{kind} target"),
+                format!("{} target created", target.kind()),
+            ));
+            // The run's own preflight, as `deploy` runs it: git, the target's platform
+            // checks, and the image pipeline's. It never probes: with verification settings
+            // reported broken above, the default probe stands in.
+            let probe = match probe {
+                Some(probe) => probe,
+                None => {
+                    Arc::new(HttpHealthProbe::new(VerifyConfig::default())?) as Arc<dyn HealthProbe>
+                }
+            };
+            let mut pipeline = project.pipeline_around(target, probe, EventSink::new(), Vec::new());
+            if let Some((builder, scanner, registry)) = seams {
+                pipeline = pipeline.with_image_pipeline(builder, scanner, Some(registry));
+            }
+            checks.extend(
+                cancellable(&ctx.cancel, pipeline.preflight(&project.dir, true, true)).await?,
+            );
         }
-        Err(e) => checks.push(Check::fail(
-            format!("{kind} target"),
-            e.to_string(),
-            format!(
-                "use a build of kyb-deploy that includes the {kind} target, or fix environments.{}.{kind}",
-                env.name
-            ),
-        )),
-    }
-
-    if project.config.image.scan == ScanKind::Trivy {
-        match TrivyScanner::new(&project.config.image.trivy) {
-            Ok(trivy) => checks.push(trivy.check().await),
-            Err(e) => checks.push(Check::fail(
-                "trivy",
+        Err(e) => {
+            checks.extend(check_prerequisites(&project.dir, true).await);
+            checks.push(Check::fail(
+                format!("{kind} target"),
                 e.to_string(),
-                "fix image.trivy in the configuration file",
-            )),
+                format!(
+                    "fix environments.{}.{kind}, or what the checks above name",
+                    env.name
+                ),
+            ));
+            if let Some((builder, scanner, registry)) = &seams {
+                let image_checks = preflight_image_seams(
+                    Some(builder.as_ref()),
+                    scanner.as_deref(),
+                    Some(registry.as_ref()),
+                );
+                checks.extend(cancellable(&ctx.cancel, image_checks).await?);
+            }
         }
     }
 

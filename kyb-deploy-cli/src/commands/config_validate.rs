@@ -1,9 +1,9 @@
-//! `kyb-deploy config validate`: load the configuration as every command would, and check
-//! the settings that are otherwise checked only when used (probe settings, webhooks, ECS
-//! task definition templates). Needs no target and no credentials.
+//! `kyb-deploy config validate`: load the configuration as every command would (each
+//! environment's target settings checked offline by its kind's backend: files, templates),
+//! and check the settings that are otherwise checked only when used (probe settings,
+//! webhooks). Needs no target and no credentials.
 
-use kyb_deploy_core::{Error, HttpHealthProbe, TargetKind};
-use kyb_deploy_ecs::EcsTargetSpec;
+use kyb_deploy_core::{Error, HttpHealthProbe};
 use serde::Serialize;
 
 use crate::args::{GlobalArgs, OutputFormat};
@@ -34,23 +34,6 @@ pub(crate) fn run(global: &GlobalArgs, ctx: &mut CliContext) -> Result<i32, CliE
         })?;
     }
     project.notifiers()?;
-    for name in project.config.environment_names() {
-        let env = project.environment(&name, None)?;
-        if env.settings.ecs.is_some() && env.settings.target == TargetKind::Ecs {
-            // The task definition template: read and checked (Fargate sizes included)
-            // without calling AWS. Loading checked that the file is readable UTF-8; should
-            // it have changed since, that is still a problem of the configuration.
-            EcsTargetSpec::from_environment(&env, &project.dir).map_err(|e| match e {
-                Error::Io { path, source, .. } => Error::Config {
-                    message: format!(
-                        "environments.{name}.ecs.task_definition: {} cannot be read ({source}); fix the path or the file",
-                        path.display()
-                    ),
-                },
-                other => other,
-            })?;
-        }
-    }
 
     let environments = project.config.environment_names();
     let mut out = ctx.stdout.clone();

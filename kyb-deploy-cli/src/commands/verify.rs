@@ -174,7 +174,7 @@ async fn base_url(project: &Project, ctx: &CliContext, env: &Environment) -> Res
     if let Some(url) = &env.settings.verify.base_url {
         return Ok(url.clone());
     }
-    let kind = env.settings.target;
+    let kind = &env.settings.target;
     let target = project.target(ctx, env).await.map_err(|e| {
         CliError::from(Error::Config {
             message: format!(

@@ -138,18 +138,20 @@ fn an_ecs_environment_without_a_region_fails_before_anything_with_3() {
 }
 
 #[test]
-fn an_unavailable_target_kind_exits_3() {
+fn a_target_kind_this_build_lacks_is_a_configuration_error() {
     let project = Project::new(STAGING_KUBERNETES);
     for args in [
         &["deploy", "-e", "staging", "-v", "v1"][..],
         &["rollback", "-e", "staging"][..],
         &["status", "-e", "staging"][..],
+        &["config", "validate"][..],
     ] {
         let run = output(binary(project.path()).args(args));
-        assert_eq!(run.code, 3, "{args:?}: {run:?}");
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
         assert!(
-            run.stderr
-                .contains(r#"environments.staging uses target = "kubernetes""#),
+            run.stderr.contains(
+                r#"environments.staging.target: "kubernetes" is not a target kind of this build; it deploys to: docker, ecs"#
+            ),
             "{}",
             run.stderr
         );

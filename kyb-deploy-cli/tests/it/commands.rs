@@ -147,19 +147,33 @@ fn status_shows_what_runs_and_the_last_good_release() {
 
 #[test]
 fn status_without_a_target_still_shows_the_ledger_and_exits_3() {
-    let h = Harness::new(&crate::support::CONFIG.replace(
-        "target = \"ecs\"\n[environments.staging.ecs]\ncluster = \"kyb-staging\"\nservice = \"kyb-api\"",
-        "target = \"kubernetes\"\n[environments.staging.kubernetes]\nnamespace = \"kyb\"\ndeployment = \"kyb-api\"",
-    ));
+    /// A platform that cannot be reached from this machine.
+    struct Unreachable;
+
+    #[kyb_deploy_core::async_trait]
+    impl kyb_deploy_cli::TargetFactory for Unreachable {
+        async fn create(
+            &self,
+            _env: &kyb_deploy_core::Environment,
+            _config: &kyb_deploy_core::Config,
+        ) -> Result<std::sync::Arc<dyn kyb_deploy_core::Target>, kyb_deploy_core::Error> {
+            Err(kyb_deploy_core::Error::target(
+                "ecs",
+                "no AWS credentials found",
+            ))
+        }
+    }
+
+    let h = Harness::new(CONFIG);
     assert_eq!(h.run(&["deploy", "-e", "staging", "-v", "v1"]).code, 0);
     let run = h.run_in(&["status", "-e", "staging"], |ctx| {
-        ctx.with_targets(std::sync::Arc::new(kyb_deploy_cli::BuiltinTargets))
+        ctx.with_targets(std::sync::Arc::new(Unreachable))
     });
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stdout.contains("last good   v1"), "{}", run.stdout);
     assert!(
         run.stderr
-            .contains("error: kubernetes target: not available"),
+            .contains("error: ecs target: no AWS credentials found"),
         "{}",
         run.stderr
     );
@@ -228,7 +242,9 @@ fn verify_without_a_base_url_uses_the_target_endpoint_or_names_the_key() {
 fn check_lists_every_prerequisite_with_its_fix() {
     let h = Harness::new(CONFIG);
     let run = h.run_in(&["--output", "json", "check", "-e", "staging"], |ctx| {
-        ctx.with_targets(std::sync::Arc::new(kyb_deploy_cli::BuiltinTargets))
+        ctx.with_targets(std::sync::Arc::new(
+            kyb_deploy_cli::BuiltinTargets::default(),
+        ))
     });
     assert_eq!(run.code, 3, "{run:?}");
     let json = run.json();
@@ -239,12 +255,13 @@ fn check_lists_every_prerequisite_with_its_fix() {
         "{names:?}"
     );
     let target = checks.iter().find(|c| c["name"] == "ecs target").unwrap();
-    assert_eq!(target["ok"], false);
+    assert_eq!(target["ok"], false, "{target}");
     assert!(
         target["fix"]
             .as_str()
             .unwrap()
-            .contains("includes the ecs target")
+            .contains("fix environments.staging.ecs"),
+        "{target}"
     );
 }
 

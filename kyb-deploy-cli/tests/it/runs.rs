@@ -316,18 +316,22 @@ fn rollback_goes_to_the_last_good_release_or_a_named_one() {
 }
 
 #[test]
-fn an_unavailable_target_fails_before_anything_with_3() {
-    // The real target factory: this build has no Kubernetes target yet.
+fn a_target_kind_this_build_lacks_fails_before_anything_with_2() {
+    // The real registration list: this build has no Kubernetes target yet.
     let h = Harness::new(&crate::support::CONFIG.replace(
         "target = \"ecs\"\n[environments.staging.ecs]\ncluster = \"kyb-staging\"\nservice = \"kyb-api\"",
         "target = \"kubernetes\"\n[environments.staging.kubernetes]\nnamespace = \"kyb\"\ndeployment = \"kyb-api\"",
     ));
     let run = h.run_in(&["deploy", "-e", "staging", "-v", "v1"], |ctx| {
-        ctx.with_targets(std::sync::Arc::new(kyb_deploy_cli::BuiltinTargets))
+        ctx.with_targets(std::sync::Arc::new(
+            kyb_deploy_cli::BuiltinTargets::default(),
+        ))
     });
-    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(run.code, 2, "{run:?}");
     assert!(
-        run.stderr.contains(r#"kubernetes target: not available in this build of kyb-deploy yet; environments.staging uses target = "kubernetes""#),
+        run.stderr.contains(
+            r#"environments.staging.target: "kubernetes" is not a target kind of this build"#
+        ),
         "{}",
         run.stderr
     );

@@ -83,7 +83,7 @@ fn error_messages() {
     );
     snapshot_error("error_missing_config", None, &["deploy", "-e", "staging"]);
     snapshot_error(
-        "error_unavailable_target",
+        "error_target_kind_not_in_this_build",
         Some(KUBERNETES),
         &["deploy", "-e", "staging", "-v", "v1"],
     );

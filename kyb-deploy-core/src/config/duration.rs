@@ -2,9 +2,14 @@
 //! the one parser every duration goes through: configuration keys, `KYB_DEPLOY_*` overrides
 //! and the command line's `--timeout`.
 //!
-//! Every duration is bounded by [`MAX`] when it is parsed, so that no deadline computed from
-//! a setting (`now + timeout`) can overflow: a setting of `"500000000000y"` is refused with
-//! the key named instead of ending a run, or its rollback, with a panic.
+//! Every duration is bounded by [`Config::MAX_DURATION`](crate::Config::MAX_DURATION) when
+//! it is parsed, so that no deadline computed from a setting (`now + timeout`) can overflow:
+//! a setting of `"500000000000y"` is refused with the key named instead of ending a run, or
+//! its rollback, with a panic.
+//!
+//! Target backends read their own duration settings the same way:
+//! `#[serde(with = "kyb_deploy_core::duration")]` (or `kyb_deploy_core::duration::option` for
+//! an optional one).
 
 use std::time::Duration;
 
@@ -18,14 +23,12 @@ pub(crate) const MAX: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 pub(crate) const MAX_TEXT: &str = "7 days";
 
 /// Serialises a duration as a human-readable string.
-pub(crate) fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&humantime::format_duration(*value).to_string())
 }
 
 /// Deserialises a duration from a human-readable string.
-pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Duration, D::Error> {
+pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let raw = String::deserialize(deserializer)?;
     parse(&raw).map_err(serde::de::Error::custom)
 }
@@ -76,10 +79,11 @@ impl super::Config {
 }
 
 /// The same for `Option<Duration>`.
-pub(crate) mod option {
+pub mod option {
     use super::*;
 
-    pub(crate) fn serialize<S: Serializer>(
+    /// Serialises an optional duration as a human-readable string, or nothing.
+    pub fn serialize<S: Serializer>(
         value: &Option<Duration>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
@@ -89,7 +93,8 @@ pub(crate) mod option {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+    /// Deserialises an optional human-readable duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<Duration>, D::Error> {
         let raw = Option::<String>::deserialize(deserializer)?;

@@ -57,12 +57,26 @@ fn misspelled_key_is_named_with_its_path() {
         err.contains("unknown key \"readines\"; did you mean \"readiness\"?"),
         "{err}"
     );
-    let text = "[environments.x]\ntarget = \"ecs\"\n[environments.x.ecs]\ncluster = \"c\"\n";
-    let err = Config::from_toml(text).unwrap_err().to_string();
+    // In the target's own settings, read by its backend: named with the whole path and line.
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Ecs {
+        cluster: String,
+        service: String,
+    }
+    let text = "[environments.x]\ntarget = \"ecs\"\n[environments.x.ecs]\ncluster = \"c\"\nservise = \"s\"\n";
+    let env = Config::from_toml(text).unwrap().environment("x").unwrap();
+    let err = env.target_settings::<Ecs>().unwrap_err();
+    assert!(err.is_usage());
+    let err = err.to_string();
     assert!(
-        err.contains("environments.x.ecs: missing required key \"service\""),
+        err.contains(
+            "environments.x.ecs.servise: unknown key \"servise\"; did you mean \"service\"?"
+        ),
         "{err}"
     );
+    assert!(err.contains("(in <inline>, line 5)"), "{err}");
 }
 
 #[test]
@@ -76,7 +90,7 @@ fn edit_distance_counts_single_character_edits() {
 fn bad_values_are_named() {
     let cases = [
         (
-            "[environments.x]\ntarget = \"nomad\"",
+            "[environments.x]\ntarget = \"no mad\"",
             "environments.x.target",
         ),
         (
@@ -112,7 +126,7 @@ fn bad_values_are_named() {
 fn file_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kyb-deploy.toml");
-    std::fs::write(&path, format!("{MINIMAL}\nbogus = 1\n")).unwrap();
+    std::fs::write(&path, format!("[project]\nbogus = 1\n{MINIMAL}")).unwrap();
     let err = Config::load(Some(&path)).unwrap_err().to_string();
     assert!(err.contains("bogus"), "{err}");
     assert!(err.contains("kyb-deploy.toml"), "{err}");

@@ -8,15 +8,10 @@ use std::time::Duration;
 use url::Url;
 
 use super::duration::MAX_TEXT;
-use super::{
-    Config, EcsSettings, EnvironmentConfig, ImageConfig, TargetKind, edit_distance, parse_size,
-};
+use super::{Config, EnvironmentConfig, ImageConfig, edit_distance, parse_size};
 
 /// Most consecutive probe results, and smoke-test samples, a setting may ask for.
 pub(super) const MAX_COUNT: u32 = 1000;
-
-/// ECS's sustained DescribeServices budget per account: polling faster is only throttled.
-pub(super) const MAX_ECS_CALLS_PER_SECOND: u32 = 20;
 
 /// The placeholders of `image.tags` and `image.build_args`.
 const PLACEHOLDERS: [&str; 3] = ["version", "commit", "environment"];
@@ -113,14 +108,9 @@ fn ledger(path: &Path, base: Option<&Path>, problems: &mut Vec<String>) {
     }
 }
 
-/// The checks of one environment. `base` is the configuration file's directory, when it is
-/// a file: templates are read relative to it.
-pub(super) fn environment(
-    name: &str,
-    env: &EnvironmentConfig,
-    base: Option<&Path>,
-    problems: &mut Vec<String>,
-) {
+/// The checks of one environment's core keys, and that its only section is its target's
+/// (the target's backend checks what is in it).
+pub(super) fn environment(name: &str, env: &EnvironmentConfig, problems: &mut Vec<String>) {
     let key = format!("environments.{name}");
     let valid_name = name
         .chars()
@@ -134,15 +124,27 @@ pub(super) fn environment(
             "{key}: environment names use lowercase letters, digits, '-' and '_' and start with a letter or digit"
         ));
     }
-    let section = match env.target {
-        TargetKind::Docker => env.docker.is_some(),
-        TargetKind::Ecs => env.ecs.is_some(),
-        TargetKind::Kubernetes => env.kubernetes.is_some(),
-    };
-    if !section {
+    let kind = env.target.as_str();
+    if !valid_kind(kind) {
         problems.push(format!(
-            "{key}.{kind}: target = \"{kind}\" needs a [{key}.{kind}] section",
-            kind = env.target
+            "{key}.target: {kind:?} is not a target kind; kinds are lowercase words, like \"docker\", \"ecs\" or \"kubernetes\""
+        ));
+    } else if !env.sections.contains_key(kind) {
+        problems.push(format!(
+            "{key}.{kind}: target = \"{kind}\" needs a [{key}.{kind}] section"
+        ));
+    }
+    for section in env.sections.keys().filter(|s| s.as_str() != kind) {
+        let suggestion = super::ENVIRONMENT_KEYS
+            .iter()
+            .copied()
+            .chain([kind])
+            .map(|candidate| (edit_distance(section, candidate), candidate))
+            .filter(|(distance, _)| *distance <= 1.max(section.len() / 3))
+            .min_by_key(|(distance, _)| *distance)
+            .map_or_else(String::new, |(_, c)| format!("did you mean \"{c}\"? "));
+        problems.push(format!(
+            "{key}.{section}: unknown section; {suggestion}this environment deploys to target = \"{kind}\", whose settings go in [{key}.{kind}]; remove [{key}.{section}] or change the target"
         ));
     }
     let t = &env.timeouts;
@@ -166,37 +168,6 @@ pub(super) fn environment(
             ));
         }
         no_nul(&vkey, value, problems);
-    }
-    if let Some(docker) = &env.docker {
-        port(&format!("{key}.docker.port"), docker.port, problems);
-        port(
-            &format!("{key}.docker.host_port"),
-            docker.host_port,
-            problems,
-        );
-        for (secret, source) in &docker.secrets {
-            let skey = format!("{key}.docker.secrets.{secret}");
-            if source.env.is_some() == source.file.is_some() {
-                problems.push(format!(
-                    "{skey}: give exactly one of env = \"VARIABLE\" or file = \"path\""
-                ));
-            }
-            if !valid_env_name(secret) {
-                problems.push(format!(
-                    "{skey}: {secret:?} is not an environment variable name; use letters, digits and '_', not starting with a digit"
-                ));
-            }
-            if let Some(variable) = &source.env
-                && (variable.is_empty() || variable.contains(['=', '\0']))
-            {
-                problems.push(format!(
-                    "{skey}.env: {variable:?} is not an environment variable name; name the variable that holds the secret"
-                ));
-            }
-        }
-    }
-    if let Some(ecs) = &env.ecs {
-        self::ecs(&key, ecs, base, problems);
     }
     verify(&key, env, problems);
 }
@@ -280,103 +251,38 @@ fn verify(key: &str, env: &EnvironmentConfig, problems: &mut Vec<String>) {
     }
 }
 
-fn ecs(key: &str, ecs: &EcsSettings, base: Option<&Path>, problems: &mut Vec<String>) {
-    let d = &ecs.deployment;
-    if d.minimum_healthy_percent > 100 {
-        problems.push(format!(
-            "{key}.ecs.deployment.minimum_healthy_percent: {} is above 100; use 0-100",
-            d.minimum_healthy_percent
-        ));
-    }
-    if !(100..=200).contains(&d.maximum_percent) {
-        problems.push(format!(
-            "{key}.ecs.deployment.maximum_percent: {} is outside 100-200 (Fargate replica services)",
-            d.maximum_percent
-        ));
-    }
-    if d.maximum_percent <= d.minimum_healthy_percent && d.maximum_percent == 100 {
-        problems.push(format!(
-            "{key}.ecs.deployment: maximum_percent = 100 with minimum_healthy_percent = 100 leaves ECS no room to start a new task; lower minimum_healthy_percent or raise maximum_percent"
-        ));
-    }
-    let p = &ecs.poll;
-    if p.interval.is_zero() || p.max_interval < p.interval {
-        problems.push(format!(
-            "{key}.ecs.poll: interval must be longer than 0s and max_interval at least interval"
-        ));
-    }
-    if p.max_calls_per_second == 0 {
-        problems.push(format!(
-            "{key}.ecs.poll.max_calls_per_second: must be at least 1"
-        ));
-    }
-    if p.max_calls_per_second > MAX_ECS_CALLS_PER_SECOND {
-        problems.push(format!(
-            "{key}.ecs.poll.max_calls_per_second: {} is above ECS's read budget of {MAX_ECS_CALLS_PER_SECOND} calls per second per account; use 1-{MAX_ECS_CALLS_PER_SECOND}",
-            p.max_calls_per_second
-        ));
-    }
-    if ecs.cluster.is_empty() || ecs.service.is_empty() {
-        problems.push(format!("{key}.ecs: cluster and service must not be empty"));
-    }
-    if let Some(region) = &ecs.region
-        && !valid_region(region)
-    {
-        problems.push(format!(
-            "{key}.ecs.region: {region:?} is not an AWS region; write one like \"us-east-1\" or \"eu-central-1\""
-        ));
-    }
-    if let Some(endpoint) = &ecs.endpoint_url {
-        let ekey = format!("{key}.ecs.endpoint_url");
-        match Url::parse(endpoint) {
-            Ok(url) => http_url(&ekey, &url, true, problems),
-            Err(e) => problems.push(format!(
-                "{ekey}: {endpoint:?} is not a URL ({e}); write one like \"https://ecs.us-east-1.amazonaws.com\""
-            )),
-        }
-    }
-    if let Some(template) = &ecs.task_definition {
-        task_definition(
-            &format!("{key}.ecs.task_definition"),
-            template,
-            base,
-            problems,
-        );
-    }
-}
-
-/// The template file must be a readable UTF-8 file (its content is the ECS backend's to
-/// check). Read relative to `base`; without one (an inline configuration) only the path is
-/// checked.
-fn task_definition(key: &str, written: &Path, base: Option<&Path>, problems: &mut Vec<String>) {
-    if written.as_os_str().is_empty() {
-        problems.push(format!(
-            "{key}: must not be empty; name the template file, or remove the key to reuse the service's task definition"
-        ));
-        return;
-    }
-    let Some(base) = base else {
-        return;
-    };
-    let path = base.join(written);
+/// A file the settings name, read relative to `base`: it must exist, be a file and hold
+/// UTF-8 text.
+fn text_file(
+    key: &str,
+    written: &Path,
+    base: &Path,
+    what: &str,
+    fix: &str,
+    problems: &mut Vec<String>,
+) {
     let shown = written.display();
+    if written.as_os_str().is_empty() {
+        problems.push(format!("{key}: must not be empty; name the {what} file"));
+        return;
+    }
+    let path = base.join(written);
     let problem = match std::fs::metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
-            "{key}: template {shown} does not exist; create it (docs/ecs.md) or fix the path, which is relative to the configuration file"
+            "{key}: {what} {shown} does not exist; {fix}, or fix the path, which is relative to the configuration file"
         )),
         Err(e) => Some(format!(
-            "{key}: template {shown} cannot be read ({e}); fix its permissions or the path"
+            "{key}: {what} {shown} cannot be read ({e}); fix its permissions or the path"
         )),
         Ok(m) if m.is_dir() => Some(format!(
-            "{key}: {shown} is a directory; name the template file in it, like \"{}/task-definition.json\"",
-            shown.to_string().trim_end_matches(['/', '\\'])
+            "{key}: {shown} is a directory; name the {what} file in it"
         )),
         Ok(_) => match std::fs::read(&path) {
             Err(e) => Some(format!(
-                "{key}: template {shown} cannot be read ({e}); fix its permissions or the path"
+                "{key}: {what} {shown} cannot be read ({e}); fix its permissions or the path"
             )),
             Ok(bytes) if std::str::from_utf8(&bytes).is_err() => Some(format!(
-                "{key}: template {shown} is not UTF-8 text; save it as UTF-8 JSON"
+                "{key}: {what} {shown} is not UTF-8 text; save it as UTF-8"
             )),
             Ok(_) => None,
         },
@@ -435,25 +341,20 @@ fn no_nul(key: &str, value: &str, problems: &mut Vec<String>) {
     }
 }
 
+/// A target kind's name: a lowercase word (letters, digits, '-'), starting with a letter.
+fn valid_kind(kind: &str) -> bool {
+    kind.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 /// A portable environment variable name: letters, digits and `_`, not starting with a digit.
 fn valid_env_name(name: &str) -> bool {
     name.chars()
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// An AWS region: lowercase words and a number joined by '-', like `us-east-1` or
-/// `us-gov-west-1`.
-fn valid_region(region: &str) -> bool {
-    let parts: Vec<&str> = region.split('-').collect();
-    parts.len() >= 3
-        && parts[0].len() == 2
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
-        && !parts[parts.len() - 1].is_empty()
 }
 
 /// An image repository as Docker names it: `[host[:port]/]path`, each path component
@@ -642,6 +543,98 @@ fn tag_template(template: &str) -> Result<(), String> {
     }
 }
 
+/// Problems found in settings, each `key: what is wrong; the fix`. Target backends check
+/// their own settings with it ([`crate::TargetBackend::validate`]), with the same rules and
+/// words core uses for its keys.
+///
+/// ```
+/// use std::time::Duration;
+/// use kyb_deploy_core::Problems;
+///
+/// let mut problems = Problems::default();
+/// problems.port("environments.dev.local.port", 0);
+/// problems.url("environments.dev.local.endpoint", "ftp://example.com");
+/// problems.positive("environments.dev.local.poll", Duration::ZERO);
+/// assert_eq!(problems.len(), 3);
+/// assert!(problems.as_slice()[0].starts_with("environments.dev.local.port: 0 is not a port"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Problems(Vec<String>);
+
+impl Problems {
+    /// Adds a problem, worded `key: what is wrong; the fix`.
+    pub fn push(&mut self, problem: impl Into<String>) {
+        self.0.push(problem.into());
+    }
+
+    /// A port must not be 0.
+    pub fn port(&mut self, key: &str, value: u16) {
+        port(key, value, &mut self.0);
+    }
+
+    /// A duration must be longer than zero.
+    pub fn positive(&mut self, key: &str, value: Duration) {
+        positive(key, value, &mut self.0);
+    }
+
+    /// A count must be at most `max`.
+    pub fn at_most(&mut self, key: &str, value: u32, max: u32) {
+        at_most(key, value, max, &mut self.0);
+    }
+
+    /// Text a process receives must hold no NUL character.
+    pub fn no_nul(&mut self, key: &str, value: &str) {
+        no_nul(key, value, &mut self.0);
+    }
+
+    /// An `http://` or `https://` URL with a host, shown in the message.
+    pub fn url(&mut self, key: &str, value: &str) {
+        match Url::parse(value) {
+            Ok(url) => http_url(key, &url, true, &mut self.0),
+            Err(e) => self.0.push(format!(
+                "{key}: {value:?} is not a URL ({e}); write one like \"https://api.example.com\""
+            )),
+        }
+    }
+
+    /// A portable environment variable name (letters, digits and `_`, not starting with a
+    /// digit); `what` says what the name is for.
+    pub fn env_name(&mut self, key: &str, name: &str, what: &str) {
+        if !valid_env_name(name) {
+            self.0.push(format!(
+                "{key}: {name:?} is not an environment variable name; use letters, digits and '_', not starting with a digit, {what}"
+            ));
+        }
+    }
+
+    /// A file the settings name: it must exist, be a file (not a directory) and hold UTF-8
+    /// text. `written` is the path as written, read relative to `base`; `what` names the file
+    /// for the messages (`template`) and `fix` says how to make one.
+    pub fn text_file(&mut self, key: &str, written: &Path, base: &Path, what: &str, fix: &str) {
+        text_file(key, written, base, what, fix, &mut self.0);
+    }
+
+    /// How many problems there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The problems, in the order found.
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The problems, in the order found.
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,29 +705,6 @@ mod tests {
         assert_eq!(placeholders("{version}-${HOME}-{x_1}"), ["version", "x_1"]);
         assert_eq!(placeholders(r#"{"a": 1}"#), Vec::<&str>::new());
         assert_eq!(unknown_placeholder("${HOME}/{version}"), None);
-    }
-
-    #[test]
-    fn regions() {
-        for good in [
-            "us-east-1",
-            "us-gov-west-1",
-            "ap-southeast-3",
-            "eu-central-2",
-        ] {
-            assert!(valid_region(good), "{good}");
-        }
-        for bad in [
-            "US-EAST-1",
-            "us-east",
-            "useast1",
-            "us_east_1",
-            "us-east-1a",
-            "",
-            "u-east-1",
-        ] {
-            assert!(!valid_region(bad), "{bad}");
-        }
     }
 
     #[test]

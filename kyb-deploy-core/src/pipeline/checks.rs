@@ -8,7 +8,7 @@ use crate::config::Environment;
 use crate::event::{Stage, StageResult};
 use crate::git::ResolvedVersion;
 use crate::outcome::Outcome;
-use crate::preflight::{PreflightRequest, check_prerequisites};
+use crate::preflight::{Check, check_prerequisites};
 
 impl Pipeline {
     /// Applies the environment's guards; a refusal says how to proceed.
@@ -139,6 +139,34 @@ impl Pipeline {
         )
     }
 
+    /// Every prerequisite of a run, each missing one with its fix: git (when the version
+    /// comes from it), the target's own checks (platform, credentials), and, when
+    /// `image_seams` (a deployment that builds and pushes), the image builder's, scanner's
+    /// and registry's. A check several seams make (the Docker engine) is reported once. Never
+    /// changes anything; `deploy` runs it as its first stage, and `check` shows it.
+    pub async fn preflight(
+        &self,
+        project_dir: &Path,
+        needs_git: bool,
+        image_seams: bool,
+    ) -> Vec<Check> {
+        let mut checks = check_prerequisites(project_dir, needs_git).await;
+        checks.extend(self.target.preflight().await);
+        if image_seams {
+            checks.extend(
+                crate::image::preflight_image_seams(
+                    self.builder.as_deref(),
+                    self.scanner.as_deref(),
+                    self.registry.as_deref(),
+                )
+                .await,
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        checks.retain(|c| seen.insert((c.name.clone(), c.ok)));
+        checks
+    }
+
     /// Checks every prerequisite at once (git when the version comes from it, what the target
     /// kind implies, and each seam's own checks) and fails with all missing pieces.
     pub(super) async fn preflight_stage(
@@ -151,27 +179,7 @@ impl Pipeline {
         stages: &mut StageLog<'_>,
     ) -> Result<(), Outcome> {
         let started = stages.begin(Stage::Preflight);
-        let collect = async {
-            let mut checks = check_prerequisites(&PreflightRequest {
-                target_kind: self.builtin_target_kind(env),
-                project_dir,
-                needs_git,
-            })
-            .await;
-            checks.extend(self.target.preflight().await);
-            if image_seams {
-                if let Some(builder) = &self.builder {
-                    checks.extend(builder.preflight().await);
-                }
-                if let Some(scanner) = &self.scanner {
-                    checks.extend(scanner.preflight().await);
-                }
-                if let Some(registry) = &self.registry {
-                    checks.extend(registry.preflight().await);
-                }
-            }
-            Ok(checks)
-        };
+        let collect = async { Ok(self.preflight(project_dir, needs_git, image_seams).await) };
         let checks = match control.run(env.settings.timeouts.deploy, collect).await {
             Ok(checks) => checks,
             Err(e) => {
@@ -179,12 +187,6 @@ impl Pipeline {
                 return Err(e.before_deploy(Stage::Preflight));
             }
         };
-        // Several seams check the same thing (the Docker engine); report each once.
-        let mut seen = std::collections::HashSet::new();
-        let checks: Vec<_> = checks
-            .into_iter()
-            .filter(|c| seen.insert((c.name.clone(), c.ok)))
-            .collect();
         for check in &checks {
             self.events.progress(Stage::Preflight, check.describe());
         }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::DockerTarget;
 use super::engine::{self, Managed};
 use super::spec::{self, TargetSpec};
-use kyb_deploy_core::ContainerSecurity;
+use crate::settings::ContainerSecurity;
 use kyb_deploy_core::PlannedChange;
 use kyb_deploy_core::Release;
 use kyb_deploy_core::Result;

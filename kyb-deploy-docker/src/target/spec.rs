@@ -11,8 +11,8 @@ use bollard::models::{
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::settings::{DockerSettings, SecretSource};
 use kyb_deploy_core::Release;
-use kyb_deploy_core::{DockerSettings, SecretSource};
 use kyb_deploy_core::{Error, Result};
 
 /// The environment a container belongs to.
@@ -71,48 +71,18 @@ pub(super) struct TargetSpec {
 }
 
 impl TargetSpec {
-    /// Checks the settings that the configuration's own validation does not cover.
+    /// Checks the settings (see [`DockerSettings::problems`]); all problems at once, as
+    /// one configuration error.
     pub(super) fn new(
         environment: &str,
         docker: DockerSettings,
         env: BTreeMap<String, String>,
     ) -> Result<Self> {
-        let key = format!("environments.{environment}");
-        let config = |message: String| Err(Error::Config { message });
-        if docker.port == 0 {
-            return config(format!(
-                "{key}.docker.port: the port the service listens on must be between 1 and 65535"
-            ));
-        }
-        if docker.host_port == 0 {
-            return config(format!(
-                "{key}.docker.host_port: the environment's stable port must be between 1 and 65535"
-            ));
-        }
-        if let Some(value) = env.get("PORT")
-            && value.trim() != docker.port.to_string()
-        {
-            return config(format!(
-                "{key}.env.PORT: the Docker target sets PORT to docker.port ({}); remove PORT from env or change docker.port",
-                docker.port
-            ));
-        }
-        for (name, source) in &docker.secrets {
-            if source.env.is_some() == source.file.is_some() {
-                return config(format!(
-                    "{key}.docker.secrets.{name}: give exactly one of env = \"VARIABLE\" or file = \"path\""
-                ));
-            }
-            if env.contains_key(name) || name == "PORT" {
-                return config(format!(
-                    "{key}.docker.secrets.{name}: {name} is also set as a plain variable; keep one of them"
-                ));
-            }
-            if !valid_env_name(name) {
-                return config(format!(
-                    "{key}.docker.secrets.{name}: not a valid environment variable name"
-                ));
-            }
+        let problems = docker.problems(environment, &env);
+        if !problems.is_empty() {
+            return Err(Error::Config {
+                message: problems.into_vec().join("; "),
+            });
         }
         Ok(Self {
             environment: environment.to_owned(),
@@ -357,13 +327,6 @@ fn name_part(text: &str) -> String {
     if part.is_empty() { "x".into() } else { part }
 }
 
-fn valid_env_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.contains('=')
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// Splits `KEY=value` lines into a map; the last one of a key wins, as in the engine.
 pub(super) fn parse_env(lines: &[String]) -> BTreeMap<String, String> {
     lines
@@ -390,7 +353,7 @@ pub(super) mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use kyb_deploy_core::ContainerSecurity;
+    use crate::settings::ContainerSecurity;
     use kyb_deploy_core::Version;
 
     pub(in crate::target) fn spec() -> TargetSpec {

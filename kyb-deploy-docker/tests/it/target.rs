@@ -785,7 +785,7 @@ async fn preflight_names_who_holds_the_port_and_config_needs_the_docker_section(
     );
 
     let mut environment = test.environment(&[], "");
-    environment.settings.docker = None;
+    environment.settings.sections.remove("docker");
     let error = DockerTarget::new(engine().await, &environment).unwrap_err();
     assert!(
         error

@@ -8,9 +8,9 @@
 use std::time::{Duration, SystemTime};
 
 use kyb_deploy_core::{
-    CancellationToken, EcsPoll, Release, RolloutOutcome, Stage, StageProgress, Target as _, Version,
+    CancellationToken, Release, RolloutOutcome, Stage, StageProgress, Target as _, Version,
 };
-use kyb_deploy_ecs::{ServicePoller, ThrottleRetry};
+use kyb_deploy_ecs::{EcsPoll, ServicePoller, ThrottleRetry};
 use kyb_deploy_testkit::ecs_sim::{EcsSimulator, Fault};
 
 use crate::BenchResult;

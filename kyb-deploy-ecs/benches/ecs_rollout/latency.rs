@@ -11,8 +11,9 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use kyb_deploy_core::{
-    CancellationToken, EcsPoll, Release, RolloutOutcome, Stage, StageProgress, Target as _, Version,
+    CancellationToken, Release, RolloutOutcome, Stage, StageProgress, Target as _, Version,
 };
+use kyb_deploy_ecs::EcsPoll;
 use kyb_deploy_testkit::ecs_sim::{EcsSimulator, Fault, RunningSimulator, SimHandle};
 use serde_json::Value;
 use tokio::net::TcpListener;

@@ -142,7 +142,7 @@ pub(crate) fn target(
     cluster: &str,
     service: &str,
     template: Option<TaskDefinitionSpec>,
-    poll: kyb_deploy_core::EcsPoll,
+    poll: kyb_deploy_ecs::EcsPoll,
 ) -> EcsTarget {
     let spec = EcsTargetSpec {
         environment: "bench".into(),
@@ -151,7 +151,7 @@ pub(crate) fn target(
         container: Some("api".into()),
         template,
         env: Vec::new(),
-        deployment: kyb_deploy_core::EcsDeployment::default(),
+        deployment: kyb_deploy_ecs::EcsDeployment::default(),
     };
     EcsTarget::new(client.clone(), spec, poll)
 }

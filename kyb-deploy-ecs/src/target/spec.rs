@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use kyb_deploy_core::{EcsDeployment, EcsSettings, Environment, Error, Result};
+use kyb_deploy_core::{Environment, Error, Result};
+
+use crate::settings::{EcsDeployment, EcsSettings};
 
 use crate::task_definition::TaskDefinitionSpec;
 
@@ -36,7 +38,7 @@ impl EcsTargetSpec {
     /// When the environment has no `[ecs]` section, or its template cannot be read or
     /// would be refused by ECS.
     pub fn from_environment(environment: &Environment, base: &Path) -> Result<Self> {
-        let settings = ecs_settings(environment)?;
+        let settings = EcsSettings::of(environment)?;
         let template = match &settings.task_definition {
             None => None,
             Some(written) => {
@@ -62,9 +64,9 @@ impl EcsTargetSpec {
         };
         Ok(Self {
             environment: environment.name.clone(),
-            cluster: settings.cluster.clone(),
-            service: settings.service.clone(),
-            container: settings.container.clone(),
+            cluster: settings.cluster,
+            service: settings.service,
+            container: settings.container,
             template,
             env: environment
                 .settings
@@ -72,22 +74,9 @@ impl EcsTargetSpec {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            deployment: settings.deployment.clone(),
+            deployment: settings.deployment,
         })
     }
-}
-
-pub(super) fn ecs_settings(environment: &Environment) -> Result<&EcsSettings> {
-    environment
-        .settings
-        .ecs
-        .as_ref()
-        .ok_or_else(|| Error::Config {
-            message: format!(
-                "environments.{name}: target = \"ecs\" needs an [environments.{name}.ecs] section",
-                name = environment.name
-            ),
-        })
 }
 
 /// Problems ECS would refuse the task definition for, as one configuration error.

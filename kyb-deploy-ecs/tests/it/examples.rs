@@ -29,7 +29,7 @@ fn environment(name: &str) -> Environment {
 fn the_example_configuration_loads_from_its_file() {
     let config = Config::load(Some(Path::new(CONFIG))).expect("kyb-deploy.toml is valid");
     for name in ["staging", "production"] {
-        let ecs = config.environments[name].ecs.as_ref().unwrap();
+        let ecs = kyb_deploy_ecs::EcsSettings::of(&config.environment(name).unwrap()).unwrap();
         assert_eq!(ecs.container.as_deref(), Some(CONTAINER), "{name}");
         assert_eq!(
             ecs.task_definition.as_deref(),

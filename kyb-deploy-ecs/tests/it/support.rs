@@ -92,9 +92,18 @@ pub(crate) fn release(v: &str) -> Release {
 
 /// The staging environment with `extra` TOML in its table.
 pub(crate) fn environment(extra: &str) -> Environment {
+    environment_with(extra, "")
+}
+
+/// The staging environment with `ecs_extra` TOML in its `[ecs]` table.
+pub(crate) fn environment_with_ecs(ecs_extra: &str) -> Environment {
+    environment_with("", ecs_extra)
+}
+
+fn environment_with(extra: &str, ecs_extra: &str) -> Environment {
     let text = format!(
         "[environments.staging]\ntarget = \"ecs\"\n{extra}\n\
-         [environments.staging.ecs]\ncluster = \"{CLUSTER}\"\nservice = \"{SERVICE}\"\nregion = \"us-east-1\"\n\
+         [environments.staging.ecs]\ncluster = \"{CLUSTER}\"\nservice = \"{SERVICE}\"\nregion = \"us-east-1\"\n{ecs_extra}\n\
          [environments.staging.env]\nENVIRONMENT = \"staging\"\n\
          [environments.staging.verify]\nbase_url = \"http://127.0.0.1:9\"\n"
     );
@@ -182,8 +191,8 @@ pub(crate) async fn wait_steady(sim: &RunningSimulator) {
 }
 
 /// Polling fast enough for the simulator's time scale.
-pub(crate) fn fast_poll() -> kyb_deploy_core::EcsPoll {
-    kyb_deploy_core::EcsPoll {
+pub(crate) fn fast_poll() -> kyb_deploy_ecs::EcsPoll {
+    kyb_deploy_ecs::EcsPoll {
         interval: Duration::from_millis(10),
         max_interval: Duration::from_millis(40),
         max_calls_per_second: 200,

@@ -172,14 +172,9 @@ async fn without_ecs_rollback_a_tripped_breaker_is_a_plain_failure_with_its_reas
     )
     .await;
     service_running(&sim, "v1").await;
-    let env = environment("");
-    let mut env = env;
-    env.settings
-        .ecs
-        .as_mut()
-        .unwrap()
-        .deployment
-        .circuit_breaker_rollback = false;
+    let env = environment_with_ecs(
+        "[environments.staging.ecs.deployment]\ncircuit_breaker_rollback = false",
+    );
     let target = target(&sim, &env, true);
     let (sink, mut events) = kyb_deploy_core::EventSink::new().channel();
     let handle = target.deploy(&release("v2")).await.unwrap();
@@ -275,10 +270,7 @@ async fn fargate_size_errors_are_found_before_any_call() {
     let dir = tempfile::tempdir().unwrap();
     let bad = TEMPLATE.replace("\"memory\": \"512\"", "\"memory\": \"4096\"");
     std::fs::write(dir.path().join("td.json"), bad).unwrap();
-    let env = environment("");
-    let mut env = env;
-    env.settings.ecs.as_mut().unwrap().task_definition = Some("td.json".into());
-    env.settings.ecs.as_mut().unwrap().container = Some("api".into());
+    let env = environment_with_ecs("task_definition = \"td.json\"\ncontainer = \"api\"");
     let err = kyb_deploy_ecs::EcsTargetSpec::from_environment(&env, dir.path()).unwrap_err();
     let message = err.to_string();
     assert!(message.contains("td.json"), "{message}");
@@ -305,13 +297,9 @@ async fn serving_reports_every_deployment_with_its_counts_not_just_the_primary()
     )
     .await;
     service_running(&sim, "v1").await;
-    let mut env = environment("");
-    env.settings
-        .ecs
-        .as_mut()
-        .unwrap()
-        .deployment
-        .circuit_breaker_rollback = false;
+    let env = environment_with_ecs(
+        "[environments.staging.ecs.deployment]\ncircuit_breaker_rollback = false",
+    );
     let target = target(&sim, &env, true);
     let before = target.serving().await.unwrap();
     assert_eq!(before.len(), 1, "{before:#?}");

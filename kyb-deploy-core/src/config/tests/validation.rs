@@ -11,12 +11,6 @@ fn config(top: &str, env_extra: &str) -> String {
     format!("{top}\n[environments.x]\ntarget = \"docker\"\n{env_extra}\n[environments.x.docker]\n")
 }
 
-fn ecs_config(ecs_extra: &str) -> String {
-    format!(
-        "[environments.x]\ntarget = \"ecs\"\n[environments.x.ecs]\ncluster = \"c\"\nservice = \"s\"\n{ecs_extra}\n"
-    )
-}
-
 /// The configuration `text` with these `KYB_DEPLOY_*` variables, as loading merges them.
 fn with_vars(text: &str, vars: &[(&str, &str)]) -> Result<Config> {
     let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
@@ -40,20 +34,6 @@ fn every_case_is_refused_as_a_usage_error_naming_the_key() {
         (
             config("[image]\nport = 70000", ""),
             "image.port: 70000 is out of range; write a whole number from 0 to 65535",
-        ),
-        (
-            config("", "").replace(
-                "[environments.x.docker]\n",
-                "[environments.x.docker]\nport = 0\n",
-            ),
-            "environments.x.docker.port: 0 is not a port",
-        ),
-        (
-            config("", "").replace(
-                "[environments.x.docker]\n",
-                "[environments.x.docker]\nhost_port = -1\n",
-            ),
-            "environments.x.docker.host_port: -1 is out of range",
         ),
         // Durations: zero where a positive one is needed, and beyond the maximum.
         (
@@ -110,23 +90,6 @@ fn every_case_is_refused_as_a_usage_error_naming_the_key() {
             ),
             "environments.x.verify.base_url: \"ftp://example.com/\" has the scheme \"ftp\"; use an http:// or https:// URL",
         ),
-        (
-            ecs_config("endpoint_url = \"ftp://ecs.example.com\""),
-            "environments.x.ecs.endpoint_url: \"ftp://ecs.example.com/\" has the scheme \"ftp\"",
-        ),
-        (
-            ecs_config("endpoint_url = \"ecs endpoint\""),
-            "environments.x.ecs.endpoint_url: \"ecs endpoint\" is not a URL",
-        ),
-        // Regions.
-        (
-            ecs_config("region = \"US_EAST_1\""),
-            "environments.x.ecs.region: \"US_EAST_1\" is not an AWS region",
-        ),
-        (
-            ecs_config("region = \"us-east\""),
-            "environments.x.ecs.region: \"us-east\" is not an AWS region",
-        ),
         // Images: repositories, tags, placeholders.
         (
             config("[image]\nrepository = \"Acme/API\"", ""),
@@ -171,10 +134,6 @@ fn every_case_is_refused_as_a_usage_error_naming_the_key() {
             ),
             "environments.x.verify.smoke[0] (\"a\").samples: 100000 is more than 1000",
         ),
-        (
-            ecs_config("[environments.x.ecs.poll]\nmax_calls_per_second = 1000"),
-            "environments.x.ecs.poll.max_calls_per_second: 1000 is above ECS's read budget",
-        ),
         // Environment variables: names and NUL.
         (
             config("", "[environments.x.env]\n\"A=B\" = \"1\""),
@@ -210,10 +169,26 @@ fn every_case_is_refused_as_a_usage_error_naming_the_key() {
             config("", "[environments.x.verify]\nmax_failure_ratio = nan"),
             "environments.x.verify.max_failure_ratio: NaN is not a fraction",
         ),
-        // An empty template path.
+        // The target kind and its section.
         (
-            ecs_config("task_definition = \"\""),
-            "environments.x.ecs.task_definition: must not be empty",
+            config("", "").replace("target = \"docker\"", "target = \"Docker Engine\""),
+            "environments.x.target: \"Docker Engine\" is not a target kind",
+        ),
+        (
+            "[environments.x]\ntarget = \"ecs\"\n".to_owned(),
+            "environments.x.ecs: target = \"ecs\" needs a [environments.x.ecs] section",
+        ),
+        (
+            config("", "").replace("[environments.x.docker]", "[environments.x.dockr]"),
+            "environments.x.dockr: unknown section; did you mean \"docker\"? this environment deploys to target = \"docker\"",
+        ),
+        (
+            config("", "[environments.x.ecs]\ncluster = \"c\""),
+            "environments.x.ecs: unknown section; this environment deploys to target = \"docker\", whose settings go in [environments.x.docker]",
+        ),
+        (
+            config("", "rolback = \"never\""),
+            "environments.x.rolback: unknown key \"rolback\"; did you mean \"rollback\"?",
         ),
     ];
     for (text, expected) in cases {
@@ -237,12 +212,10 @@ fn webhook_urls_are_never_shown() {
 
 #[test]
 fn problems_name_the_line_of_the_file() {
-    let text = "[environments.x]\ntarget = \"docker\"\n[environments.x.docker]\nport = 0\n\n[environments.x.timeouts]\nwait = \"0s\"\n";
+    let text = "[environments.x]\ntarget = \"docker\"\n[environments.x.docker]\n[environments.x.dockr]\n\n[environments.x.timeouts]\nwait = \"0s\"\n";
     let err = Config::from_toml(text).unwrap_err().to_string();
     assert!(
-        err.contains(
-            "environments.x.docker.port: 0 is not a port; use 1-65535 (in <inline>, line 4)"
-        ),
+        err.contains("remove [environments.x.dockr] or change the target (in <inline>, line 4)"),
         "{err}"
     );
     assert!(
@@ -255,50 +228,13 @@ fn problems_name_the_line_of_the_file() {
 }
 
 #[test]
-fn files_the_configuration_names_are_checked_relative_to_it() {
+fn the_ledger_path_is_checked_relative_to_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kyb-deploy.toml");
     let load = |text: &str| {
         std::fs::write(&path, text).unwrap();
         Config::load(Some(&path))
     };
-    let with_template = |template: &str| ecs_config(&format!("task_definition = \"{template}\""));
-
-    let err = load(&with_template("deploy/missing.json")).unwrap_err();
-    assert!(err.is_usage());
-    assert!(
-        err.to_string().contains(
-            "environments.x.ecs.task_definition: template deploy/missing.json does not exist"
-        ),
-        "{err}"
-    );
-
-    std::fs::create_dir_all(dir.path().join("deploy")).unwrap();
-    let err = load(&with_template("deploy")).unwrap_err().to_string();
-    assert!(
-        err.contains("environments.x.ecs.task_definition: deploy is a directory"),
-        "{err}"
-    );
-
-    std::fs::write(
-        dir.path().join("deploy/latin1.json"),
-        b"{\"family\": \"caf\xe9\"}",
-    )
-    .unwrap();
-    let err = load(&with_template("deploy/latin1.json"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains(
-            "environments.x.ecs.task_definition: template deploy/latin1.json is not UTF-8 text"
-        ),
-        "{err}"
-    );
-    assert!(err.contains("kyb-deploy.toml, line 6"), "{err}");
-
-    std::fs::write(dir.path().join("deploy/td.json"), "{}").unwrap();
-    load(&with_template("deploy/td.json")).unwrap();
-
     std::fs::create_dir_all(dir.path().join("records")).unwrap();
     let err = load(&config("[ledger]\npath = \"records\"", ""))
         .unwrap_err()
