@@ -128,7 +128,7 @@ async fn an_ambiguous_refusal_is_confirmed_before_claiming_nothing_was_deployed(
 /// The platform cannot be read at all after a lost answer: the run cannot know what runs,
 /// so it says the environment needs attention (exit 5), never "nothing deployed" (exit 3),
 /// and the record says so too.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unreadable_platform_after_a_lost_answer_needs_attention() {
     let store = InMemoryRecordStore::with_records([past_run("r0", "v0", RecordStatus::Succeeded)]);
     let target = FakeTarget::new()
@@ -136,7 +136,15 @@ async fn an_unreadable_platform_after_a_lost_answer_needs_attention() {
         .script(FakeRollout::AnswerLost(Box::new(FakeRollout::Hang)))
         .fail_reads(u32::MAX);
     let h = Harness::new(target, ScriptedProbe::new(), store);
+    let started = tokio::time::Instant::now();
     let report = h.deploy("v1", request()).await;
+    // Five lookups, backing off 0, 0.5, 1, 2 and 4 s (on the paused clock): a platform
+    // that recovers within seconds is asked again, and not hammered meanwhile.
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(7500) && waited < Duration::from_secs(9),
+        "{waited:?}"
+    );
 
     match &report.outcome {
         Outcome::RollbackFailed {
