@@ -1,6 +1,7 @@
 //! The configuration model and its loading: built-in defaults < `kyb-deploy.toml` <
 //! `KYB_DEPLOY_*` environment variables (< command-line flags, applied by the caller).
 
+mod checks;
 pub mod duration;
 mod environment;
 mod image;
@@ -18,13 +19,13 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use self::checks::Problems;
 use self::environment::ENVIRONMENT_KEYS;
 pub use self::environment::{EnvironmentConfig, Guards, RollbackPolicy, TargetKind, Timeouts};
 pub(crate) use self::image::parse_size;
 pub use self::image::{ImageConfig, PolicyConfig, RegistryConfig, ScanKind, TrivyConfig};
 use self::locate::{Origin, line_of};
 use self::overrides::EnvOverrides;
-pub use self::validate::Problems;
 pub use self::verify::{MetricsCheck, ProbeSettings, SmokeTest, StatusCheck, VerifyConfig};
 use crate::error::{Error, Result};
 
