@@ -7,6 +7,7 @@ mod known_good;
 mod reconcile;
 mod records;
 mod rollback;
+mod shared;
 mod soak;
 mod stage;
 

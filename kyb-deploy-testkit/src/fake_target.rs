@@ -104,6 +104,8 @@ struct State {
     note: Option<(String, Release)>,
     /// Whether the target keeps verification notes (like ECS service tags).
     keeps_notes: bool,
+    /// Whether `plan` never answers.
+    plans_hang: bool,
 }
 
 /// A [`Target`] for tests and examples: rollouts follow a script of [`FakeRollout`]s (each
@@ -197,6 +199,13 @@ impl FakeTarget {
     /// The newest verification note: the id of the run that left it, and the release.
     pub fn verification_note(&self) -> Option<(String, Release)> {
         self.lock().note.clone()
+    }
+
+    /// `plan` never answers, like a platform that accepted the connection and went quiet:
+    /// only cancellation or a time limit ends a dry run.
+    pub fn hang_plans(self) -> Self {
+        self.lock().plans_hang = true;
+        self
     }
 
     /// Every call so far.
@@ -310,11 +319,16 @@ impl Target for FakeTarget {
     }
 
     async fn plan(&self, desired: &Release) -> Result<Plan> {
-        let mut state = self.lock();
-        state
-            .calls
-            .push(TargetCall::Plan(desired.version.to_string()));
-        let current = state.current.clone();
+        let (current, hangs) = {
+            let mut state = self.lock();
+            state
+                .calls
+                .push(TargetCall::Plan(desired.version.to_string()));
+            (state.current.clone(), state.plans_hang)
+        };
+        if hangs {
+            std::future::pending::<()>().await;
+        }
         let from = current.as_ref().map(|r| r.image.clone());
         let changes = if from.as_deref() == Some(desired.image.as_str()) {
             Vec::new()

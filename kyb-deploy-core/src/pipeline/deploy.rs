@@ -107,52 +107,13 @@ impl Pipeline {
         report.release = Some(release.clone());
 
         if request.dry_run {
-            let started = stages.begin(Stage::Plan);
-            return match control
-                .run(timeouts.deploy, self.target.plan(&release))
-                .await
-            {
-                Ok(plan) => {
-                    for change in &plan.changes {
-                        self.events.progress(
-                            Stage::Plan,
-                            format!(
-                                "{} {}: {} -> {}",
-                                change.resource,
-                                change.field,
-                                change.from.as_deref().unwrap_or("(none)"),
-                                change.to.as_deref().unwrap_or("(none)")
-                            ),
-                        );
-                    }
-                    report.previous = plan.current.clone();
-                    report.plan = Some(plan);
-                    stages.succeed(started);
-                    Outcome::Succeeded {
-                        release,
-                        dry_run: true,
-                    }
-                }
-                Err(e) => {
-                    stages.fail(started, e.message());
-                    e.before_deploy(Stage::Plan)
-                }
-            };
+            return self.plan_stage(env, release, control, stages, report).await;
         }
 
         // Lock the environment for the rest of the run.
-        let started = stages.begin(Stage::Lock);
-        state.lock = match control
-            .run(timeouts.deploy, self.lock.acquire(&env.name))
-            .await
-        {
-            Ok(guard) => Some(guard),
-            Err(e) => {
-                stages.fail(started, e.message());
-                return e.before_deploy(Stage::Lock);
-            }
-        };
-        stages.succeed(started);
+        if let Err(outcome) = self.lock_stage(env, control, stages, state).await {
+            return outcome;
+        }
 
         // Record: resolve runs that died, then write ours before the first mutation.
         let started = stages.begin(Stage::Record);

@@ -401,38 +401,11 @@ impl Pipeline {
         stages.succeed(started);
 
         if request.dry_run {
-            let started = stages.begin(Stage::Plan);
-            return match control
-                .run(env.settings.timeouts.deploy, self.target.plan(&release))
-                .await
-            {
-                Ok(plan) => {
-                    report.plan = Some(plan);
-                    stages.succeed(started);
-                    Outcome::Succeeded {
-                        release,
-                        dry_run: true,
-                    }
-                }
-                Err(e) => {
-                    stages.fail(started, e.message());
-                    before(Stage::Plan, e.message())
-                }
-            };
+            return self.plan_stage(env, release, control, stages, report).await;
         }
-
-        let started = stages.begin(Stage::Lock);
-        state.lock = match control
-            .run(env.settings.timeouts.deploy, self.lock.acquire(&env.name))
-            .await
-        {
-            Ok(guard) => Some(guard),
-            Err(e) => {
-                stages.fail(started, e.message());
-                return before(Stage::Lock, e.message());
-            }
-        };
-        stages.succeed(started);
+        if let Err(outcome) = self.lock_stage(env, control, stages, state).await {
+            return outcome;
+        }
 
         let started = stages.begin(Stage::Record);
         self.resolve_interrupted_runs(&env.name, report).await;

@@ -7,5 +7,6 @@ mod k8s_sim;
 mod main_job;
 mod pipeline;
 mod reliability;
+mod run_shape;
 mod sample_api;
 mod sigkill;
