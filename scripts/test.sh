@@ -63,6 +63,15 @@ if [ -n "$sdk" ]; then
   exit 1
 fi
 
+step "kyb-deploy-testkit without simulator features: fakes only"
+cargo check -p kyb-deploy-testkit --lib --locked
+sims="$(cargo tree -p kyb-deploy-testkit --edges normal,build --prefix none --locked \
+  | grep -E '^(rcgen|clap) ' | sort -u || true)"
+if [ -n "$sims" ]; then
+  printf 'error: kyb-deploy-testkit without features depends on simulator crates:\n%s\n' "$sims" >&2
+  exit 1
+fi
+
 step "services: Docker engine and registry"
 bash scripts/setup.sh
 

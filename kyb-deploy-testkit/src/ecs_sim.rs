@@ -128,14 +128,11 @@
 
 mod admin;
 mod api;
-mod clock;
-pub(crate) mod docker_cli;
 mod docker_runtime;
 mod faults;
 mod handle;
 mod lifecycle;
 mod model;
-pub(crate) mod proxy;
 mod render;
 mod rollout;
 mod server;
@@ -144,9 +141,8 @@ mod simulator;
 mod validate;
 
 pub use self::admin::{ApiFaultSpec, ExitSpec, FaultSpec, InvalidFault, TaskFaultSpec};
-pub use self::clock::SimClock;
 pub use self::docker_runtime::DockerRuntimeConfig;
-pub(crate) use self::faults::glob_matches;
 pub use self::faults::{ApiFault, ApiFaultKind, Fault, TaskFault, TaskFaultKind};
 pub use self::handle::{LoggedRequest, SimHandle};
 pub use self::simulator::{EcsSimulator, EcsSimulatorBuilder, RunningSimulator};
+pub use crate::sim_runtime::SimClock;

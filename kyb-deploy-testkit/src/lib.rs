@@ -40,16 +40,22 @@
 //! # });
 //! ```
 
+#[cfg(feature = "ecs-sim")]
 pub mod ecs_sim;
 mod fake_seams;
 mod fake_target;
 mod fault_proxy;
+#[cfg(feature = "k8s-sim")]
 pub mod k8s_sim;
 mod memory_store;
 pub mod sample_api;
 mod sample_process;
 mod scripted_probe;
 mod signals;
+#[cfg(any(feature = "ecs-sim", feature = "k8s-sim"))]
+// `SimClock` is public through `ecs_sim`; the Kubernetes simulator alone uses less of it.
+#[cfg_attr(not(feature = "ecs-sim"), allow(unreachable_pub, dead_code))]
+mod sim_runtime;
 
 pub use crate::fake_seams::{
     FakeImageBuilder, FakeRegistry, FakeScanner, FakeTestRunner, FixedVersion, RecordingNotifier,

@@ -35,11 +35,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use self::agent::{Failure, Launch, Observed, Shared};
-use super::docker_cli;
 use super::lifecycle::{FailedTask, fail};
 use super::model::{Phase, Task, TaskDefinition, find_task_definition};
-use super::proxy::{Backends, Proxy};
 use super::shared::Core;
+use crate::sim_runtime::docker_cli;
+use crate::sim_runtime::proxy::{Backends, Proxy};
 
 /// Settings of the Docker-backed runtime; see
 /// [`EcsSimulatorBuilder::docker_runtime`](super::EcsSimulatorBuilder::docker_runtime).
@@ -281,9 +281,8 @@ impl DockerRuntime {
     fn close(&self) -> Vec<JoinHandle<()>> {
         let mut inner = self.inner();
         inner.closed = true;
-        for proxy in inner.proxies.values() {
-            proxy.stop();
-        }
+        // A proxy stops when it is dropped.
+        inner.proxies.clear();
         let agents: Vec<Agent> = inner.agents.drain().map(|(_, agent)| agent).collect();
         agents
             .into_iter()

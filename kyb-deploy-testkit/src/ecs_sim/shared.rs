@@ -8,12 +8,12 @@ use rand::rngs::StdRng;
 use serde_json::{Value, json};
 
 use super::api::{self, ApiError};
-use super::clock::{SimClock, to_system_time};
 use super::docker_runtime::{DockerRuntime, DockerRuntimeConfig};
 use super::faults::FaultSet;
 use super::handle::LoggedRequest;
 use super::model::State;
 use super::{render, rollout};
+use crate::sim_runtime::SimClock;
 
 pub(crate) struct Core {
     pub(crate) clock: SimClock,
@@ -164,4 +164,9 @@ impl Core {
             "faults": serde_json::to_value(&inner.faults).unwrap_or(Value::Null),
         })
     }
+}
+
+/// Converts simulated epoch seconds to a [`SystemTime`](std::time::SystemTime).
+pub(crate) fn to_system_time(seconds: f64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(seconds.max(0.0))
 }

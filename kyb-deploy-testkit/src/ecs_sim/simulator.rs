@@ -10,12 +10,12 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::clock::SimClock;
 use super::docker_runtime::DockerRuntimeConfig;
 use super::faults::{Fault, FaultSet};
 use super::handle::SimHandle;
 use super::server;
 use super::shared::Core;
+use crate::sim_runtime::SimClock;
 
 /// A simulated Amazon ECS endpoint. With the virtual runtime (the default) tasks are state
 /// only, and what happens to them comes from [`Fault`] rules per image; with

@@ -12,7 +12,7 @@ use super::docker::DockerPods;
 use super::faults::FaultSet;
 use super::resources::kind;
 use super::store::Store;
-use crate::ecs_sim::SimClock;
+use crate::sim_runtime::SimClock;
 
 /// The objects and the generator of names, behind one lock.
 #[derive(Debug)]

@@ -29,8 +29,8 @@ use self::probe::{Probe, container_port};
 use super::cluster::Cluster;
 use super::resources::kind;
 use super::selector::{FieldSelector, LabelSelector};
-use crate::ecs_sim::docker_cli;
-use crate::ecs_sim::proxy::{Backends, Proxy};
+use crate::sim_runtime::docker_cli;
+use crate::sim_runtime::proxy::{Backends, Proxy};
 
 /// Settings of the Docker-backed pod runtime; see
 /// [`K8sSimulatorBuilder::docker_runtime`](super::K8sSimulatorBuilder::docker_runtime).

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::ecs_sim::glob_matches;
+use crate::sim_runtime::glob_matches;
 
 /// A fault; build one with the constructors.
 ///

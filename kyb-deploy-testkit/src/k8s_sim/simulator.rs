@@ -19,7 +19,7 @@ use super::docker::{DockerPods, DockerPodsConfig};
 use super::faults::{Fault, FaultSet};
 use super::handle::K8sHandle;
 use super::tls::Tls;
-use crate::ecs_sim::SimClock;
+use crate::sim_runtime::SimClock;
 
 /// A simulated Kubernetes API server with a Deployment controller.
 ///

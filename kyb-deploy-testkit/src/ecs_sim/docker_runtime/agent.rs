@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::DockerRuntimeConfig;
-use crate::ecs_sim::docker_cli::{docker, http_status, parse_host_port};
+use crate::sim_runtime::docker_cli::{docker, http_status, parse_host_port};
 
 /// What the agent needs to run a task's essential container.
 #[derive(Clone, Debug)]

@@ -244,7 +244,7 @@ async fn the_loop_reconciles_until_shutdown() {
     use std::sync::Arc;
 
     use super::super::cluster::Cluster;
-    use crate::ecs_sim::SimClock;
+    use crate::sim_runtime::SimClock;
 
     let cluster = Arc::new(Cluster::new(
         SimClock::manual(),

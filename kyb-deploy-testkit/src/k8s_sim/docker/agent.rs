@@ -10,7 +10,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
 use super::probe::{self, Probe};
-use crate::ecs_sim::docker_cli::{docker, parse_host_port};
+use crate::sim_runtime::docker_cli::{docker, parse_host_port};
 
 /// What to run for a pod's first container.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::ecs_sim::docker_cli::{docker, http_status};
+use crate::sim_runtime::docker_cli::{docker, http_status};
 
 /// What a probe checks.
 #[derive(Clone, Debug, PartialEq, Eq)]

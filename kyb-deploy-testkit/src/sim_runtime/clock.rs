@@ -115,11 +115,6 @@ impl SimClock {
     }
 }
 
-/// Converts simulated epoch seconds to a [`SystemTime`].
-pub(crate) fn to_system_time(seconds: f64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs_f64(seconds.max(0.0))
-}
-
 /// The wall clock in seconds since the epoch, rounded to milliseconds like ECS timestamps.
 fn wall_clock_seconds() -> f64 {
     let since = SystemTime::now()

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 /// Names the addresses to spread connections over; asked once per connection.
 pub(crate) type Backends = Arc<dyn Fn() -> Vec<SocketAddr> + Send + Sync>;
 
-/// A running proxy; stops when [`Proxy::stop`] is called or it is dropped.
+/// A running proxy; stops (accepting, and the connections in flight) when it is dropped.
 #[derive(Debug)]
 pub(crate) struct Proxy {
     addr: SocketAddr,
@@ -44,11 +44,6 @@ impl Proxy {
     /// The address clients connect to.
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// Stops accepting and closes the connections in flight.
-    pub(crate) fn stop(&self) {
-        self.stop.cancel();
     }
 }
 
@@ -140,6 +135,13 @@ mod tests {
 
         current.lock().unwrap().clear();
         assert_eq!(read_through(proxy.addr()).await, "");
-        proxy.stop();
+        // Dropped, it stops accepting.
+        let addr = proxy.addr();
+        drop(proxy);
+        tokio::task::yield_now().await;
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err()
+                || read_through(addr).await.is_empty()
+        );
     }
 }
