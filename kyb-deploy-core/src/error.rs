@@ -103,9 +103,9 @@ pub enum Error {
     Http {
         /// What was attempted, naming the URL.
         what: String,
-        /// The cause.
+        /// The cause (the HTTP client's error).
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// A deployment target reported an error.

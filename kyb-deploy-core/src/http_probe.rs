@@ -94,7 +94,7 @@ impl HttpHealthProbe {
             .build()
             .map_err(|source| Error::Http {
                 what: "building the HTTP client".into(),
-                source,
+                source: source.into(),
             })?;
         let smoke = settings
             .smoke

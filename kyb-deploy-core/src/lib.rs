@@ -89,11 +89,9 @@ pub use crate::version::Version;
 pub use crate::registry_login::{Credentials, RegistryLogin};
 pub use crate::scan_chain::ScanChain;
 
-// BEGIN verification exports (owned by the verification work)
 pub use crate::http_probe::HttpHealthProbe;
 pub use crate::probe_tracker::{ProbeState, ProbeTracker};
 pub use crate::prometheus::{ExpositionError, ExpositionSummary, validate_exposition};
-// END verification exports
 
 /// Re-exported so that implementers of the seams need not depend on these crates directly.
 pub use async_trait::async_trait;

@@ -107,7 +107,7 @@ impl WebhookNotifier {
             .build()
             .map_err(|source| Error::Http {
                 what: "creating the webhook client".into(),
-                source,
+                source: source.into(),
             })?;
         Ok(Self {
             url: parsed,

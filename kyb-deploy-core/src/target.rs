@@ -161,6 +161,12 @@ pub struct DeployHandle {
     /// release; verification then uses the environment's URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidate_endpoint: Option<Url>,
+    /// Where the platform's event stream stood when the rollout started (ECS: the id of the
+    /// service's newest event), so that following the rollout reports only what came after.
+    /// `None` when the target keeps no such stream or the position is unknown (a rollout
+    /// found again after a lost answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// How a rollout ended.

@@ -224,6 +224,7 @@ impl Target for DockerTarget {
                 release: to.clone(),
                 started_at: serving.started_at.unwrap_or_else(OffsetDateTime::now_utc),
                 candidate_endpoint: Some(self.endpoint()),
+                cursor: None,
             });
         }
         self.start_candidate(to).await

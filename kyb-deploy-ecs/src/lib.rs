@@ -9,17 +9,18 @@
 //! [`EcsTarget::new`]. See `docs/ecs.md` for settings, permissions and troubleshooting.
 
 mod backend;
-pub mod client;
-pub mod ecr;
+mod client;
+mod ecr;
 mod fargate;
-pub mod poller;
+mod poller;
 mod settings;
 mod target;
-pub mod task_definition;
+mod task_definition;
 
 pub use crate::backend::EcsBackend;
-pub use crate::client::ThrottleRetry;
-pub use crate::ecr::EcrLogin;
-pub use crate::poller::ServicePoller;
+pub use crate::client::{FailureClass, ThrottleRetry, https_client, load_sdk_config};
+pub use crate::ecr::{EcrLogin, ecr_region};
+pub use crate::poller::{Observation, ServicePoller, Subscription};
 pub use crate::settings::{EcsDeployment, EcsPoll, EcsSettings, MAX_CALLS_PER_SECOND};
 pub use crate::target::{EcsTarget, EcsTargetSpec};
+pub use crate::task_definition::{TaskDefinitionSpec, VERSION_LABEL};

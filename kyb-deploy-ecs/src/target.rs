@@ -7,9 +7,7 @@ mod notes;
 mod spec;
 mod verdict;
 
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{DeploymentRolloutState, Service};
@@ -61,8 +59,6 @@ pub struct EcsTarget {
     spec: EcsTargetSpec,
     poller: ServicePoller,
     retry: ThrottleRetry,
-    /// For each rollout this target started: the service events from before it.
-    events_before: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 impl EcsTarget {
@@ -74,7 +70,6 @@ impl EcsTarget {
             client,
             spec,
             retry,
-            events_before: Mutex::new(HashMap::new()),
         }
     }
 
@@ -208,15 +203,6 @@ impl EcsTarget {
     ) -> Result<DeployHandle> {
         let deployment = self.update_service(task_definition, before).await?;
         let rollout_id = deployment.id.clone().unwrap_or_default();
-        let seen: HashSet<String> = before
-            .events()
-            .iter()
-            .filter_map(|e| e.id.clone())
-            .collect();
-        self.events_before
-            .lock()
-            .expect("events lock")
-            .insert(rollout_id.clone(), seen);
         Ok(DeployHandle {
             rollout_id,
             release: Release {
@@ -225,15 +211,10 @@ impl EcsTarget {
             },
             started_at: OffsetDateTime::now_utc(),
             candidate_endpoint: None,
+            // ECS lists a service's events newest first: the newest before the update is
+            // where following the rollout starts reporting.
+            cursor: before.events().first().and_then(|e| e.id.clone()),
         })
-    }
-
-    fn events_before(&self, rollout_id: &str) -> Option<HashSet<String>> {
-        self.events_before
-            .lock()
-            .expect("events lock")
-            .get(rollout_id)
-            .cloned()
     }
 
     /// The service settings a deployment changes.
@@ -483,6 +464,7 @@ impl Target for EcsTarget {
                 },
                 started_at: OffsetDateTime::now_utc(),
                 candidate_endpoint: None,
+                cursor: None,
             });
         }
         self.roll_out(to, &arn, &service).await

@@ -14,7 +14,7 @@ use aws_sdk_ecs::types::{
 };
 use kyb_deploy_core::Version;
 
-pub use self::diff::diff;
+pub(crate) use self::diff::diff;
 pub(crate) use self::template::parse_template;
 use crate::fargate;
 

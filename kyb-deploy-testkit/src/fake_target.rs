@@ -275,6 +275,7 @@ impl FakeTarget {
             release: release.clone(),
             started_at: OffsetDateTime::now_utc(),
             candidate_endpoint: self.candidate_endpoint.clone(),
+            cursor: None,
         };
         answer.map(|answer_after| (handle, answer_after))
     }
@@ -292,6 +293,7 @@ impl FakeTarget {
                 release: r.clone(),
                 started_at: OffsetDateTime::now_utc(),
                 candidate_endpoint: self.candidate_endpoint.clone(),
+                cursor: None,
             })
     }
 }

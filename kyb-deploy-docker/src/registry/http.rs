@@ -114,14 +114,17 @@ impl<'a> RegistryApi<'a> {
         let what = format!("{method} {url}");
         let response = request.send().await.map_err(|source| Error::Http {
             what: what.clone(),
-            source,
+            source: source.into(),
         })?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response
             .bytes()
             .await
-            .map_err(|source| Error::Http { what, source })?
+            .map_err(|source| Error::Http {
+                what,
+                source: source.into(),
+            })?
             .to_vec();
         Ok(Answer {
             status,
@@ -180,7 +183,7 @@ impl<'a> RegistryApi<'a> {
             .await
             .map_err(|source| Error::Http {
                 what: what.clone(),
-                source,
+                source: source.into(),
             })?;
         let status = response.status();
         if !status.is_success() {
@@ -197,10 +200,10 @@ impl<'a> RegistryApi<'a> {
                 ),
             ));
         }
-        let token: TokenReply = response
-            .json()
-            .await
-            .map_err(|source| Error::Http { what, source })?;
+        let token: TokenReply = response.json().await.map_err(|source| Error::Http {
+            what,
+            source: source.into(),
+        })?;
         let Some(token) = token.token.or(token.access_token).filter(|t| !t.is_empty()) else {
             return Ok(false);
         };

@@ -115,6 +115,7 @@ impl DockerTarget {
             release: release.clone(),
             started_at: now,
             candidate_endpoint: port.map(local_url),
+            cursor: None,
         })
     }
 

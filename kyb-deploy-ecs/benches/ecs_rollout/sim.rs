@@ -9,9 +9,9 @@ use aws_sdk_ecs::types::{
     AwsVpcConfiguration, Compatibility, ContainerDefinition, HealthCheck, LaunchType,
     NetworkConfiguration, NetworkMode, PortMapping,
 };
-use kyb_deploy_ecs::client::https_client;
-use kyb_deploy_ecs::task_definition::{TaskDefinitionSpec, VERSION_LABEL};
+use kyb_deploy_ecs::https_client;
 use kyb_deploy_ecs::{EcsTarget, EcsTargetSpec};
+use kyb_deploy_ecs::{TaskDefinitionSpec, VERSION_LABEL};
 use kyb_deploy_testkit::ecs_sim::{EcsSimulatorBuilder, RunningSimulator, SimHandle};
 use serde_json::Value;
 use tokio::net::TcpListener;

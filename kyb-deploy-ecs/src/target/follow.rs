@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use aws_sdk_ecs::types::{Deployment, Service, Task};
+use aws_sdk_ecs::types::{Deployment, Service, ServiceEvent, Task};
 use kyb_deploy_core::{
     CancellationToken, DeployHandle, Error, Result, RolloutOutcome, StageProgress,
 };
@@ -37,9 +37,8 @@ struct Follow<'a> {
     handle: &'a DeployHandle,
     progress: &'a StageProgress,
     seen_events: HashSet<String>,
-    /// The events from before the rollout are not known yet: the first observation's
-    /// events older than the rollout count as seen.
-    seed_events_by_time: bool,
+    /// The first observation's events from before the rollout are still to be marked seen.
+    seeded: bool,
     seen_tasks: HashSet<String>,
     failed_tasks_seen: i32,
     stopped_reasons: Vec<String>,
@@ -57,13 +56,12 @@ impl EcsTarget {
         let mut subscription = self
             .poller
             .subscribe(&self.spec.cluster, &self.spec.service);
-        let seen_events = self.events_before(&handle.rollout_id);
         let mut follow = Follow {
             target: self,
             handle,
             progress,
-            seed_events_by_time: seen_events.is_none(),
-            seen_events: seen_events.unwrap_or_default(),
+            seeded: false,
+            seen_events: HashSet::new(),
             seen_tasks: HashSet::new(),
             failed_tasks_seen: 0,
             stopped_reasons: Vec::new(),
@@ -230,13 +228,10 @@ impl Follow<'_> {
 
     /// New service events, oldest first.
     fn report_events(&mut self, service: &Service) {
-        if self.seed_events_by_time {
-            self.seed_events_by_time = false;
-            let started = self.handle.started_at.unix_timestamp();
-            for e in service.events() {
-                if e.created_at.is_some_and(|at| at.secs() < started) {
-                    self.seen_events.insert(e.id.clone().unwrap_or_default());
-                }
+        if !self.seeded {
+            self.seeded = true;
+            for id in events_before(service.events(), self.handle) {
+                self.seen_events.insert(id);
             }
         }
         let fresh: Vec<_> = service
@@ -321,6 +316,28 @@ fn describe_deployment(d: Option<&Deployment>) -> String {
     )
 }
 
+/// The ids of `events` (newest first, as ECS lists them) from before the rollout of
+/// `handle`: its cursor (the newest event before the update) and everything older. Without
+/// a cursor, or once the cursor's event has aged out of the list, the events created before
+/// the rollout started.
+fn events_before(events: &[ServiceEvent], handle: &DeployHandle) -> Vec<String> {
+    let ids = |events: &[ServiceEvent]| -> Vec<String> {
+        events.iter().filter_map(|e| e.id.clone()).collect()
+    };
+    if let Some(cursor) = &handle.cursor
+        && let Some(at) = events.iter().position(|e| e.id.as_ref() == Some(cursor))
+    {
+        return ids(&events[at..]);
+    }
+    let started = handle.started_at.unix_timestamp();
+    let older: Vec<ServiceEvent> = events
+        .iter()
+        .filter(|e| e.created_at.is_some_and(|at| at.secs() < started))
+        .cloned()
+        .collect();
+    ids(&older)
+}
+
 /// A stopped task's reason, with its containers' reasons and exit codes.
 pub(crate) fn stopped_reason(task: &Task) -> String {
     let mut line = task
@@ -348,4 +365,48 @@ pub(crate) fn stopped_reason(task: &Task) -> String {
 
 fn short_id(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ecs::primitives::DateTime;
+    use kyb_deploy_core::{Release, Version};
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn event(id: &str, at: i64) -> ServiceEvent {
+        ServiceEvent::builder()
+            .id(id)
+            .created_at(DateTime::from_secs(at))
+            .message(format!("event {id}"))
+            .build()
+    }
+
+    fn handle(cursor: Option<&str>, started_at: i64) -> DeployHandle {
+        DeployHandle {
+            rollout_id: "ecs-svc/1".into(),
+            release: Release::new(Version::parse("v2").unwrap(), "repo@sha256:2"),
+            started_at: OffsetDateTime::from_unix_timestamp(started_at).unwrap(),
+            candidate_endpoint: None,
+            cursor: cursor.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_cursor_and_everything_older_came_before_the_rollout() {
+        // Newest first, as ECS lists them; "c" and "d" came after the update.
+        let events = [
+            event("d", 400),
+            event("c", 300),
+            event("b", 200),
+            event("a", 100),
+        ];
+        assert_eq!(events_before(&events, &handle(Some("b"), 350)), ["b", "a"]);
+        // The cursor's event aged out of the list: the start time decides.
+        assert_eq!(events_before(&events, &handle(Some("z"), 250)), ["b", "a"]);
+        // No cursor (a rollout found again after a lost answer): the start time decides.
+        assert_eq!(events_before(&events, &handle(None, 301)), ["c", "b", "a"]);
+        assert!(events_before(&[], &handle(Some("b"), 0)).is_empty());
+    }
 }

@@ -29,6 +29,7 @@ impl EcsTarget {
                     },
                     started_at: OffsetDateTime::now_utc(),
                     candidate_endpoint: None,
+                    cursor: None,
                 }));
             }
         }

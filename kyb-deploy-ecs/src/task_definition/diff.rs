@@ -11,7 +11,7 @@ type Fields = BTreeMap<(String, String), String>;
 
 /// What changes from `current` (none: the service has no task definition yet) to
 /// `desired`, one entry per field, both sides normalised first.
-pub fn diff(
+pub(crate) fn diff(
     current: Option<&TaskDefinitionSpec>,
     desired: &TaskDefinitionSpec,
 ) -> Vec<PlannedChange> {

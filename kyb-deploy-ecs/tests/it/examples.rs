@@ -7,7 +7,7 @@ use std::path::Path;
 
 use kyb_deploy_core::{Config, Environment, Version};
 use kyb_deploy_ecs::EcsTargetSpec;
-use kyb_deploy_ecs::task_definition::VERSION_LABEL;
+use kyb_deploy_ecs::VERSION_LABEL;
 
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../kyb-deploy.toml");
 const CONTAINER: &str = "kyb-platform-api";

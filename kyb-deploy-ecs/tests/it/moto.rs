@@ -29,7 +29,7 @@ use std::sync::Arc;
 use kyb_deploy_core::{RegistryLogin as _, Release, Target as _};
 use kyb_deploy_docker::CredentialSource;
 use kyb_deploy_ecs::EcrLogin;
-use kyb_deploy_ecs::task_definition::VERSION_LABEL;
+use kyb_deploy_ecs::VERSION_LABEL;
 use serde_json::json;
 
 use self::peer::{

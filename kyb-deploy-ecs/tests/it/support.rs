@@ -14,7 +14,7 @@ use kyb_deploy_core::{
     CancellationToken, Config, DeployRequest, Environment, Pipeline, Release, RunControl,
     RunReport, Version,
 };
-use kyb_deploy_ecs::client::https_client;
+use kyb_deploy_ecs::https_client;
 use kyb_deploy_ecs::{EcsTarget, EcsTargetSpec, ThrottleRetry};
 use kyb_deploy_testkit::ecs_sim::{EcsSimulator, EcsSimulatorBuilder, RunningSimulator};
 use kyb_deploy_testkit::{FixedVersion, InMemoryLock, InMemoryRecordStore, ScriptedProbe};
@@ -135,7 +135,7 @@ pub(crate) async fn service_running(sim: &RunningSimulator, initial: &str) {
                 .image(image(initial))
                 .essential(true)
                 .port_mappings(PortMapping::builder().container_port(8080).build())
-                .docker_labels(kyb_deploy_ecs::task_definition::VERSION_LABEL, initial)
+                .docker_labels(kyb_deploy_ecs::VERSION_LABEL, initial)
                 .build(),
         )
         .send()
@@ -211,10 +211,8 @@ pub(crate) fn fast_retry() -> ThrottleRetry {
 pub(crate) fn target(sim: &RunningSimulator, env: &Environment, template: bool) -> EcsTarget {
     let mut spec = EcsTargetSpec::from_environment(env, std::path::Path::new(".")).unwrap();
     if template {
-        spec.template = Some(
-            kyb_deploy_ecs::task_definition::TaskDefinitionSpec::from_template(TEMPLATE, "test")
-                .unwrap(),
-        );
+        spec.template =
+            Some(kyb_deploy_ecs::TaskDefinitionSpec::from_template(TEMPLATE, "test").unwrap());
         spec.container = Some("api".into());
     }
     EcsTarget::new(client(sim), spec, fast_poll()).with_throttle_retry(fast_retry())
@@ -252,10 +250,8 @@ impl Harness {
     /// The same harness with the target reaching ECS through `url` (a fault proxy).
     pub(crate) fn through(mut self, url: &str) -> Self {
         let mut spec = self.target.spec().clone();
-        spec.template = Some(
-            kyb_deploy_ecs::task_definition::TaskDefinitionSpec::from_template(TEMPLATE, "test")
-                .unwrap(),
-        );
+        spec.template =
+            Some(kyb_deploy_ecs::TaskDefinitionSpec::from_template(TEMPLATE, "test").unwrap());
         self.target = Arc::new(
             EcsTarget::new(client_at(url), spec, fast_poll()).with_throttle_retry(fast_retry()),
         );

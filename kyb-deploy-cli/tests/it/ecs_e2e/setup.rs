@@ -230,7 +230,7 @@ pub(super) fn sdk_client(sim: &RunningSimulator) -> Client {
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
         .endpoint_url(sim.url())
-        .http_client(kyb_deploy_ecs::client::https_client())
+        .http_client(kyb_deploy_ecs::https_client())
         .build();
     Client::from_conf(config)
 }

@@ -17,9 +17,9 @@ use aws_sdk_ecs::types::{
     NetworkMode, PortMapping,
 };
 use kyb_deploy_core::Release;
-use kyb_deploy_ecs::client::https_client;
-use kyb_deploy_ecs::task_definition::{TaskDefinitionSpec, VERSION_LABEL};
+use kyb_deploy_ecs::https_client;
 use kyb_deploy_ecs::{EcsTarget, EcsTargetSpec};
+use kyb_deploy_ecs::{TaskDefinitionSpec, VERSION_LABEL};
 use serde_json::Value;
 use tempfile::TempDir;
 
