@@ -39,6 +39,7 @@ mod release;
 mod scan_chain;
 mod target;
 mod testrun;
+mod verify_stage;
 mod version;
 
 // Verification over HTTP.
@@ -84,6 +85,7 @@ pub use crate::target::{
     DeployHandle, Plan, PlannedChange, Revision, RolloutOutcome, Serving, Target, TargetDescription,
 };
 pub use crate::testrun::{CommandTestRunner, TestReport, TestRunner, TestSuite};
+pub use crate::verify_stage::{VerifyOutcome, verify_stage};
 pub use crate::version::Version;
 
 pub use crate::registry_login::{Credentials, RegistryLogin};

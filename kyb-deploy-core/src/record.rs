@@ -475,6 +475,19 @@ impl DeploymentRecord {
         }
     }
 
+    /// The newest finished run of `records` that deployed `release` (by
+    /// [`Release::is_same_as`]): which run put a release the platform lists there.
+    pub fn latest_deployment_of<'a>(
+        records: &'a [DeploymentRecord],
+        release: &Release,
+    ) -> Option<&'a DeploymentRecord> {
+        records
+            .iter()
+            .filter(|r| r.status.is_final())
+            .filter(|r| r.release.as_ref().is_some_and(|r| r.is_same_as(release)))
+            .max_by_key(|r| r.started_at)
+    }
+
     /// Whether this run put a release in service and verified it: a candidate to roll back
     /// to. Runs whose status this build does not know never are.
     pub fn is_known_good(&self) -> bool {
@@ -549,6 +562,40 @@ pub fn new_run_id(now: OffsetDateTime) -> String {
 mod tests {
     use super::*;
     use crate::event::Stage;
+
+    #[test]
+    fn the_latest_finished_run_of_a_release_is_the_one_that_deployed_it() {
+        let run = |id: &str, minute: i64, status: RecordStatus, reference: &str| {
+            let mut r = DeploymentRecord::start(
+                id,
+                Operation::Deploy,
+                "staging",
+                "ecs",
+                Version::parse("v1").unwrap(),
+            );
+            r.started_at = OffsetDateTime::UNIX_EPOCH + time::Duration::minutes(minute);
+            r.status = status;
+            r.release = Some(Release {
+                platform_ref: Some(reference.to_owned()),
+                ..Release::new(Version::parse("v1").unwrap(), "repo@sha256:1")
+            });
+            r
+        };
+        let records = [
+            run("r1", 1, RecordStatus::Succeeded, "td:1"),
+            run("r2", 2, RecordStatus::RolledBack, "td:1"),
+            run("r3", 3, RecordStatus::InProgress, "td:1"),
+            run("r4", 4, RecordStatus::Succeeded, "td:2"),
+        ];
+        let td1 = records[0].release.clone().unwrap();
+        let found = DeploymentRecord::latest_deployment_of(&records, &td1).map(|r| r.id.as_str());
+        assert_eq!(found, Some("r2"));
+        let unknown = Release {
+            platform_ref: Some("td:9".into()),
+            ..td1
+        };
+        assert!(DeploymentRecord::latest_deployment_of(&records, &unknown).is_none());
+    }
 
     fn record() -> DeploymentRecord {
         let version = Version::parse("v1").unwrap();

@@ -22,6 +22,26 @@ pub struct Release {
 }
 
 impl Release {
+    /// Whether `other` is the same release on the platform: the same platform reference
+    /// (task definition ARN, revision) when both have one, else the same image.
+    ///
+    /// ```
+    /// use kyb_deploy_core::{Release, Version};
+    ///
+    /// let v1 = Release::new(Version::parse("v1").unwrap(), "repo@sha256:1");
+    /// let again = Release::new(Version::parse("v1-again").unwrap(), "repo@sha256:1");
+    /// assert!(v1.is_same_as(&again));
+    /// let registered = Release { platform_ref: Some("td:3".into()), ..v1.clone() };
+    /// let other = Release { platform_ref: Some("td:4".into()), ..v1.clone() };
+    /// assert!(!registered.is_same_as(&other));
+    /// ```
+    pub fn is_same_as(&self, other: &Release) -> bool {
+        match (&self.platform_ref, &other.platform_ref) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.image == other.image,
+        }
+    }
+
     /// A release of `version` carried by `image`.
     pub fn new(version: Version, image: impl Into<String>) -> Self {
         Self {

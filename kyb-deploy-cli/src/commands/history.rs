@@ -45,24 +45,6 @@ struct JoinedRevision {
 /// without reading a long ledger to its start.
 const JOINED_RUNS: usize = 1000;
 
-/// The latest run that deployed `revision`'s release.
-fn deployed_by(revision: &Revision, records: &[DeploymentRecord]) -> Option<String> {
-    let wanted = &revision.release;
-    records
-        .iter()
-        .filter(|r| r.status != RecordStatus::InProgress)
-        .filter(|r| {
-            r.release.as_ref().is_some_and(|release| {
-                match (&release.platform_ref, &wanted.platform_ref) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => release.image == wanted.image,
-                }
-            })
-        })
-        .max_by_key(|r| r.started_at)
-        .map(|r| r.id.clone())
-}
-
 fn revisions_table(revisions: &[JoinedRevision]) -> String {
     let rows: Vec<Vec<String>> = revisions
         .iter()
@@ -121,7 +103,11 @@ pub(crate) async fn run(
                     revisions
                         .into_iter()
                         .map(|revision| JoinedRevision {
-                            run_id: deployed_by(&revision, &snapshot.records),
+                            run_id: DeploymentRecord::latest_deployment_of(
+                                &snapshot.records,
+                                &revision.release,
+                            )
+                            .map(|r| r.id.clone()),
                             revision,
                         })
                         .collect(),

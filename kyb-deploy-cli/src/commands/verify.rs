@@ -1,10 +1,8 @@
 //! `kyb-deploy verify`: probes and smoke tests against what runs now.
 
-use std::time::Instant;
-
 use kyb_deploy_core::{
-    Environment, Error, Event, RecordStore, Stage, StageResult, Url, VerificationReport,
-    VerifyRequest, Version, redact_url, service_url,
+    Environment, Error, RecordStore, Url, VerificationReport, VerifyOutcome, VerifyRequest,
+    Version, redact_url, service_url, verify_stage,
 };
 use serde::Serialize;
 
@@ -67,74 +65,28 @@ pub(crate) async fn run(
             ))
         ));
     }
-    let sink = progress.sink();
-    sink.emit(Event::StageStarted {
-        stage: Stage::Verify,
-    });
-    let started = Instant::now();
-    let limit = env.settings.timeouts.verify;
-    // The probe stops itself at `limit` and reports what it saw; the outer timeout is
-    // only a backstop for a probe that cannot.
-    let request = VerifyRequest::new(base_url.clone(), expected.clone()).with_time_limit(limit);
-    let result = cancellable(
-        &ctx.cancel,
-        tokio::time::timeout(
-            limit.saturating_add(std::time::Duration::from_secs(5)),
-            probe.verify(&request, &sink.for_stage(Stage::Verify), &ctx.cancel),
-        ),
-    )
-    .await;
-    let (code, report, error) = match result {
-        Err(_) | Ok(Ok(Err(Error::Cancelled))) => {
-            (ExitCodes::INTERRUPTED, None, Some("interrupted".to_owned()))
-        }
-        Ok(Err(_)) => (
-            ExitCodes::TIMED_OUT,
-            None,
-            Some(format!(
-                "timed out after {}",
-                humantime::format_duration(limit)
-            )),
-        ),
-        Ok(Ok(Err(e))) => {
-            sink.emit(Event::StageFinished {
-                stage: Stage::Verify,
-                elapsed: started.elapsed(),
-                result: StageResult::Failed {
-                    message: e.to_string(),
-                },
-            });
-            progress.finish();
-            return Err(e.into());
-        }
-        Ok(Ok(Ok(report))) if report.timed_out => {
-            let reason = format!(
-                "timed out after {}: {}",
-                humantime::format_duration(limit),
-                report.failure().unwrap_or_else(|| "no verdict".to_owned())
-            );
-            (ExitCodes::TIMED_OUT, Some(report), Some(reason))
-        }
-        Ok(Ok(Ok(report))) if report.passed => (ExitCodes::SUCCESS, Some(report), None),
-        Ok(Ok(Ok(report))) => (ExitCodes::VERIFICATION_FAILED, Some(report), None),
-    };
-    let stage_result = match (&report, &error) {
-        (Some(r), _) if r.passed => StageResult::Succeeded,
-        (Some(r), _) => StageResult::Failed {
-            message: r
-                .failure()
-                .unwrap_or_else(|| "verification failed".to_owned()),
-        },
-        (None, e) => StageResult::Failed {
-            message: e.clone().unwrap_or_default(),
-        },
-    };
-    sink.emit(Event::StageFinished {
-        stage: Stage::Verify,
-        elapsed: started.elapsed(),
-        result: stage_result,
-    });
+    // The probe stops itself at the limit and reports what it saw.
+    let request = VerifyRequest::new(base_url.clone(), expected.clone())
+        .with_time_limit(env.settings.timeouts.verify);
+    let outcome = verify_stage(probe.as_ref(), &request, &progress.sink(), &ctx.cancel).await;
     progress.finish();
+    let (code, report, error) = match outcome {
+        VerifyOutcome::Passed(report) => (ExitCodes::SUCCESS, Some(report), None),
+        VerifyOutcome::Failed(report) => (ExitCodes::VERIFICATION_FAILED, Some(report), None),
+        VerifyOutcome::TimedOut { limit, report } => {
+            let after = format!("timed out after {}", humantime::format_duration(limit));
+            let reason = match &report {
+                Some(report) => format!(
+                    "{after}: {}",
+                    report.failure().unwrap_or_else(|| "no verdict".to_owned())
+                ),
+                None => after,
+            };
+            (ExitCodes::TIMED_OUT, report, Some(reason))
+        }
+        VerifyOutcome::Cancelled => (ExitCodes::INTERRUPTED, None, Some("interrupted".to_owned())),
+        VerifyOutcome::Error(e) => return Err(e.into()),
+    };
 
     let verification = Verification {
         environment: env.name.clone(),

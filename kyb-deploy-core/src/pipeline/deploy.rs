@@ -9,6 +9,7 @@ use crate::probe::VerifyRequest;
 use crate::record::{DeploymentRecord, Operation};
 use crate::release::Release;
 use crate::target::RolloutOutcome;
+use crate::verify_stage::PROBE_MARGIN;
 use crate::version::Version;
 
 impl Pipeline {
@@ -326,10 +327,6 @@ impl Pipeline {
             .await
     }
 }
-
-/// Time a probe gets past its own time limit to hand in what it saw, before the stage's
-/// limit cuts it off.
-const PROBE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The record of a deploy run, from what the report knows so far. A run that fails before
 /// its record stage still gets one (finished at once), so every attempt is in the audit trail.
