@@ -37,6 +37,7 @@ mod redact;
 mod registry_login;
 mod release;
 mod scan_chain;
+mod stage;
 mod target;
 mod testrun;
 mod verify_stage;
@@ -57,7 +58,7 @@ pub use crate::config::{
     Timeouts, TrivyConfig, VerifyConfig,
 };
 pub use crate::error::{Error, Result};
-pub use crate::event::{Event, EventSink, Stage, StageProgress, StageResult};
+pub use crate::event::{Event, EventSink, StageProgress};
 pub use crate::git::{GitVersionSource, ResolvedVersion, VersionOrigin, VersionSource};
 pub use crate::image::{
     BuildRequest, BuiltImage, Finding, ImageBuilder, PlatformImage, PushedImage, Registry,
@@ -81,6 +82,7 @@ pub use crate::record::{
 };
 pub use crate::redact::{redact_text, redact_url};
 pub use crate::release::Release;
+pub use crate::stage::{Stage, StageResult};
 pub use crate::target::{
     DeployHandle, Plan, PlannedChange, Revision, RolloutOutcome, Serving, Target, TargetDescription,
 };

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Stage;
 use crate::release::Release;
+use crate::stage::Stage;
 
 /// The outcome of a pipeline run. Each has its own exit code in the CLI.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

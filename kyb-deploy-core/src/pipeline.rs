@@ -19,7 +19,7 @@ use url::Url;
 
 use crate::config::{Environment, ImageConfig, ProjectConfig};
 use crate::error::{Error, Result};
-use crate::event::{Event, EventSink, Stage};
+use crate::event::{Event, EventSink};
 use crate::git::{GitVersionSource, ResolvedVersion, VersionSource};
 use crate::image::{ImageBuilder, Registry, ScanReport, Scanner};
 use crate::ledger::RecordStore;
@@ -29,6 +29,7 @@ use crate::outcome::Outcome;
 use crate::probe::{HealthProbe, VerificationReport};
 use crate::record::{DeploymentRecord, StageTiming, current_actor};
 use crate::release::Release;
+use crate::stage::Stage;
 use crate::target::{Plan, Target};
 use crate::testrun::{CommandTestRunner, TestReport, TestRunner, TestSuite};
 use crate::version::Version;

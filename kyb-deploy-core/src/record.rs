@@ -7,9 +7,9 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
-use crate::event::{Stage, StageResult};
 use crate::outcome::{Outcome, RollbackSummary};
 use crate::release::Release;
+use crate::stage::{Stage, StageResult};
 use crate::version::Version;
 
 /// What a run did.
@@ -561,7 +561,7 @@ pub fn new_run_id(now: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Stage;
+    use crate::stage::Stage;
 
     #[test]
     fn the_latest_finished_run_of_a_release_is_the_one_that_deployed_it() {

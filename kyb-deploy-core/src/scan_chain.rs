@@ -106,8 +106,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::event::Stage;
     use crate::image::Finding;
+    use crate::stage::Stage;
 
     /// Answers a fixed report (or error) and records that it ran.
     struct Fixed {

@@ -157,7 +157,8 @@ fn elapsed_ms(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, EventSink, Stage};
+    use crate::event::{Event, EventSink};
+    use crate::stage::Stage;
 
     fn suite(command: &str) -> TestSuite {
         TestSuite {

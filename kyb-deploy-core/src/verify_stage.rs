@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::event::{Event, EventSink, Stage, StageResult};
+use crate::event::{Event, EventSink};
 use crate::probe::{HealthProbe, VerificationReport, VerifyRequest};
+use crate::stage::{Stage, StageResult};
 
 /// Time a probe gets past its own time limit to hand in what it saw, before the stage's
 /// limit cuts it off.

@@ -134,7 +134,7 @@ fn last_known_good_skips_failures_and_other_environments() {
     // The example: v1 succeeded, v2 failed and was rolled back; v3 must go back to v1.
     let mut v2 = record("2", "staging", "v2", RecordStatus::RolledBack);
     v2.finish(Outcome::RolledBack {
-        stage: crate::event::Stage::Verify,
+        stage: crate::stage::Stage::Verify,
         reason: "x".into(),
         to: Release::new(Version::parse("v1").unwrap(), "repo@sha256:1"),
         by_platform: false,

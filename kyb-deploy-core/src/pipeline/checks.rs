@@ -5,10 +5,10 @@ use std::path::Path;
 use super::stage::{RunControl, StageError, StageLog, Started};
 use super::{DeployRequest, Pipeline, RunReport};
 use crate::config::Environment;
-use crate::event::{Stage, StageResult};
 use crate::git::ResolvedVersion;
 use crate::outcome::Outcome;
 use crate::preflight::{Check, check_prerequisites};
+use crate::stage::{Stage, StageResult};
 
 impl Pipeline {
     /// Applies the environment's guards; a refusal says how to proceed.

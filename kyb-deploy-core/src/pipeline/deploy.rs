@@ -3,11 +3,11 @@
 use super::stage::{RunControl, StageError, StageLog};
 use super::{DeployRequest, Pipeline, RunReport, RunState};
 use crate::error::Result;
-use crate::event::Stage;
 use crate::outcome::Outcome;
 use crate::probe::VerifyRequest;
 use crate::record::{DeploymentRecord, Operation};
 use crate::release::Release;
+use crate::stage::Stage;
 use crate::target::RolloutOutcome;
 use crate::verify_stage::PROBE_MARGIN;
 use crate::version::Version;

@@ -6,10 +6,10 @@ use time::OffsetDateTime;
 
 use super::stage::{RunControl, StageError, StageLog};
 use super::{DeployRequest, Pipeline, RunReport};
-use crate::event::Stage;
 use crate::git::ResolvedVersion;
 use crate::image::BuildRequest;
 use crate::outcome::Outcome;
+use crate::stage::Stage;
 use crate::testrun::TestSuite;
 
 impl Pipeline {

@@ -11,9 +11,9 @@ use std::time::Duration;
 use super::Pipeline;
 use super::stage::{RunControl, StageError, StageLog};
 use crate::config::Environment;
-use crate::event::Stage;
 use crate::outcome::Outcome;
 use crate::release::Release;
+use crate::stage::Stage;
 use crate::target::DeployHandle;
 
 /// How many lookups are made at most.

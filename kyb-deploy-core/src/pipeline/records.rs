@@ -1,10 +1,11 @@
 //! The run's records: resolving runs that died, and finalizing this run's record.
 
 use super::{Pipeline, RunReport};
-use crate::event::{Event, Stage};
+use crate::event::Event;
 use crate::outcome::Outcome;
 use crate::record::{DeploymentRecord, RecordStatus};
 use crate::release::Release;
+use crate::stage::Stage;
 
 /// How long a verification note on the platform may take to write or read: it is a
 /// single small call, and the run does not wait on a platform that cannot answer it.
@@ -178,7 +179,7 @@ impl Pipeline {
         let result = match written {
             Ok(()) => {
                 report.recorded = true;
-                crate::event::StageResult::Succeeded
+                crate::stage::StageResult::Succeeded
             }
             Err(e) => {
                 let message = format!(
@@ -189,7 +190,7 @@ impl Pipeline {
                 );
                 self.warn(report, Stage::Finalize, message.clone());
                 report.recorded = false;
-                crate::event::StageResult::Failed { message }
+                crate::stage::StageResult::Failed { message }
             }
         };
         self.events.emit(Event::StageFinished {

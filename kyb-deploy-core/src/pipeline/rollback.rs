@@ -4,10 +4,10 @@ use super::known_good::{known_good, requested_release};
 use super::stage::{RunControl, StageError, StageLog};
 use super::{Pipeline, RollbackRequest, RunReport, RunState};
 use crate::config::{Environment, RollbackPolicy};
-use crate::event::Stage;
 use crate::outcome::{Outcome, RollbackSummary};
 use crate::record::{DeploymentRecord, Operation};
 use crate::release::Release;
+use crate::stage::Stage;
 use crate::target::{DeployHandle, RolloutOutcome};
 
 impl Pipeline {

@@ -6,9 +6,9 @@
 use super::stage::{RunControl, StageLog};
 use super::{Pipeline, RunReport, RunState};
 use crate::config::Environment;
-use crate::event::Stage;
 use crate::outcome::Outcome;
 use crate::release::Release;
+use crate::stage::Stage;
 
 impl Pipeline {
     /// A dry run's plan of `release`: every change it would make, as progress and in the

@@ -9,8 +9,8 @@ use super::stage::{RunControl, StageError, StageLog};
 use super::{Pipeline, RunReport};
 use crate::config::Environment;
 use crate::error::Result;
-use crate::event::Stage;
 use crate::probe::{CheckReport, SoakRequest};
+use crate::stage::Stage;
 use crate::target::DeployHandle;
 
 /// How often the target is asked for restarts while the probe soaks.

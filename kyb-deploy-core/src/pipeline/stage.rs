@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::event::{Event, EventSink, Stage, StageResult};
+use crate::event::{Event, EventSink};
 use crate::outcome::Outcome;
 use crate::record::StageTiming;
+use crate::stage::{Stage, StageResult};
 
 /// How a run can be stopped: a cancellation token (Ctrl-C) and the overall deadline.
 #[derive(Clone, Debug)]
