@@ -8,7 +8,7 @@ use crate::probe::VerifyRequest;
 use crate::record::{DeploymentRecord, Operation};
 use crate::release::Release;
 use crate::stage::Stage;
-use crate::target::RolloutOutcome;
+use crate::target::{DeployHandle, RolloutOutcome};
 use crate::verify_stage::PROBE_MARGIN;
 use crate::version::Version;
 
@@ -49,16 +49,45 @@ impl Pipeline {
         state: &mut RunState,
     ) -> Outcome {
         let env = &request.environment;
+        let release = match self.prepare(request, control, stages, report).await {
+            Ok(release) => release,
+            Err(outcome) => return outcome,
+        };
+        if request.dry_run {
+            return self.plan_stage(env, release, control, stages, report).await;
+        }
+        // Lock the environment for the rest of the run.
+        if let Err(outcome) = self.lock_stage(env, control, stages, state).await {
+            return outcome;
+        }
+        let handle = match self
+            .start_rollout(request, release, control, stages, report, state)
+            .await
+        {
+            Ok(handle) => handle,
+            Err(outcome) => return outcome,
+        };
+        self.follow_rollout(env, &handle, control, stages, report)
+            .await
+    }
+
+    /// Everything before the environment is touched: preflight, the version and its
+    /// guards, the tests, and the image (built, scanned and pushed, or prebuilt). The
+    /// release to deploy, or the outcome of a run that stopped here.
+    async fn prepare(
+        &self,
+        request: &DeployRequest,
+        control: &RunControl,
+        stages: &mut StageLog<'_>,
+        report: &mut RunReport,
+    ) -> Result<Release, Outcome> {
+        let env = &request.environment;
         let timeouts = &env.settings.timeouts;
         let before = |stage, reason: String| Outcome::FailedBeforeDeploy { stage, reason };
         // Preflight: every missing piece at once, before anything changes.
         let needs_git = request.version.is_none() && self.versions.is_none();
-        if let Err(outcome) = self
-            .preflight_stage(env, &request.project_dir, needs_git, true, control, stages)
-            .await
-        {
-            return outcome;
-        }
+        self.preflight_stage(env, &request.project_dir, needs_git, true, control, stages)
+            .await?;
 
         // Version and guards.
         let started = stages.begin(Stage::Version);
@@ -69,7 +98,7 @@ impl Pipeline {
             Ok(v) => v,
             Err(e) => {
                 stages.fail(started, e.message());
-                return e.before_deploy(Stage::Version);
+                return Err(e.before_deploy(Stage::Version));
             }
         };
         self.events.progress(
@@ -86,14 +115,12 @@ impl Pipeline {
         report.version = Some(resolved.clone());
         if let Err(reason) = self.check_guards(request, &resolved, report) {
             stages.fail(started, &reason);
-            return before(Stage::Version, reason);
+            return Err(before(Stage::Version, reason));
         }
         stages.succeed(started);
 
         // Tests.
-        if let Err(outcome) = self.run_tests(request, control, stages, report).await {
-            return outcome;
-        }
+        self.run_tests(request, control, stages, report).await?;
 
         // Image: build, scan, push; or the prebuilt image.
         let image = match self
@@ -101,21 +128,30 @@ impl Pipeline {
             .await
         {
             Ok(image) => image,
-            Err(outcome) => return outcome,
+            Err(outcome) => return Err(outcome),
         };
         let mut release = Release::new(resolved.version.clone(), image);
         release.record_id = Some(report.run_id.clone());
         report.release = Some(release.clone());
+        Ok(release)
+    }
 
-        if request.dry_run {
-            return self.plan_stage(env, release, control, stages, report).await;
-        }
-
-        // Lock the environment for the rest of the run.
-        if let Err(outcome) = self.lock_stage(env, control, stages, state).await {
-            return outcome;
-        }
-
+    /// Writes the run's record (after resolving runs that died) and starts the rollout,
+    /// finding out from the platform when the start may have been applied unanswered. The
+    /// rollout, or the outcome of a run that stopped here (Ctrl-C right after the start
+    /// applies the rollback policy).
+    async fn start_rollout(
+        &self,
+        request: &DeployRequest,
+        release: Release,
+        control: &RunControl,
+        stages: &mut StageLog<'_>,
+        report: &mut RunReport,
+        state: &mut RunState,
+    ) -> Result<DeployHandle, Outcome> {
+        let env = &request.environment;
+        let timeouts = &env.settings.timeouts;
+        let before = |stage, reason: String| Outcome::FailedBeforeDeploy { stage, reason };
         // Record: resolve runs that died, then write ours before the first mutation.
         let started = stages.begin(Stage::Record);
         report.previous = match control
@@ -126,10 +162,10 @@ impl Pipeline {
             Err(e) => {
                 let message = format!("reading the current release failed: {}", e.message());
                 stages.fail(started, &message);
-                return match e {
+                return Err(match e {
                     StageError::Failed(_) => before(Stage::Record, message),
                     other => other.before_deploy(Stage::Record),
-                };
+                });
             }
         };
         self.resolve_interrupted_runs(&env.name, report).await;
@@ -138,7 +174,7 @@ impl Pipeline {
             let reason =
                 format!("writing the deployment record failed, so nothing was deployed: {e}");
             stages.fail(started, &reason);
-            return before(Stage::Record, reason);
+            return Err(before(Stage::Record, reason));
         }
         state.record = Some(new_record);
         report.recorded = true;
@@ -165,12 +201,12 @@ impl Pipeline {
                 stages.fail(started, e.message());
                 match self.reconcile(env, &release, e, stages).await {
                     Ok(handle) => handle,
-                    Err(outcome) => return outcome,
+                    Err(outcome) => return Err(outcome),
                 }
             }
             Err(e) => {
                 stages.fail(started, e.message());
-                return e.before_deploy(Stage::Deploy);
+                return Err(e.before_deploy(Stage::Deploy));
             }
         };
         report.rollout_id = Some(handle.rollout_id.clone());
@@ -183,7 +219,7 @@ impl Pipeline {
         // serving was replaced.
         let unpromoted = handle.candidate_endpoint.is_some().then_some(&handle);
         if control.cancel_token().is_cancelled() {
-            return self
+            return Err(self
                 .recover(
                     env,
                     Stage::Deploy,
@@ -192,16 +228,32 @@ impl Pipeline {
                     stages,
                     report,
                 )
-                .await;
+                .await);
         }
+        Ok(handle)
+    }
 
+    /// Follows the rollout of `handle` to its verdict, verifies the release and soaks it,
+    /// and promotes a candidate that passed; any failure applies the rollback policy.
+    async fn follow_rollout(
+        &self,
+        env: &crate::config::Environment,
+        handle: &DeployHandle,
+        control: &RunControl,
+        stages: &mut StageLog<'_>,
+        report: &mut RunReport,
+    ) -> Outcome {
+        let timeouts = &env.settings.timeouts;
+        // A candidate (verified beside the old release) that fails is discarded; nothing
+        // serving was replaced.
+        let unpromoted = handle.candidate_endpoint.is_some().then_some(handle);
         // From here on, a failure leaves the environment changed: the rollback policy applies.
         let started = stages.begin(Stage::Wait);
         let progress = self.events.for_stage(Stage::Wait);
         let rollout = control
             .run(
                 timeouts.wait,
-                self.target.wait(&handle, &progress, control.cancel_token()),
+                self.target.wait(handle, &progress, control.cancel_token()),
             )
             .await;
         match rollout {
@@ -250,7 +302,7 @@ impl Pipeline {
                 report.verification = Some(v);
                 stages.succeed(started);
                 if let Err(e) = self
-                    .soak(env, &handle, candidate, control, stages, report)
+                    .soak(env, handle, candidate, control, stages, report)
                     .await
                 {
                     return self
@@ -264,7 +316,7 @@ impl Pipeline {
                     let started = stages.begin(Stage::Promote);
                     let progress = self.events.for_stage(Stage::Promote);
                     if let Err(e) = RunControl::uncancellable(timeouts.rollback)
-                        .run(timeouts.rollback, self.target.promote(&handle, &progress))
+                        .run(timeouts.rollback, self.target.promote(handle, &progress))
                         .await
                     {
                         stages.fail(started, e.message());
