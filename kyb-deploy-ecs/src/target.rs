@@ -169,14 +169,12 @@ impl EcsTarget {
             Some(_) => "template".to_owned(),
             None => current.map_or_else(String::new, |c| c.arn.clone()),
         };
-        let spec = base
-            .with_release(
-                self.spec.container.as_deref(),
-                &release.image,
-                &release.version,
-                &self.spec.env,
-            )
-            .map_err(|m| Error::Config { message: m })?;
+        let spec = base.with_release(
+            self.spec.container.as_deref(),
+            &release.image,
+            &release.version,
+            &self.spec.env,
+        )?;
         check_spec(&spec, self.spec.container.as_deref(), &origin)?;
         Ok(spec)
     }

@@ -16,6 +16,7 @@ use kyb_deploy_core::Version;
 
 pub(crate) use self::diff::diff;
 pub(crate) use self::template::parse_template;
+use crate::error::TaskDefinitionError;
 use crate::fargate;
 
 /// The Docker label that carries the release's version on the service's container. It is
@@ -101,8 +102,8 @@ impl TaskDefinitionSpec {
     ///
     /// A message naming the file, the position and the field when the JSON is not a
     /// template kyb-deploy can register.
-    pub fn from_template(text: &str, origin: &str) -> Result<Self, String> {
-        parse_template(text, origin)
+    pub fn from_template(text: &str, origin: &str) -> Result<Self, TaskDefinitionError> {
+        parse_template(text, origin).map_err(TaskDefinitionError::Template)
     }
 
     /// Fills in a release: the service's container runs `image`, carries `version` as the
@@ -119,7 +120,7 @@ impl TaskDefinitionSpec {
         image: &str,
         version: &Version,
         env: &[(String, String)],
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TaskDefinitionError> {
         let index = self.service_container(container)?;
         let c = &mut self.containers[index];
         c.image = Some(image.to_owned());
@@ -139,7 +140,7 @@ impl TaskDefinitionSpec {
     /// # Errors
     ///
     /// A message naming the containers there are.
-    pub fn service_container(&self, name: Option<&str>) -> Result<usize, String> {
+    pub fn service_container(&self, name: Option<&str>) -> Result<usize, TaskDefinitionError> {
         let names: Vec<&str> = self
             .containers
             .iter()
@@ -147,19 +148,19 @@ impl TaskDefinitionSpec {
             .collect();
         match name {
             Some(name) => names.iter().position(|n| *n == name).ok_or_else(|| {
-                format!(
+                TaskDefinitionError::Container(format!(
                     "task definition {} has no container named {name:?} (it has {}); fix ecs.container",
                     self.family,
                     quoted(&names)
-                )
+                ))
             }),
             None if names.len() == 1 => Ok(0),
-            None => Err(format!(
+            None => Err(TaskDefinitionError::Container(format!(
                 "task definition {} has {} containers ({}); set ecs.container to the one that runs the service's image",
                 self.family,
                 names.len(),
                 quoted(&names)
-            )),
+            ))),
         }
     }
 

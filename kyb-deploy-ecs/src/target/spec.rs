@@ -56,8 +56,7 @@ impl EcsTargetSpec {
                     written.display(),
                     environment.name
                 );
-                let spec = TaskDefinitionSpec::from_template(&text, &origin)
-                    .map_err(|m| Error::Config { message: m })?;
+                let spec = TaskDefinitionSpec::from_template(&text, &origin)?;
                 check_spec(&spec, settings.container.as_deref(), &origin)?;
                 Some(spec)
             }
@@ -87,7 +86,7 @@ pub(super) fn check_spec(
 ) -> Result<()> {
     let mut problems = spec.check();
     if let Err(e) = spec.service_container(container) {
-        problems.push(e);
+        problems.push(e.to_string());
     }
     if problems.is_empty() {
         Ok(())

@@ -72,7 +72,10 @@ fn spec() -> TaskDefinitionSpec {
 }
 
 fn parse_error(text: &str) -> String {
-    TaskDefinitionSpec::from_template(text, ORIGIN).expect_err("the template is refused")
+    match TaskDefinitionSpec::from_template(text, ORIGIN) {
+        Err(TaskDefinitionError::Template(message)) => message,
+        other => panic!("the template is refused as a template: {other:?}"),
+    }
 }
 
 fn version(v: &str) -> Version {

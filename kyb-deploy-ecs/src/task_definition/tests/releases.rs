@@ -80,6 +80,8 @@ fn a_release_changes_only_the_named_container() {
 #[test]
 fn a_missing_container_name_lists_the_containers() {
     let error = spec().service_container(Some("web")).unwrap_err();
+    assert!(matches!(error, TaskDefinitionError::Container(_)), "{error:?}");
+    let error = error.to_string();
     assert!(
         error.contains("task definition kyb-api has no container named \"web\" (it has \"api\")"),
         "{error}"
@@ -87,14 +89,15 @@ fn a_missing_container_name_lists_the_containers() {
     assert!(error.contains("ecs.container"), "{error}");
     let error = spec()
         .with_release(Some("web"), "img:v2", &version("v2"), &[])
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("no container named \"web\""), "{error}");
 }
 
 #[test]
 fn several_containers_need_a_name() {
     let s = with_sidecar();
-    let error = s.service_container(None).unwrap_err();
+    let error = s.service_container(None).unwrap_err().to_string();
     assert!(
         error.contains("task definition kyb-api has 2 containers (\"api\", \"log-router\")"),
         "{error}"
