@@ -80,7 +80,10 @@ fn a_release_changes_only_the_named_container() {
 #[test]
 fn a_missing_container_name_lists_the_containers() {
     let error = spec().service_container(Some("web")).unwrap_err();
-    assert!(matches!(error, TaskDefinitionError::Container(_)), "{error:?}");
+    assert!(
+        matches!(error, TaskDefinitionError::Container(_)),
+        "{error:?}"
+    );
     let error = error.to_string();
     assert!(
         error.contains("task definition kyb-api has no container named \"web\" (it has \"api\")"),
