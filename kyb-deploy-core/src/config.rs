@@ -179,6 +179,17 @@ pub struct Environment {
 }
 
 impl Environment {
+    /// An environment called `name` with `settings`, for programs that build settings
+    /// themselves rather than load a file ([`Config::environment`] is the usual way): errors
+    /// in its target's settings then name the key without a file.
+    pub fn new(name: impl Into<String>, settings: EnvironmentConfig) -> Self {
+        Self {
+            name: name.into(),
+            settings,
+            loaded: Loaded::default(),
+        }
+    }
+
     /// The key of the target's settings table: `environments.<name>.<kind>`.
     pub fn target_key(&self) -> String {
         format!("environments.{}.{}", self.name, self.settings.target)

@@ -203,3 +203,40 @@ proptest! {
         prop_assert_eq!(again.environments, config.environments);
     }
 }
+
+/// Settings built by a program (no file behind them): errors in the target's settings still
+/// name the whole key.
+#[test]
+fn target_settings_without_a_file_name_the_key() {
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Local {
+        port: u16,
+    }
+    let loaded = Config::from_toml(
+        "[environments.x]\ntarget = \"local\"\n[environments.x.local]\nport = 70000\n",
+    )
+    .unwrap();
+    let settings = loaded.environments["x"].clone();
+    let env = Environment::new("x", settings);
+    let err = env.target_settings::<Local>().unwrap_err();
+    assert!(err.is_usage());
+    let err = err.to_string();
+    assert!(
+        err.contains("environments.x.local.port: 70000 is out of range"),
+        "{err}"
+    );
+    let mut settings = loaded.environments["x"].clone();
+    settings.sections.clear();
+    let err = Environment::new("x", settings)
+        .target_settings::<Local>()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "environments.x.local: target = \"local\" needs a [environments.x.local] section"
+        ),
+        "{err}"
+    );
+}
