@@ -25,6 +25,7 @@ mod error;
 mod event;
 mod git;
 mod image;
+mod image_builder;
 mod ledger;
 mod lock;
 mod notify;
@@ -34,9 +35,11 @@ mod preflight;
 mod probe;
 mod record;
 mod redact;
+mod registry;
 mod registry_login;
 mod release;
 mod scan_chain;
+mod scanner;
 mod stage;
 mod target;
 mod testrun;
@@ -60,10 +63,8 @@ pub use crate::config::{
 pub use crate::error::{Error, Result};
 pub use crate::event::{Event, EventSink, StageProgress};
 pub use crate::git::{GitVersionSource, ResolvedVersion, VersionOrigin, VersionSource};
-pub use crate::image::{
-    BuildRequest, BuiltImage, Finding, ImageBuilder, PlatformImage, PushedImage, Registry,
-    ScanReport, Scanner, preflight_image_seams,
-};
+pub use crate::image::{BuiltImage, PlatformImage, preflight_image_seams};
+pub use crate::image_builder::{BuildRequest, ImageBuilder};
 pub use crate::ledger::{JsonlRecordStore, LedgerProblem, LedgerSnapshot, RecordStore};
 pub use crate::lock::{DeployLock, FileDeployLock, LockGuard};
 pub use crate::notify::{Notification, Notifier, WebhookNotifier};
@@ -81,7 +82,9 @@ pub use crate::record::{
     new_run_id,
 };
 pub use crate::redact::{redact_text, redact_url};
+pub use crate::registry::{PushedImage, Registry};
 pub use crate::release::Release;
+pub use crate::scanner::{Finding, ScanReport, Scanner};
 pub use crate::stage::{Stage, StageResult};
 pub use crate::target::{
     DeployHandle, Plan, PlannedChange, Revision, RolloutOutcome, Serving, Target, TargetDescription,

@@ -8,8 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::event::StageProgress;
-use crate::image::{BuiltImage, ScanReport, Scanner};
+use crate::image::BuiltImage;
 use crate::preflight::Check;
+use crate::scanner::{ScanReport, Scanner};
 
 /// A [`Scanner`] that runs several scanners in order and merges their reports: the image
 /// passes when every scanner passes it, and the findings of all of them are kept, in order.
@@ -106,7 +107,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::image::Finding;
+    use crate::scanner::Finding;
     use crate::stage::Stage;
 
     /// Answers a fixed report (or error) and records that it ran.

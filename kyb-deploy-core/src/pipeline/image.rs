@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::stage::{RunControl, StageError, StageLog};
 use super::{DeployRequest, Pipeline, RunReport};
 use crate::git::ResolvedVersion;
-use crate::image::BuildRequest;
+use crate::image_builder::BuildRequest;
 use crate::outcome::Outcome;
 use crate::stage::Stage;
 use crate::testrun::TestSuite;
