@@ -344,15 +344,53 @@ impl Pipeline {
         state: &mut RunState,
     ) -> Outcome {
         let env = &request.environment;
-        let before = |stage, reason: String| Outcome::FailedBeforeDeploy { stage, reason };
-
         if let Err(outcome) = self
             .preflight_stage(env, &request.project_dir, false, false, control, stages)
             .await
         {
             return outcome;
         }
+        let release = match self.choose_release(request, control, stages, report).await {
+            Ok(release) => release,
+            Err(outcome) => return outcome,
+        };
+        if request.dry_run {
+            return self.plan_stage(env, release, control, stages, report).await;
+        }
+        if let Err(outcome) = self.lock_stage(env, control, stages, state).await {
+            return outcome;
+        }
+        if let Err(outcome) = self
+            .record_rollback(env, &release, stages, report, state)
+            .await
+        {
+            return outcome;
+        }
+        match self.roll_to(env, &release, stages, report).await {
+            Ok(to) => Outcome::Succeeded {
+                release: to,
+                dry_run: false,
+            },
+            Err(rollback_error) => Outcome::RollbackFailed {
+                stage: Stage::Rollback,
+                reason: format!("rolling back to {} failed", release.version),
+                rollback_error,
+            },
+        }
+    }
 
+    /// The release a rollback on request goes to, from the ledger (`request.to`, else the
+    /// last known-good release other than the one running), once the environment's
+    /// confirmation guard is met. Records what runs now as the run's previous release.
+    async fn choose_release(
+        &self,
+        request: &RollbackRequest,
+        control: &RunControl,
+        stages: &mut StageLog<'_>,
+        report: &mut RunReport,
+    ) -> Result<Release, Outcome> {
+        let env = &request.environment;
+        let before = |stage, reason: String| Outcome::FailedBeforeDeploy { stage, reason };
         // Choose the release from the ledger.
         let started = stages.begin(Stage::Version);
         let current = match control
@@ -363,10 +401,10 @@ impl Pipeline {
             Err(e) => {
                 let message = format!("reading the current release failed: {}", e.message());
                 stages.fail(started, &message);
-                return match e {
+                return Err(match e {
                     StageError::Failed(_) => before(Stage::Version, message),
                     other => other.before_deploy(Stage::Version),
-                };
+                });
             }
         };
         report.previous = current.clone();
@@ -381,7 +419,7 @@ impl Pipeline {
             Ok(r) => r,
             Err(reason) => {
                 stages.fail(started, &reason);
-                return before(Stage::Version, reason);
+                return Err(before(Stage::Version, reason));
             }
         };
         let release = chosen.release.clone().expect("filtered on release");
@@ -392,21 +430,26 @@ impl Pipeline {
                 env.name
             );
             stages.fail(started, &reason);
-            return before(Stage::Version, reason);
+            return Err(before(Stage::Version, reason));
         }
         self.events.progress(
             Stage::Version,
             format!("rolling back to {} from run {}", release.version, chosen.id),
         );
         stages.succeed(started);
+        Ok(release)
+    }
 
-        if request.dry_run {
-            return self.plan_stage(env, release, control, stages, report).await;
-        }
-        if let Err(outcome) = self.lock_stage(env, control, stages, state).await {
-            return outcome;
-        }
-
+    /// Resolves runs that died and writes this rollback's record, before the first change.
+    async fn record_rollback(
+        &self,
+        env: &Environment,
+        release: &Release,
+        stages: &mut StageLog<'_>,
+        report: &mut RunReport,
+        state: &mut RunState,
+    ) -> Result<(), Outcome> {
+        let before = |stage, reason: String| Outcome::FailedBeforeDeploy { stage, reason };
         let started = stages.begin(Stage::Record);
         self.resolve_interrupted_runs(&env.name, report).await;
         let mut new_record = DeploymentRecord::start(
@@ -418,27 +461,16 @@ impl Pipeline {
         );
         new_record.started_at = report.started_at;
         new_record.release = Some(release.clone());
-        new_record.previous = current;
+        new_record.previous = report.previous.clone();
         if let Err(e) = self.store.append(&new_record).await {
             let reason =
                 format!("writing the deployment record failed, so nothing was changed: {e}");
             stages.fail(started, &reason);
-            return before(Stage::Record, reason);
+            return Err(before(Stage::Record, reason));
         }
         state.record = Some(new_record);
         stages.succeed(started);
-
-        match self.roll_to(env, &release, stages, report).await {
-            Ok(to) => Outcome::Succeeded {
-                release: to,
-                dry_run: false,
-            },
-            Err(rollback_error) => Outcome::RollbackFailed {
-                stage: Stage::Rollback,
-                reason: format!("rolling back to {} failed", release.version),
-                rollback_error,
-            },
-        }
+        Ok(())
     }
 }
 
