@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kyb_deploy_core::{Config, Environment, Error, Target, TargetBackends, async_trait};
+use kyb_deploy_core::{Check, Config, Environment, Error, Target, TargetBackends, async_trait};
 use kyb_deploy_docker::DockerBackend;
 use kyb_deploy_ecs::EcsBackend;
 
@@ -26,6 +26,14 @@ pub trait TargetFactory: Send + Sync {
     /// Asynchronous because a backend may load its platform configuration (credential
     /// chains, kubeconfig) while creating the target.
     async fn create(&self, env: &Environment, config: &Config) -> Result<Arc<dyn Target>, Error>;
+
+    /// What `env`'s target needs on this machine before it can be created, each missing
+    /// piece with its fix (`check` lists them). A factory whose targets need nothing here (a
+    /// fake) keeps the default: none.
+    async fn prerequisites(&self, env: &Environment) -> Vec<Check> {
+        let _ = env;
+        Vec::new()
+    }
 }
 
 /// The production [`TargetFactory`]: the [`registered_backends`] create the targets.
@@ -46,6 +54,13 @@ impl Default for BuiltinTargets {
 impl TargetFactory for BuiltinTargets {
     async fn create(&self, env: &Environment, config: &Config) -> Result<Arc<dyn Target>, Error> {
         self.backends.create(env, config).await
+    }
+
+    async fn prerequisites(&self, env: &Environment) -> Vec<Check> {
+        match self.backends.backend_of(env) {
+            Ok(backend) => backend.prerequisites(env).await,
+            Err(_) => Vec::new(),
+        }
     }
 }
 
@@ -73,5 +88,24 @@ mod tests {
             panic!("this build has no Kubernetes target yet");
         };
         assert!(err.is_usage(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn prerequisites_come_from_the_environments_backend() {
+        let config = Config::from_toml(
+            "[environments.dev]\ntarget = \"docker\"\n[environments.dev.docker]\n[environments.staging]\ntarget = \"ecs\"\n[environments.staging.ecs]\ncluster = \"c\"\nservice = \"s\"\n",
+        )
+        .unwrap();
+        let builtin = BuiltinTargets::default();
+        let docker = builtin
+            .prerequisites(&config.environment("dev").unwrap())
+            .await;
+        let names: Vec<&str> = docker.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["docker engine socket"]);
+        // ECS needs nothing on this machine before its target exists.
+        let ecs = builtin
+            .prerequisites(&config.environment("staging").unwrap())
+            .await;
+        assert!(ecs.is_empty(), "{ecs:?}");
     }
 }

@@ -14,7 +14,6 @@ use crate::error::CliError;
 use crate::exit_codes::ExitCodes;
 use crate::output::{format, json};
 use crate::project::{Project, cancellable};
-use crate::targets::registered_backends;
 
 /// The JSON payload of `check`.
 #[derive(Serialize)]
@@ -65,10 +64,7 @@ pub(crate) async fn run(
         }
     };
     // What the kind needs on this machine before its target can exist.
-    let backends = registered_backends();
-    if let Ok(backend) = backends.backend_of(&env) {
-        checks.extend(cancellable(&ctx.cancel, backend.prerequisites(&env)).await?);
-    }
+    checks.extend(cancellable(&ctx.cancel, ctx.targets.prerequisites(&env)).await?);
     // The image pipeline (Docker engine, scanner, registry): `deploy` needs it whatever the
     // target.
     let seams = if ctx.build_images {
