@@ -129,11 +129,24 @@ pub(super) fn environment(name: &str, env: &EnvironmentConfig, problems: &mut Ve
             "{key}.target: {kind:?} is not a target kind; kinds are lowercase words, like \"docker\", \"ecs\" or \"kubernetes\""
         ));
     } else if !env.sections.contains_key(kind) {
-        problems.push(format!(
-            "{key}.{kind}: target = \"{kind}\" needs a [{key}.{kind}] section"
-        ));
+        let mut others = env.sections.keys();
+        match (others.next(), others.next()) {
+            // One section, of another name: the section or the target is misspelt.
+            (Some(section), None) => problems.push(format!(
+                "{key}.{section}: target = \"{kind}\" has no [{key}.{kind}] section, but [{key}.{section}] is there; rename the section to [{key}.{kind}], or set target = \"{section}\""
+            )),
+            _ => problems.push(format!(
+                "{key}.{kind}: target = \"{kind}\" needs a [{key}.{kind}] section"
+            )),
+        }
     }
-    for section in env.sections.keys().filter(|s| s.as_str() != kind) {
+    // Sections of other names (a lone one is named above, misspelt or the target is).
+    let misspelt = !env.sections.contains_key(kind) && env.sections.len() == 1;
+    for section in env
+        .sections
+        .keys()
+        .filter(|s| s.as_str() != kind && !misspelt)
+    {
         let suggestion = super::ENVIRONMENT_KEYS
             .iter()
             .copied()

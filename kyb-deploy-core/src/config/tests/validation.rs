@@ -180,11 +180,15 @@ fn every_case_is_refused_as_a_usage_error_naming_the_key() {
         ),
         (
             config("", "").replace("[environments.x.docker]", "[environments.x.dockr]"),
-            "environments.x.dockr: unknown section; did you mean \"docker\"? this environment deploys to target = \"docker\"",
+            "environments.x.dockr: target = \"docker\" has no [environments.x.docker] section, but [environments.x.dockr] is there; rename the section to [environments.x.docker], or set target = \"dockr\"",
         ),
         (
             config("", "[environments.x.ecs]\ncluster = \"c\""),
             "environments.x.ecs: unknown section; this environment deploys to target = \"docker\", whose settings go in [environments.x.docker]",
+        ),
+        (
+            config("", "").replace("target = \"docker\"", "target = \"dokcer\""),
+            "environments.x.docker: target = \"dokcer\" has no [environments.x.dokcer] section, but [environments.x.docker] is there; rename the section to [environments.x.dokcer], or set target = \"docker\"",
         ),
         (
             config("", "rolback = \"never\""),
