@@ -35,9 +35,9 @@ pub struct PlatformImage {
     pub local_tag: String,
 }
 
-/// The checks of the image pipeline's seams (builder, scanner, registry), in that order:
-/// what `deploy` needs to build, scan and push, whatever the target. Part of
-/// [`crate::Pipeline::preflight`]; `check` also runs it alone when the target cannot be
+/// The checks of the image pipeline's seams (builder, scanner, registry), in that order and
+/// each result once: what `deploy` needs to build, scan and push, whatever the target. Part
+/// of [`crate::Pipeline::preflight`]; `check` also runs it alone when the target cannot be
 /// created.
 pub async fn preflight_image_seams(
     builder: Option<&dyn ImageBuilder>,
@@ -54,5 +54,5 @@ pub async fn preflight_image_seams(
     if let Some(registry) = registry {
         checks.extend(registry.preflight().await);
     }
-    checks
+    crate::preflight::once_each(checks)
 }

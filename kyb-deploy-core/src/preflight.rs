@@ -64,6 +64,14 @@ pub async fn check_prerequisites(project_dir: &Path, needs_git: bool) -> Vec<Che
     checks
 }
 
+/// `checks` with each result reported once: several seams check the same thing (the image
+/// builder, scanner and registry each ask the Docker engine).
+pub(crate) fn once_each(mut checks: Vec<Check>) -> Vec<Check> {
+    let mut seen = std::collections::HashSet::new();
+    checks.retain(|c| seen.insert((c.name.clone(), c.ok)));
+    checks
+}
+
 async fn check_git(dir: &Path) -> Check {
     let output = Command::new("git")
         .arg("-C")

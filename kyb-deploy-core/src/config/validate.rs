@@ -124,29 +124,27 @@ pub(super) fn environment(name: &str, env: &EnvironmentConfig, problems: &mut Ve
         ));
     }
     let kind = env.target.as_str();
+    let others: Vec<&String> = env.sections.keys().filter(|s| s.as_str() != kind).collect();
+    let missing = !env.sections.contains_key(kind);
+    // One section, of another name than a well-formed target: one of them is misspelt.
+    let lone = match (valid_kind(kind) && missing, others.as_slice()) {
+        (true, [section]) => Some(*section),
+        _ => None,
+    };
     if !valid_kind(kind) {
         problems.push(format!(
             "{key}.target: {kind:?} is not a target kind; kinds are lowercase words, like \"docker\", \"ecs\" or \"kubernetes\""
         ));
-    } else if !env.sections.contains_key(kind) {
-        let mut others = env.sections.keys();
-        match (others.next(), others.next()) {
-            // One section, of another name: the section or the target is misspelt.
-            (Some(section), None) => problems.push(format!(
-                "{key}.{section}: target = \"{kind}\" has no [{key}.{kind}] section, but [{key}.{section}] is there; rename the section to [{key}.{kind}], or set target = \"{section}\""
-            )),
-            _ => problems.push(format!(
-                "{key}.{kind}: target = \"{kind}\" needs a [{key}.{kind}] section"
-            )),
-        }
+    } else if let Some(section) = lone {
+        problems.push(format!(
+            "{key}.{section}: target = \"{kind}\" has no [{key}.{kind}] section, but [{key}.{section}] is there; rename the section to [{key}.{kind}], or set target = \"{section}\""
+        ));
+    } else if missing {
+        problems.push(format!(
+            "{key}.{kind}: target = \"{kind}\" needs a [{key}.{kind}] section"
+        ));
     }
-    // Sections of other names (a lone one is named above, misspelt or the target is).
-    let misspelt = !env.sections.contains_key(kind) && env.sections.len() == 1;
-    for section in env
-        .sections
-        .keys()
-        .filter(|s| s.as_str() != kind && !misspelt)
-    {
+    for section in others.into_iter().filter(|_| lone.is_none()) {
         let suggestion = super::ENVIRONMENT_KEYS
             .iter()
             .copied()

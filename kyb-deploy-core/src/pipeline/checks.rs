@@ -162,9 +162,7 @@ impl Pipeline {
                 .await,
             );
         }
-        let mut seen = std::collections::HashSet::new();
-        checks.retain(|c| seen.insert((c.name.clone(), c.ok)));
-        checks
+        crate::preflight::once_each(checks)
     }
 
     /// Checks every prerequisite at once (git when the version comes from it, what the target

@@ -42,7 +42,10 @@ impl Pipeline {
                 "an earlier run never finished its record: {} deploying {} by {} (pid {}) started {}",
                 run.id, run.version, run.actor, run.pid, run.started_at
             );
-            let resolution = match self.verified_note(&run.id).await {
+            let verified = self
+                .within_note_limit(self.target.verified_by(&run.id))
+                .await;
+            let abandoned_because = match verified {
                 Ok(Some(release)) => {
                     let note = format!(
                         "the platform holds its note that it verified {} ({}), so it is recorded as succeeded",
@@ -56,26 +59,17 @@ impl Pipeline {
                         release,
                         dry_run: false,
                     });
-                    "succeeded"
+                    None
                 }
-                Ok(None) => {
-                    self.warn(
-                        report,
-                        Stage::Record,
-                        format!("{unfinished}; marking it abandoned"),
-                    );
-                    run.status = RecordStatus::Abandoned;
-                    run.finished_at = Some(time::OffsetDateTime::now_utc());
-                    "abandoned"
-                }
-                Err(e) => {
-                    self.warn(
-                        report,
-                        Stage::Record,
-                        format!(
-                            "{unfinished}; reading the platform's verification note failed ({e}), so it is marked abandoned"
-                        ),
-                    );
+                Ok(None) => Some("marking it abandoned".to_owned()),
+                Err(e) => Some(format!(
+                    "reading the platform's verification note failed ({e}), so it is marked abandoned"
+                )),
+            };
+            let resolution = match abandoned_because {
+                None => "succeeded",
+                Some(why) => {
+                    self.warn(report, Stage::Record, format!("{unfinished}; {why}"));
                     run.status = RecordStatus::Abandoned;
                     run.finished_at = Some(time::OffsetDateTime::now_utc());
                     "abandoned"
@@ -91,10 +85,13 @@ impl Pipeline {
         }
     }
 
-    /// The release run `run_id` verified, from the target's note, within the note's time
-    /// limit.
-    async fn verified_note(&self, run_id: &str) -> crate::Result<Option<Release>> {
-        tokio::time::timeout(NOTE_TIME_LIMIT, self.target.verified_by(run_id))
+    /// A call about a verification note (writing or reading it), within the note's time
+    /// limit: no answer in time is an error of the target.
+    async fn within_note_limit<T>(
+        &self,
+        call: impl std::future::Future<Output = crate::Result<T>>,
+    ) -> crate::Result<T> {
+        tokio::time::timeout(NOTE_TIME_LIMIT, call)
             .await
             .unwrap_or_else(|_| {
                 Err(crate::Error::target(
@@ -108,13 +105,11 @@ impl Pipeline {
     /// is written: should the record be lost, a later run still finds the release verified.
     /// A note that cannot be written is a warning; the record still holds the truth.
     async fn mark_verified(&self, report: &mut RunReport, release: &Release) {
-        let marked = tokio::time::timeout(
-            NOTE_TIME_LIMIT,
-            self.target.mark_verified(release, &report.run_id),
-        )
-        .await;
+        let marked = self
+            .within_note_limit(self.target.mark_verified(release, &report.run_id))
+            .await;
         match marked {
-            Ok(Ok(true)) => self.events.progress(
+            Ok(true) => self.events.progress(
                 Stage::Finalize,
                 format!(
                     "noted on the {} target that {} is verified",
@@ -122,21 +117,13 @@ impl Pipeline {
                     release.version
                 ),
             ),
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => self.warn(
+            Ok(false) => {}
+            Err(e) => self.warn(
                 report,
                 Stage::Finalize,
                 format!(
                     "leaving the verification note on the target failed: {}",
                     super::stage::chain(&e)
-                ),
-            ),
-            Err(_) => self.warn(
-                report,
-                Stage::Finalize,
-                format!(
-                    "leaving the verification note on the target got no answer in {}s",
-                    NOTE_TIME_LIMIT.as_secs()
                 ),
             ),
         }

@@ -135,13 +135,23 @@ mod tests {
 
         current.lock().unwrap().clear();
         assert_eq!(read_through(proxy.addr()).await, "");
-        // Dropped, it stops accepting.
+        // Dropped, it stops accepting: its port refuses connections soon after, although a
+        // backend is there again.
+        *current.lock().unwrap() = vec![a];
         let addr = proxy.addr();
+        assert_eq!(read_through(addr).await, "a");
         drop(proxy);
-        tokio::task::yield_now().await;
+        let mut refused = false;
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(addr).await.is_err() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         assert!(
-            tokio::net::TcpStream::connect(addr).await.is_err()
-                || read_through(addr).await.is_empty()
+            refused,
+            "{addr} still accepts connections after the proxy was dropped"
         );
     }
 }
