@@ -22,23 +22,20 @@
 
 mod agent;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use rand::Rng as _;
 use serde_json::Value;
-use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use self::agent::{Failure, Launch, Observed, Shared};
 use super::lifecycle::{FailedTask, fail};
 use super::model::{Phase, Task, TaskDefinition, find_task_definition};
 use super::shared::Core;
-use crate::sim_runtime::docker_cli;
+use crate::sim_runtime::container::ContainerSpec;
+use crate::sim_runtime::fleet::{Fleet, Members};
 use crate::sim_runtime::proxy::{Backends, Proxy};
 
 /// Settings of the Docker-backed runtime; see
@@ -80,41 +77,16 @@ impl Default for DockerRuntimeConfig {
     }
 }
 
-/// How long shutdown waits for the agents to remove their containers.
-const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(30);
-
 /// Names a service: region, cluster name, service name.
 type ServiceKey = (String, String, String);
 
-/// The runtime of one simulator.
+/// The runtime of one simulator: an agent per task (sharing what it saw), a proxy per
+/// service.
+#[derive(Debug)]
 pub(crate) struct DockerRuntime {
     config: DockerRuntimeConfig,
-    /// Labels this simulator's containers, so cleanup removes only those.
-    id: String,
-    runtime: Handle,
     core: Weak<Core>,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    agents: HashMap<String, Agent>,
-    proxies: HashMap<ServiceKey, Proxy>,
-    closed: bool,
-}
-
-struct Agent {
-    observed: Shared,
-    cancel: CancellationToken,
-    task: JoinHandle<()>,
-}
-
-impl std::fmt::Debug for DockerRuntime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DockerRuntime")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
+    fleet: Fleet<Shared, ServiceKey>,
 }
 
 impl DockerRuntime {
@@ -122,19 +94,16 @@ impl DockerRuntime {
     ///
     /// Panics outside a Tokio runtime: agents and proxies are spawned on it.
     pub(crate) fn new(config: DockerRuntimeConfig, core: Weak<Core>) -> Self {
-        let runtime = Handle::try_current()
-            .expect("the docker runtime of the ECS simulator must be built inside a Tokio runtime");
+        let fleet = Fleet::new(config.docker.clone(), "ECS");
         Self {
             config,
-            id: format!("{:016x}", rand::rng().random::<u64>()),
-            runtime,
             core,
-            inner: Mutex::new(Inner::default()),
+            fleet,
         }
     }
 
-    fn inner(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    fn inner(&self) -> MutexGuard<'_, Members<Shared, ServiceKey>> {
+        self.fleet.members()
     }
 
     /// Brings `task` up to date with its container before its lifecycle step at `at`:
@@ -155,19 +124,10 @@ impl DockerRuntime {
             let definition = find_task_definition(families, &task.task_definition);
             if let Some(launch) = definition.and_then(|d| self.launch(task, d, region)) {
                 let observed = Shared::default();
-                let cancel = CancellationToken::new();
-                let agent = agent::run(
-                    self.config.clone(),
-                    launch,
-                    Arc::clone(&observed),
-                    cancel.clone(),
-                );
-                let task_handle = self.runtime.spawn(agent);
-                let agent = Agent {
-                    observed,
-                    cancel,
-                    task: task_handle,
-                };
+                let config = self.config.clone();
+                let agent = self.fleet.spawn(Arc::clone(&observed), |cancel| {
+                    agent::run(config, launch, observed, cancel)
+                });
                 inner.agents.insert(task.id.clone(), agent);
             }
         }
@@ -175,7 +135,7 @@ impl DockerRuntime {
             return (None, false);
         };
         let observed = agent
-            .observed
+            .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
@@ -187,7 +147,7 @@ impl DockerRuntime {
         if !task.desired_running
             && let Some(agent) = inner.agents.remove(&task.id)
         {
-            agent.cancel.cancel();
+            agent.stop();
         }
         (failed, observed.started)
     }
@@ -217,19 +177,24 @@ impl DockerRuntime {
             .as_u64()
             .and_then(|port| u16::try_from(port).ok());
         let cluster = task.cluster_arn.rsplit('/').next().unwrap_or_default();
-        Some(Launch {
-            name: format!("kyb-sim-{}-{}", self.id, task.id),
+        let id = self.fleet.id();
+        let container = ContainerSpec {
+            name: format!("kyb-sim-{id}-{}", task.id),
             image: spec.image.clone(),
-            environment,
-            command,
-            port,
+            env: environment,
+            entrypoint: None,
+            args: command,
+            ports: port.into_iter().collect(),
             labels: vec![
-                ("io.kyb-sim.simulator".into(), self.id.clone()),
+                ("io.kyb-sim.simulator".into(), id.to_owned()),
                 ("io.kyb-sim.region".into(), region.to_owned()),
                 ("io.kyb-sim.cluster".into(), cluster.to_owned()),
                 ("io.kyb-sim.service".into(), task.service.clone()),
                 ("io.kyb-sim.task".into(), task.arn.clone()),
             ],
+        };
+        Some(Launch {
+            container,
             health_check: spec.has_health_check,
         })
     }
@@ -237,7 +202,7 @@ impl DockerRuntime {
     /// The published host port of a task's container.
     fn host_port(&self, task: &str) -> Option<u16> {
         let inner = self.inner();
-        let observed = inner.agents.get(task)?.observed.lock();
+        let observed = inner.agents.get(task)?.state.lock();
         observed.unwrap_or_else(PoisonError::into_inner).host_port
     }
 
@@ -259,7 +224,7 @@ impl DockerRuntime {
         let core = Weak::clone(&self.core);
         let source = key.clone();
         let backends: Backends = Arc::new(move || healthy_backends(&core, &source));
-        let proxy = Proxy::start(&self.runtime, backends).ok()?;
+        let proxy = Proxy::start(self.fleet.runtime(), backends).ok()?;
         let addr = proxy.addr();
         inner.proxies.insert(key, proxy);
         Some(addr)
@@ -276,49 +241,14 @@ impl DockerRuntime {
         self.inner().proxies.get(&key).map(Proxy::addr)
     }
 
-    /// Stops launching, and stops the proxies and agents; returns the agents, which are
-    /// removing their containers.
-    fn close(&self) -> Vec<JoinHandle<()>> {
-        let mut inner = self.inner();
-        inner.closed = true;
-        // A proxy stops when it is dropped.
-        inner.proxies.clear();
-        let agents: Vec<Agent> = inner.agents.drain().map(|(_, agent)| agent).collect();
-        agents
-            .into_iter()
-            .map(|agent| {
-                agent.cancel.cancel();
-                agent.task
-            })
-            .collect()
-    }
-
     /// Removes every container of this simulator and stops its proxies.
     pub(crate) async fn shutdown(&self) {
-        // Let the agents remove their own containers first: removing a container twice at
-        // once fails, and the sweep below would miss one still being removed.
-        let agents = self.close();
-        let _ = tokio::time::timeout(SHUTDOWN_PATIENCE, futures::future::join_all(agents)).await;
-        docker_cli::remove_labelled(&self.config.docker, &self.id).await;
+        self.fleet.shutdown().await;
     }
 
     /// [`shutdown`](Self::shutdown) for `Drop`: blocks on the `docker` CLI.
     pub(crate) fn shutdown_blocking(&self) {
-        drop(self.close());
-        docker_cli::remove_labelled_blocking(&self.config.docker, &self.id);
-    }
-}
-
-impl Drop for DockerRuntime {
-    fn drop(&mut self) {
-        // Without an explicit shutdown the containers would outlive the simulator.
-        let cleaned = {
-            let inner = self.inner();
-            inner.closed && inner.agents.is_empty()
-        };
-        if !cleaned {
-            self.shutdown_blocking();
-        }
+        self.fleet.shutdown_blocking();
     }
 }
 

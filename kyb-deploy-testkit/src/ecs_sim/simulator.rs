@@ -1,14 +1,11 @@
 //! [`EcsSimulator`], its builder, and [`RunningSimulator`], the simulator served over HTTP.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use super::docker_runtime::DockerRuntimeConfig;
 use super::faults::{Fault, FaultSet};
@@ -16,6 +13,7 @@ use super::handle::SimHandle;
 use super::server;
 use super::shared::Core;
 use crate::sim_runtime::SimClock;
+use crate::sim_runtime::serve::Served;
 
 /// A simulated Amazon ECS endpoint. With the virtual runtime (the default) tasks are state
 /// only, and what happens to them comes from [`Fault`] rules per image; with
@@ -148,27 +146,13 @@ impl EcsSimulator {
     /// Fails when the listener's address cannot be read.
     pub fn serve(self, listener: TcpListener) -> std::io::Result<RunningSimulator> {
         let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_until(listener, self.router(), async {
-            let _ = stopped.await;
-        }));
+        let served = Served::spawn(listener, self.router(), || {});
         Ok(RunningSimulator {
             addr,
             handle: self.handle,
-            stop: Some(stop),
-            task: Some(task),
+            served,
         })
     }
-}
-
-async fn serve_until(
-    listener: TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// A simulator served over HTTP; stops serving when dropped.
@@ -176,8 +160,7 @@ async fn serve_until(
 pub struct RunningSimulator {
     addr: SocketAddr,
     handle: SimHandle,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    served: Served,
 }
 
 impl RunningSimulator {
@@ -207,27 +190,21 @@ impl RunningSimulator {
     ///
     /// Fails when serving failed.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.served.stop();
         if let Some(docker) = &self.handle.core.docker {
             docker.shutdown().await;
         }
-        match self.task.take() {
-            Some(task) => task.await.map_err(std::io::Error::other)?,
-            None => Ok(()),
-        }
+        self.served.finish().await
     }
 }
 
 impl Drop for RunningSimulator {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-            // Not shut down: remove the containers now (this blocks on the `docker` CLI).
-            if let Some(docker) = &self.handle.core.docker {
-                docker.shutdown_blocking();
-            }
+        // Not shut down: remove the containers now (this blocks on the `docker` CLI).
+        if self.served.stop()
+            && let Some(docker) = &self.handle.core.docker
+        {
+            docker.shutdown_blocking();
         }
     }
 }

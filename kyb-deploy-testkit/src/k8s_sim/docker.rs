@@ -10,18 +10,14 @@
 mod agent;
 mod probe;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use rand::Rng as _;
 use serde_json::{Value, json};
-use tokio::runtime::Handle;
 use tokio::sync::mpsc::{self, UnboundedSender};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 pub(crate) use self::agent::{Command, Launch, Report};
 use self::agent::{Observed, Shared};
@@ -29,7 +25,8 @@ use self::probe::{Probe, container_port};
 use super::cluster::Cluster;
 use super::resources::kind;
 use super::selector::{FieldSelector, LabelSelector};
-use crate::sim_runtime::docker_cli;
+use crate::sim_runtime::container::ContainerSpec;
+use crate::sim_runtime::fleet::{Fleet, Members};
 use crate::sim_runtime::proxy::{Backends, Proxy};
 
 /// Settings of the Docker-backed pod runtime; see
@@ -65,43 +62,21 @@ impl Default for DockerPodsConfig {
     }
 }
 
-/// How long shutdown waits for the agents to remove their containers.
-const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(30);
-
 /// Names a Service: namespace, name.
 type ServiceKey = (String, String);
 
-/// The pod runtime of one simulator.
+/// The pod runtime of one simulator: an agent per pod, a proxy per Service.
+#[derive(Debug)]
 pub(crate) struct DockerPods {
     config: DockerPodsConfig,
-    /// Labels this simulator's containers, so that cleanup removes only those.
-    id: String,
-    runtime: Handle,
     cluster: Weak<Cluster>,
-    inner: Mutex<Inner>,
+    fleet: Fleet<Agent, ServiceKey>,
 }
 
-#[derive(Default)]
-struct Inner {
-    /// By pod uid.
-    agents: HashMap<String, Agent>,
-    proxies: HashMap<ServiceKey, Proxy>,
-    closed: bool,
-}
-
+/// What the runtime keeps of a pod's agent.
 struct Agent {
     commands: UnboundedSender<(u64, Command)>,
     observed: Shared,
-    cancel: CancellationToken,
-    task: JoinHandle<()>,
-}
-
-impl std::fmt::Debug for DockerPods {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DockerPods")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
 }
 
 impl DockerPods {
@@ -109,20 +84,16 @@ impl DockerPods {
     ///
     /// Outside a Tokio runtime: agents and proxies are spawned on it.
     pub(crate) fn new(config: DockerPodsConfig, cluster: Weak<Cluster>) -> Self {
-        let runtime = Handle::try_current().expect(
-            "the docker runtime of the Kubernetes simulator must be built inside a Tokio runtime",
-        );
+        let fleet = Fleet::new(config.docker.clone(), "Kubernetes");
         Self {
             config,
-            id: format!("{:016x}", rand::rng().random::<u64>()),
-            runtime,
             cluster,
-            inner: Mutex::new(Inner::default()),
+            fleet,
         }
     }
 
-    fn inner(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    fn inner(&self) -> MutexGuard<'_, Members<Agent, ServiceKey>> {
+        self.fleet.members()
     }
 
     /// Hands `command` (number `seq`) to the agent of the pod, started on first use.
@@ -135,22 +106,16 @@ impl DockerPods {
         let agent = inner.agents.entry(pod_uid.to_owned()).or_insert_with(|| {
             let (commands, receiver) = mpsc::unbounded_channel();
             let observed = Shared::default();
-            let cancel = CancellationToken::new();
-            let task = self.runtime.spawn(agent::run(
-                self.config.docker.clone(),
-                self.container_name(pod_uid),
-                receiver,
-                Arc::clone(&observed),
-                cancel.clone(),
-            ));
-            Agent {
+            let state = Agent {
                 commands,
-                observed,
-                cancel,
-                task,
-            }
+                observed: Arc::clone(&observed),
+            };
+            let (docker, name) = (self.config.docker.clone(), self.container_name(pod_uid));
+            self.fleet.spawn(state, |cancel| {
+                agent::run(docker, name, receiver, observed, cancel)
+            })
         });
-        let _ = agent.commands.send((seq, command));
+        let _ = agent.state.commands.send((seq, command));
     }
 
     /// The reports of the pod's agent since the last call, oldest first.
@@ -160,6 +125,7 @@ impl DockerPods {
             return Vec::new();
         };
         let mut observed = agent
+            .state
             .observed
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -172,7 +138,7 @@ impl DockerPods {
         inner.agents.retain(|pod_uid, agent| {
             let keep = alive.contains(pod_uid);
             if !keep {
-                agent.cancel.cancel();
+                agent.stop();
             }
             keep
         });
@@ -184,7 +150,7 @@ impl DockerPods {
             .chars()
             .filter(char::is_ascii_alphanumeric)
             .collect();
-        format!("kyb-sim-{}-{short}", self.id)
+        format!("kyb-sim-{}-{short}", self.fleet.id())
     }
 
     /// What to run for the first container of `pod`.
@@ -230,7 +196,7 @@ impl DockerPods {
                 value.as_str().unwrap_or_default().to_owned(),
             )
         };
-        Launch {
+        let spec = ContainerSpec {
             name: self.container_name(meta["uid"].as_str().unwrap_or_default()),
             image: container["image"].as_str().unwrap_or_default().to_owned(),
             env,
@@ -238,12 +204,15 @@ impl DockerPods {
             args,
             ports,
             labels: vec![
-                ("io.kyb-sim.simulator".into(), self.id.clone()),
+                ("io.kyb-sim.simulator".into(), self.fleet.id().to_owned()),
                 label("namespace", &meta["namespace"]),
                 label("pod", &meta["name"]),
                 label("pod-uid", &meta["uid"]),
                 label("container", &container["name"]),
             ],
+        };
+        Launch {
+            container: spec,
             probe,
         }
     }
@@ -251,7 +220,7 @@ impl DockerPods {
     /// The published 127.0.0.1 port of a container port of the pod's running container.
     fn host_port(&self, pod_uid: &str, container_port: u16) -> Option<u16> {
         let inner = self.inner();
-        let observed = inner.agents.get(pod_uid)?.observed.lock();
+        let observed = inner.agents.get(pod_uid)?.state.observed.lock();
         let observed: &Observed = &observed.unwrap_or_else(PoisonError::into_inner);
         observed.ports.get(&container_port).copied()
     }
@@ -284,7 +253,7 @@ impl DockerPods {
             let cluster = Weak::clone(&self.cluster);
             let source = key.clone();
             let backends: Backends = Arc::new(move || ready_backends(&cluster, &source));
-            if let Ok(proxy) = Proxy::start(&self.runtime, backends) {
+            if let Ok(proxy) = Proxy::start(self.fleet.runtime(), backends) {
                 inner.proxies.insert(key, proxy);
             }
         }
@@ -297,50 +266,14 @@ impl DockerPods {
         Some(format!("http://{addr}"))
     }
 
-    /// Stops launching, the proxies and the agents; returns the agents, which are removing
-    /// their containers.
-    fn close(&self) -> Vec<JoinHandle<()>> {
-        let mut inner = self.inner();
-        inner.closed = true;
-        inner.proxies.clear();
-        let agents: Vec<Agent> = inner.agents.drain().map(|(_, agent)| agent).collect();
-        agents
-            .into_iter()
-            .map(|agent| {
-                agent.cancel.cancel();
-                agent.task
-            })
-            .collect()
-    }
-
     /// Removes every container of this simulator and stops its proxies.
     pub(crate) async fn shutdown(&self) {
-        // The agents remove their own containers first: removing one twice at once fails,
-        // and the sweep would miss one still being removed.
-        let agents = self.close();
-        let _ = tokio::time::timeout(SHUTDOWN_PATIENCE, futures::future::join_all(agents)).await;
-        docker_cli::remove_labelled(&self.config.docker, &self.id).await;
+        self.fleet.shutdown().await;
     }
 
     /// [`shutdown`](Self::shutdown) for `Drop`: blocks on the `docker` CLI.
     pub(crate) fn shutdown_blocking(&self) {
-        drop(self.close());
-        docker_cli::remove_labelled_blocking(&self.config.docker, &self.id);
-    }
-
-    /// Whether [`shutdown`](Self::shutdown) ran.
-    fn closed(&self) -> bool {
-        let inner = self.inner();
-        inner.closed && inner.agents.is_empty()
-    }
-}
-
-impl Drop for DockerPods {
-    fn drop(&mut self) {
-        // Without an explicit shutdown the containers would outlive the simulator.
-        if !self.closed() {
-            self.shutdown_blocking();
-        }
+        self.fleet.shutdown_blocking();
     }
 }
 

@@ -1,6 +1,5 @@
 //! [`K8sSimulator`], its builder, and [`RunningK8sSimulator`], the simulator served over HTTP.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +8,6 @@ use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::api;
@@ -20,6 +18,7 @@ use super::faults::{Fault, FaultSet};
 use super::handle::K8sHandle;
 use super::tls::Tls;
 use crate::sim_runtime::SimClock;
+use crate::sim_runtime::serve::Served;
 
 /// A simulated Kubernetes API server with a Deployment controller.
 ///
@@ -167,48 +166,26 @@ impl K8sSimulator {
     /// Fails when the listener's address cannot be read.
     pub fn serve(self, listener: TcpListener) -> std::io::Result<RunningK8sSimulator> {
         let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = self.cluster.shutdown.clone();
-        let router = self.router();
-        let stopping = async move {
-            let _ = stopped.await;
-            shutdown.cancel();
-        };
+        // Open watches end when the cluster shuts down.
+        let on_stop = move || shutdown.cancel();
         let tls = match &self.cluster.token {
             Some(_) => Some(Tls::generate().map_err(std::io::Error::other)?),
             None => None,
         };
-        let task = match &tls {
-            Some(tls) => {
-                let listener = tls.listener(listener);
-                tokio::spawn(async move {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(stopping)
-                        .await
-                })
-            }
-            None => tokio::spawn(serve_until(listener, router, stopping)),
+        let served = match &tls {
+            Some(tls) => Served::spawn(tls.listener(listener), self.router(), on_stop),
+            None => Served::spawn(listener, self.router(), on_stop),
         };
         let controllers = tokio::spawn(controller::run(Arc::clone(&self.cluster)));
         Ok(RunningK8sSimulator {
             addr,
             tls,
             cluster: self.cluster,
-            stop: Some(stop),
-            task: Some(task),
+            served,
             controllers: Some(controllers),
         })
     }
-}
-
-async fn serve_until(
-    listener: TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// A simulator served over HTTP; stops when dropped.
@@ -217,8 +194,7 @@ pub struct RunningK8sSimulator {
     addr: SocketAddr,
     tls: Option<Tls>,
     cluster: Arc<Cluster>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    served: Served,
     controllers: Option<JoinHandle<()>>,
 }
 
@@ -305,31 +281,25 @@ impl RunningK8sSimulator {
     /// Fails when serving failed.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         self.cluster.shutdown.cancel();
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.served.stop();
         if let Some(controllers) = self.controllers.take() {
             let _ = controllers.await;
         }
         if let Some(docker) = &self.cluster.docker {
             docker.shutdown().await;
         }
-        match self.task.take() {
-            Some(task) => task.await.map_err(std::io::Error::other)?,
-            None => Ok(()),
-        }
+        self.served.finish().await
     }
 }
 
 impl Drop for RunningK8sSimulator {
     fn drop(&mut self) {
         self.cluster.shutdown.cancel();
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-            // Not shut down: remove the containers now (this blocks on the `docker` CLI).
-            if let Some(docker) = &self.cluster.docker {
-                docker.shutdown_blocking();
-            }
+        // Not shut down: remove the containers now (this blocks on the `docker` CLI).
+        if self.served.stop()
+            && let Some(docker) = &self.cluster.docker
+        {
+            docker.shutdown_blocking();
         }
     }
 }

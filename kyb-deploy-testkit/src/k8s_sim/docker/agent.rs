@@ -4,29 +4,21 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
 use super::probe::{self, Probe};
-use crate::sim_runtime::docker_cli::{docker, parse_host_port};
+use crate::sim_runtime::container::{self, ContainerSpec, update};
+use crate::sim_runtime::docker_cli::docker;
 
 /// What to run for a pod's first container.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Launch {
-    /// The container name, unique per simulator and pod.
-    pub(crate) name: String,
-    pub(crate) image: String,
-    /// The container's `env` entries with a `value`.
-    pub(crate) env: Vec<(String, String)>,
-    /// The first word of the container's `command`, which replaces the image's entrypoint.
-    pub(crate) entrypoint: Option<String>,
-    /// The rest of `command`, then `args`: what follows the image on `docker run`.
-    pub(crate) args: Vec<String>,
-    /// Container ports published on ephemeral 127.0.0.1 ports.
-    pub(crate) ports: Vec<u16>,
-    pub(crate) labels: Vec<(String, String)>,
+    /// The container's `env` entries with a `value`; the first word of its `command` as
+    /// the entrypoint; the rest of `command`, then `args`, as the arguments; its TCP
+    /// container ports and the probe's port as the ports.
+    pub(crate) container: ContainerSpec,
     /// The readiness probe; without one the container is ready once it runs.
     pub(crate) probe: Option<Probe>,
 }
@@ -63,11 +55,7 @@ pub(crate) struct Observed {
     pub(crate) ports: BTreeMap<u16, u16>,
 }
 
-pub(crate) type Shared = Arc<Mutex<Observed>>;
-
-fn update(shared: &Shared, change: impl FnOnce(&mut Observed)) {
-    change(&mut shared.lock().unwrap_or_else(PoisonError::into_inner));
-}
+pub(crate) type Shared = container::Shared<Observed>;
 
 fn report(shared: &Shared, seq: u64, report: Report) {
     update(shared, |o| o.reports.push((seq, report)));
@@ -86,8 +74,7 @@ pub(crate) async fn run(
         () = cancel.cancelled() => {}
         () = serve(&program, &name, &mut commands, &observed) => {}
     }
-    // By name: a `docker run` cut short by the cancellation may still have created it.
-    let _ = docker(&program, ["rm", "-f", name.as_str()]).await;
+    container::remove(&program, &name).await;
 }
 
 async fn serve(
@@ -107,12 +94,10 @@ async fn serve(
                 };
                 report(observed, seq, outcome);
             }
-            Command::Stop => {
-                let _ = docker(program, ["rm", "-f", name]).await;
-            }
+            Command::Stop => container::remove(program, name).await,
             Command::Start(launch) => {
-                let _ = docker(program, ["rm", "-f", name]).await;
-                match start(program, &launch).await {
+                container::remove(program, name).await;
+                match container::start(program, &launch.container).await {
                     Err(message) => report(observed, seq, Report::StartFailed(message)),
                     Ok((id, ports)) => {
                         update(observed, |o| o.ports.clone_from(&ports));
@@ -126,12 +111,9 @@ async fn serve(
                                 }
                                 continue;
                             }
-                            exited = docker(program, ["wait", name]) => {
-                                // `docker wait` prints the exit code; a wait that fails means
-                                // the container is gone, which the kubelet sees as a kill.
-                                let code = exited.ok().and_then(|out| out.trim().parse().ok());
+                            code = container::wait_exit(program, name) => {
                                 update(observed, |o| o.ports.clear());
-                                report(observed, seq, Report::Exited(code.unwrap_or(137)));
+                                report(observed, seq, Report::Exited(code));
                             }
                             () = probe::watch(program, name, launch.probe.as_ref(), &ports, verdicts) => {}
                         }
@@ -140,66 +122,5 @@ async fn serve(
             }
         }
         next = commands.recv().await;
-    }
-}
-
-/// `docker run`, then the published ports; the container ID and the ports.
-async fn start(program: &Path, launch: &Launch) -> Result<(String, BTreeMap<u16, u16>), String> {
-    let id = docker(program, run_args(launch)).await?.trim().to_owned();
-    let mut ports = BTreeMap::new();
-    for port in &launch.ports {
-        let published = docker(program, ["port", &launch.name, &format!("{port}/tcp")]).await?;
-        let host = parse_host_port(&published)
-            .ok_or_else(|| format!("container port {port} is not published"))?;
-        ports.insert(*port, host);
-    }
-    Ok((id, ports))
-}
-
-fn run_args(launch: &Launch) -> Vec<String> {
-    let mut args = vec!["run".to_owned(), "-d".to_owned(), "--name".to_owned()];
-    args.push(launch.name.clone());
-    for (key, value) in &launch.labels {
-        args.push("--label".into());
-        args.push(format!("{key}={value}"));
-    }
-    for (key, value) in &launch.env {
-        args.push("-e".into());
-        args.push(format!("{key}={value}"));
-    }
-    for port in &launch.ports {
-        args.push("-p".into());
-        args.push(format!("127.0.0.1::{port}"));
-    }
-    if let Some(entrypoint) = &launch.entrypoint {
-        args.push("--entrypoint".into());
-        args.push(entrypoint.clone());
-    }
-    args.push(launch.image.clone());
-    args.extend(launch.args.iter().cloned());
-    args
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_arguments_publish_ports_on_loopback_and_override_the_entrypoint() {
-        let launch = Launch {
-            name: "n".into(),
-            image: "r/x:v1".into(),
-            env: vec![("A".into(), "1".into())],
-            entrypoint: Some("/bin/app".into()),
-            args: vec!["serve".into(), "--fast".into()],
-            ports: vec![8080, 9090],
-            labels: vec![("io.kyb-sim.pod".into(), "p".into())],
-            probe: None,
-        };
-        assert_eq!(
-            run_args(&launch).join(" "),
-            "run -d --name n --label io.kyb-sim.pod=p -e A=1 -p 127.0.0.1::8080 \
-             -p 127.0.0.1::9090 --entrypoint /bin/app r/x:v1 serve --fast"
-        );
     }
 }
