@@ -7,6 +7,7 @@ mod known_good;
 mod reconcile;
 mod records;
 mod rollback;
+mod run;
 mod shared;
 mod soak;
 mod stage;
@@ -19,7 +20,7 @@ use url::Url;
 
 use crate::config::{Environment, ImageConfig, ProjectConfig};
 use crate::error::{Error, Result};
-use crate::event::{Event, EventSink};
+use crate::event::EventSink;
 use crate::git::{GitVersionSource, ResolvedVersion, VersionSource};
 use crate::image_builder::ImageBuilder;
 use crate::ledger::RecordStore;
@@ -37,15 +38,6 @@ use crate::testrun::{CommandTestRunner, TestReport, TestRunner, TestSuite};
 use crate::version::Version;
 
 pub use self::stage::RunControl;
-
-/// What a run holds until it is finalized: its record and the environment's lock. The lock
-/// is released only after the final record is written, so no other run can mistake this
-/// run's `in_progress` record for a dead one.
-#[derive(Debug, Default)]
-struct RunState {
-    record: Option<DeploymentRecord>,
-    lock: Option<crate::lock::LockGuard>,
-}
 
 /// The deployment pipeline, assembled from its seams.
 ///
@@ -204,28 +196,6 @@ impl Pipeline {
         }
     }
 
-    /// Starts the report of a run and announces it.
-    fn begin_run(
-        &self,
-        operation: crate::record::Operation,
-        environment: &str,
-        dry_run: bool,
-    ) -> RunReport {
-        let report = RunReport::new(
-            crate::record::new_run_id(time::OffsetDateTime::now_utc()),
-            operation,
-            environment,
-            self.target.kind(),
-        );
-        self.events.emit(Event::RunStarted {
-            run_id: report.run_id.clone(),
-            environment: environment.to_owned(),
-            target: self.target.kind().to_owned(),
-            dry_run,
-        });
-        report
-    }
-
     /// Records where the service answers once a run put a release in service.
     async fn locate(&self, environment: &Environment, report: &mut RunReport) {
         let in_service = matches!(
@@ -235,12 +205,6 @@ impl Pipeline {
         if in_service {
             report.url = self.base_url(environment).await.ok();
         }
-    }
-
-    fn finish(&self, report: &RunReport) {
-        self.events.emit(Event::RunFinished {
-            outcome: report.outcome.clone(),
-        });
     }
 }
 

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use super::stage::{RunControl, StageError, StageLog, Started};
-use super::{DeployRequest, Pipeline, RunReport};
+use super::run::Run;
+use super::stage::{StageError, Started};
+use super::{DeployRequest, Pipeline};
 use crate::config::Environment;
 use crate::git::ResolvedVersion;
 use crate::outcome::Outcome;
@@ -16,7 +17,7 @@ impl Pipeline {
         &self,
         request: &DeployRequest,
         resolved: &ResolvedVersion,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Result<(), String> {
         let env = &request.environment;
         let guards = &env.settings.guards;
@@ -31,8 +32,7 @@ impl Pipeline {
                     request.project_dir.display()
                 ));
             }
-            self.warn(
-                report,
+            run.warn(
                 Stage::Version,
                 "FORCED without a git working tree: the branch and clean-tree guards were not checked",
             );
@@ -54,8 +54,7 @@ impl Pipeline {
                     env.name
                 ));
             }
-            self.warn(
-                report,
+            run.warn(
                 Stage::Version,
                 "the working tree has uncommitted changes; the image may not match any commit",
             );
@@ -69,42 +68,34 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Records a warning in the report and emits it.
-    pub(super) fn warn(&self, report: &mut RunReport, stage: Stage, message: impl Into<String>) {
-        let message = message.into();
-        self.events.warn(stage, message.clone());
-        report.warnings.push(message);
-    }
-
     pub(super) async fn run_tests(
         &self,
         request: &DeployRequest,
-        control: &RunControl,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Result<(), Outcome> {
         if request.skip_tests {
-            stages.skip(Stage::Tests, "--skip-tests");
-            self.warn(report, Stage::Tests, "tests were skipped (--skip-tests)");
+            run.stages.skip(Stage::Tests, "--skip-tests");
+            run.warn(Stage::Tests, "tests were skipped (--skip-tests)");
             return Ok(());
         }
         if request.dry_run {
-            stages.skip(Stage::Tests, "dry run");
+            run.stages.skip(Stage::Tests, "dry run");
             return Ok(());
         }
         if request.tests.is_empty() {
-            stages.skip(Stage::Tests, "no test commands configured");
+            run.stages.skip(Stage::Tests, "no test commands configured");
             return Ok(());
         }
-        let started = stages.begin(Stage::Tests);
+        let started = run.stages.begin(Stage::Tests);
         let progress = self.events.for_stage(Stage::Tests);
         let limit = request.environment.settings.timeouts.tests;
         let mut failed = Vec::new();
         for suite in &request.tests {
-            match control
+            match run
+                .control
                 .run(
                     limit,
-                    self.tests.run(suite, &progress, control.cancel_token()),
+                    self.tests.run(suite, &progress, run.control.cancel_token()),
                 )
                 .await
             {
@@ -116,17 +107,17 @@ impl Pipeline {
                             result.exit_code.map_or("none".into(), |c| c.to_string())
                         ));
                     }
-                    report.tests.push(result);
+                    run.report.tests.push(result);
                 }
                 Err(StageError::Failed(message)) => failed.push(message),
                 Err(e) => {
-                    stages.fail(started, e.message());
+                    run.stages.fail(started, e.message());
                     return Err(e.before_deploy(Stage::Tests));
                 }
             }
         }
         if failed.is_empty() {
-            stages.succeed(started);
+            run.stages.succeed(started);
             return Ok(());
         }
         self.forced_or_stop(
@@ -134,8 +125,7 @@ impl Pipeline {
             Stage::Tests,
             started,
             &failed.join("; "),
-            stages,
-            report,
+            run,
         )
     }
 
@@ -173,15 +163,14 @@ impl Pipeline {
         project_dir: &Path,
         needs_git: bool,
         image_seams: bool,
-        control: &RunControl,
-        stages: &mut StageLog<'_>,
+        run: &mut Run<'_>,
     ) -> Result<(), Outcome> {
-        let started = stages.begin(Stage::Preflight);
+        let started = run.stages.begin(Stage::Preflight);
         let collect = async { Ok(self.preflight(project_dir, needs_git, image_seams).await) };
-        let checks = match control.run(env.settings.timeouts.deploy, collect).await {
+        let checks = match run.control.run(env.settings.timeouts.deploy, collect).await {
             Ok(checks) => checks,
             Err(e) => {
-                stages.fail(started, e.message());
+                run.stages.fail(started, e.message());
                 return Err(e.before_deploy(Stage::Preflight));
             }
         };
@@ -194,7 +183,7 @@ impl Pipeline {
             .map(|c| c.describe())
             .collect();
         if missing.is_empty() {
-            stages.succeed(started);
+            run.stages.succeed(started);
             return Ok(());
         }
         let reason = format!(
@@ -202,7 +191,7 @@ impl Pipeline {
             missing.len(),
             missing.join("; ")
         );
-        stages.fail(started, &reason);
+        run.stages.fail(started, &reason);
         Err(Outcome::FailedBeforeDeploy {
             stage: Stage::Preflight,
             reason,
@@ -221,24 +210,22 @@ impl Pipeline {
         stage: Stage,
         started: Started,
         reason: &str,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Result<(), Outcome> {
         if force {
-            stages.end(
+            run.stages.end(
                 started,
                 StageResult::Failed {
                     message: reason.to_owned(),
                 },
             );
-            self.warn(
-                report,
+            run.warn(
                 stage,
                 format!("FORCED past the failed {stage} stage (--force): {reason}"),
             );
             Ok(())
         } else {
-            stages.fail(started, reason);
+            run.stages.fail(started, reason);
             Err(Outcome::FailedBeforeDeploy {
                 stage,
                 reason: format!("{reason}; fix this, or pass --force to deploy anyway"),

@@ -1,7 +1,8 @@
 //! The deploy run: preflight to notify, with rollback on failure.
 
-use super::stage::{RunControl, StageError, StageLog};
-use super::{DeployRequest, Pipeline, RunReport, RunState};
+use super::run::Run;
+use super::stage::{RunControl, StageError};
+use super::{DeployRequest, Pipeline, RunReport};
 use crate::error::Result;
 use crate::outcome::Outcome;
 use crate::probe::VerifyRequest;
@@ -17,58 +18,33 @@ impl Pipeline {
     /// returned for a failed deployment, only the report says how it failed.
     pub async fn deploy(&self, request: &DeployRequest, control: &RunControl) -> RunReport {
         let env = &request.environment;
-        let control = control.with_overall(env.settings.timeouts.overall);
-        let mut report = self.begin_run(Operation::Deploy, &env.name, request.dry_run);
-        let mut stages = StageLog::new(&self.events);
-        let mut state = RunState::default();
-        report.outcome = self
-            .deploy_stages(request, &control, &mut stages, &mut report, &mut state)
-            .await;
-        report.stages = stages.timings().to_vec();
-        if !request.dry_run {
-            let mut record = state
-                .record
-                .take()
-                .unwrap_or_else(|| deploy_record(&report, request));
-            self.finalize_record(&mut report, &mut record).await;
-        }
-        // Only now may another run take the environment.
-        drop(state);
-        self.locate(env, &mut report).await;
-        self.notify(&mut report, &request.project.name).await;
-        self.finish(&report);
-        report
+        let mut run = self.start_run(Operation::Deploy, env, request.dry_run, control);
+        let outcome = self.deploy_stages(request, &mut run).await;
+        // A run that stopped before its record stage still gets a record.
+        self.end_run(run, outcome, env, &request.project.name, |report| {
+            (!request.dry_run).then(|| deploy_record(report, request))
+        })
+        .await
     }
 
-    async fn deploy_stages(
-        &self,
-        request: &DeployRequest,
-        control: &RunControl,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
-        state: &mut RunState,
-    ) -> Outcome {
+    async fn deploy_stages(&self, request: &DeployRequest, run: &mut Run<'_>) -> Outcome {
         let env = &request.environment;
-        let release = match self.prepare(request, control, stages, report).await {
+        let release = match self.prepare(request, run).await {
             Ok(release) => release,
             Err(outcome) => return outcome,
         };
         if request.dry_run {
-            return self.plan_stage(env, release, control, stages, report).await;
+            return self.plan_stage(env, release, run).await;
         }
         // Lock the environment for the rest of the run.
-        if let Err(outcome) = self.lock_stage(env, control, stages, state).await {
+        if let Err(outcome) = self.lock_stage(env, run).await {
             return outcome;
         }
-        let handle = match self
-            .start_rollout(request, release, control, stages, report, state)
-            .await
-        {
+        let handle = match self.start_rollout(request, release, run).await {
             Ok(handle) => handle,
             Err(outcome) => return outcome,
         };
-        self.follow_rollout(env, &handle, control, stages, report)
-            .await
+        self.follow_rollout(env, &handle, run).await
     }
 
     /// Everything before the environment is touched: preflight, the version and its
@@ -77,27 +53,26 @@ impl Pipeline {
     async fn prepare(
         &self,
         request: &DeployRequest,
-        control: &RunControl,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Result<Release, Outcome> {
         let env = &request.environment;
         let timeouts = &env.settings.timeouts;
         let before = |stage, reason: String| Outcome::FailedBeforeDeploy { stage, reason };
         // Preflight: every missing piece at once, before anything changes.
         let needs_git = request.version.is_none() && self.versions.is_none();
-        self.preflight_stage(env, &request.project_dir, needs_git, true, control, stages)
+        self.preflight_stage(env, &request.project_dir, needs_git, true, run)
             .await?;
 
         // Version and guards.
-        let started = stages.begin(Stage::Version);
-        let resolved = match control
+        let started = run.stages.begin(Stage::Version);
+        let resolved = match run
+            .control
             .run(timeouts.deploy, self.version_source(request).resolve())
             .await
         {
             Ok(v) => v,
             Err(e) => {
-                stages.fail(started, e.message());
+                run.stages.fail(started, e.message());
                 return Err(e.before_deploy(Stage::Version));
             }
         };
@@ -112,27 +87,24 @@ impl Pipeline {
                     .map_or(String::new(), |c| format!(" (commit {c})"))
             ),
         );
-        report.version = Some(resolved.clone());
-        if let Err(reason) = self.check_guards(request, &resolved, report) {
-            stages.fail(started, &reason);
+        run.report.version = Some(resolved.clone());
+        if let Err(reason) = self.check_guards(request, &resolved, run) {
+            run.stages.fail(started, &reason);
             return Err(before(Stage::Version, reason));
         }
-        stages.succeed(started);
+        run.stages.succeed(started);
 
         // Tests.
-        self.run_tests(request, control, stages, report).await?;
+        self.run_tests(request, run).await?;
 
         // Image: build, scan, push; or the prebuilt image.
-        let image = match self
-            .produce_image(request, &resolved, control, stages, report)
-            .await
-        {
+        let image = match self.produce_image(request, &resolved, run).await {
             Ok(image) => image,
             Err(outcome) => return Err(outcome),
         };
         let mut release = Release::new(resolved.version.clone(), image);
-        release.record_id = Some(report.run_id.clone());
-        report.release = Some(release.clone());
+        release.record_id = Some(run.report.run_id.clone());
+        run.report.release = Some(release.clone());
         Ok(release)
     }
 
@@ -144,48 +116,47 @@ impl Pipeline {
         &self,
         request: &DeployRequest,
         release: Release,
-        control: &RunControl,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
-        state: &mut RunState,
+        run: &mut Run<'_>,
     ) -> Result<DeployHandle, Outcome> {
         let env = &request.environment;
         let timeouts = &env.settings.timeouts;
         let before = |stage, reason: String| Outcome::FailedBeforeDeploy { stage, reason };
         // Record: resolve runs that died, then write ours before the first mutation.
-        let started = stages.begin(Stage::Record);
-        report.previous = match control
+        let started = run.stages.begin(Stage::Record);
+        run.report.previous = match run
+            .control
             .run(timeouts.deploy, self.target.current_release())
             .await
         {
             Ok(current) => current,
             Err(e) => {
                 let message = format!("reading the current release failed: {}", e.message());
-                stages.fail(started, &message);
+                run.stages.fail(started, &message);
                 return Err(match e {
                     StageError::Failed(_) => before(Stage::Record, message),
                     other => other.before_deploy(Stage::Record),
                 });
             }
         };
-        self.resolve_interrupted_runs(&env.name, report).await;
-        let new_record = deploy_record(report, request);
+        self.resolve_interrupted_runs(&env.name, run).await;
+        let new_record = deploy_record(&run.report, request);
         if let Err(e) = self.store.append(&new_record).await {
             let reason =
                 format!("writing the deployment record failed, so nothing was deployed: {e}");
-            stages.fail(started, &reason);
+            run.stages.fail(started, &reason);
             return Err(before(Stage::Record, reason));
         }
-        state.record = Some(new_record);
-        report.recorded = true;
-        stages.succeed(started);
+        run.record = Some(new_record);
+        run.report.recorded = true;
+        run.stages.succeed(started);
 
         // Deploy. The call is not raced against Ctrl-C: dropped halfway, it could leave a
         // change the run knows nothing about. A plain error means the target started nothing;
         // no answer in time or an answer lost on the way means it may have: the platform is
         // asked before anything is claimed.
-        let started = stages.begin(Stage::Deploy);
-        let handle = match control
+        let started = run.stages.begin(Stage::Deploy);
+        let handle = match run
+            .control
             .run_to_completion(timeouts.deploy, self.target.deploy(&release))
             .await
         {
@@ -194,40 +165,33 @@ impl Pipeline {
                     Stage::Deploy,
                     format!("rollout {} started", handle.rollout_id),
                 );
-                stages.succeed(started);
+                run.stages.succeed(started);
                 handle
             }
             Err(e @ (StageError::TimedOut(_) | StageError::MaybeApplied(_))) => {
-                stages.fail(started, e.message());
-                match self.reconcile(env, &release, e, stages).await {
+                run.stages.fail(started, e.message());
+                match self.reconcile(env, &release, e, &mut run.stages).await {
                     Ok(handle) => handle,
                     Err(outcome) => return Err(outcome),
                 }
             }
             Err(e) => {
-                stages.fail(started, e.message());
+                run.stages.fail(started, e.message());
                 return Err(e.before_deploy(Stage::Deploy));
             }
         };
-        report.rollout_id = Some(handle.rollout_id.clone());
-        report.release = Some(handle.release.clone());
-        if let Some(r) = state.record.as_mut() {
+        run.report.rollout_id = Some(handle.rollout_id.clone());
+        run.report.release = Some(handle.release.clone());
+        if let Some(r) = run.record.as_mut() {
             r.rollout_id = Some(handle.rollout_id.clone());
             r.release = Some(handle.release.clone());
         }
         // A candidate (verified beside the old release) that fails is discarded; nothing
         // serving was replaced.
         let unpromoted = handle.candidate_endpoint.is_some().then_some(&handle);
-        if control.cancel_token().is_cancelled() {
+        if run.control.cancel_token().is_cancelled() {
             return Err(self
-                .recover(
-                    env,
-                    Stage::Deploy,
-                    StageError::Cancelled,
-                    unpromoted,
-                    stages,
-                    report,
-                )
+                .recover(env, Stage::Deploy, StageError::Cancelled, unpromoted, run)
                 .await);
         }
         Ok(handle)
@@ -239,92 +203,88 @@ impl Pipeline {
         &self,
         env: &crate::config::Environment,
         handle: &DeployHandle,
-        control: &RunControl,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Outcome {
         let timeouts = &env.settings.timeouts;
         // A candidate (verified beside the old release) that fails is discarded; nothing
         // serving was replaced.
         let unpromoted = handle.candidate_endpoint.is_some().then_some(handle);
         // From here on, a failure leaves the environment changed: the rollback policy applies.
-        let started = stages.begin(Stage::Wait);
+        let started = run.stages.begin(Stage::Wait);
         let progress = self.events.for_stage(Stage::Wait);
-        let rollout = control
+        let rollout = run
+            .control
             .run(
                 timeouts.wait,
-                self.target.wait(handle, &progress, control.cancel_token()),
+                self.target
+                    .wait(handle, &progress, run.control.cancel_token()),
             )
             .await;
         match rollout {
-            Ok(RolloutOutcome::Completed) => stages.succeed(started),
+            Ok(RolloutOutcome::Completed) => run.stages.succeed(started),
             Ok(RolloutOutcome::Failed {
                 reason,
                 platform_rolled_back_to: Some(to),
             }) => {
-                stages.fail(started, &reason);
+                run.stages.fail(started, &reason);
                 return self
-                    .verify_platform_rollback(env, Stage::Wait, reason, to, stages, report)
+                    .verify_platform_rollback(env, Stage::Wait, reason, to, run)
                     .await;
             }
             Ok(RolloutOutcome::Failed {
                 reason,
                 platform_rolled_back_to: None,
             }) => {
-                stages.fail(started, &reason);
+                run.stages.fail(started, &reason);
                 return self
                     .recover(
                         env,
                         Stage::Wait,
                         StageError::Failed(reason),
                         unpromoted,
-                        stages,
-                        report,
+                        run,
                     )
                     .await;
             }
             Err(e) => {
-                stages.fail(started, e.message());
-                return self
-                    .recover(env, Stage::Wait, e, unpromoted, stages, report)
-                    .await;
+                run.stages.fail(started, e.message());
+                return self.recover(env, Stage::Wait, e, unpromoted, run).await;
             }
         }
 
         // Verify.
-        let started = stages.begin(Stage::Verify);
+        let started = run.stages.begin(Stage::Verify);
         let candidate = handle.candidate_endpoint.as_ref();
         let verification = self
-            .verify_release(env, &handle.release, candidate, control, timeouts.verify)
+            .verify_release(
+                env,
+                &handle.release,
+                candidate,
+                &run.control,
+                timeouts.verify,
+            )
             .await;
         match verification {
             Ok(v) if v.passed => {
-                report.verification = Some(v);
-                stages.succeed(started);
-                if let Err(e) = self
-                    .soak(env, handle, candidate, control, stages, report)
-                    .await
-                {
-                    return self
-                        .recover(env, Stage::Soak, e, unpromoted, stages, report)
-                        .await;
+                run.report.verification = Some(v);
+                run.stages.succeed(started);
+                if let Err(e) = self.soak(env, handle, candidate, run).await {
+                    return self.recover(env, Stage::Soak, e, unpromoted, run).await;
                 }
                 if candidate.is_some() {
                     // Verified beside the old release: now it takes over. Neither Ctrl-C nor the
                     // overall time limit stops it halfway (a half-done switch would serve
                     // neither release); it has the rollback's own time limit.
-                    let started = stages.begin(Stage::Promote);
+                    let started = run.stages.begin(Stage::Promote);
                     let progress = self.events.for_stage(Stage::Promote);
                     if let Err(e) = RunControl::uncancellable(timeouts.rollback)
                         .run(timeouts.rollback, self.target.promote(handle, &progress))
                         .await
                     {
-                        stages.fail(started, e.message());
-                        return self
-                            .recover(env, Stage::Promote, e, None, stages, report)
-                            .await;
+                        run.stages.fail(started, e.message());
+                        return self.recover(env, Stage::Promote, e, None, run).await;
                     }
-                    stages.succeed(started);
+                    run.stages.succeed(started);
                 }
                 Outcome::Succeeded {
                     release: handle.release.clone(),
@@ -339,15 +299,14 @@ impl Pipeline {
                 } else {
                     StageError::Failed(reason.clone())
                 };
-                report.verification = Some(v);
-                stages.fail(started, &reason);
-                self.recover(env, Stage::Verify, error, unpromoted, stages, report)
+                run.report.verification = Some(v);
+                run.stages.fail(started, &reason);
+                self.recover(env, Stage::Verify, error, unpromoted, run)
                     .await
             }
             Err(e) => {
-                stages.fail(started, e.message());
-                self.recover(env, Stage::Verify, e, unpromoted, stages, report)
-                    .await
+                run.stages.fail(started, e.message());
+                self.recover(env, Stage::Verify, e, unpromoted, run).await
             }
         }
     }

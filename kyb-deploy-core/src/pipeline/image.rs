@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
-use super::stage::{RunControl, StageError, StageLog};
-use super::{DeployRequest, Pipeline, RunReport};
+use super::run::Run;
+use super::stage::StageError;
+use super::{DeployRequest, Pipeline};
 use crate::git::ResolvedVersion;
 use crate::image_builder::BuildRequest;
 use crate::outcome::Outcome;
@@ -19,9 +20,7 @@ impl Pipeline {
         &self,
         request: &DeployRequest,
         resolved: &ResolvedVersion,
-        control: &RunControl,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Result<String, Outcome> {
         let repository = &request.image.repository;
         let default_ref = format!("{repository}:{}", resolved.version);
@@ -32,7 +31,7 @@ impl Pipeline {
                 "no image builder; deploying a prebuilt image"
             };
             for stage in [Stage::Build, Stage::Scan, Stage::Push] {
-                stages.skip(stage, reason);
+                run.stages.skip(stage, reason);
             }
             return Ok(request.prebuilt_image.clone().unwrap_or(default_ref));
         };
@@ -55,7 +54,7 @@ impl Pipeline {
             labels: oci_labels(request, resolved),
             platforms: request.image.platforms.clone(),
         };
-        let started = stages.begin(Stage::Build);
+        let started = run.stages.begin(Stage::Build);
         let progress = self.events.for_stage(Stage::Build);
         if let Some(command) = &request.image.prebuild {
             // The prebuild (say, the static binary the Dockerfile copies) runs like a test
@@ -65,10 +64,12 @@ impl Pipeline {
                 command: command.clone(),
                 workdir: request.project_dir.clone(),
             };
-            let result = control
+            let result = run
+                .control
                 .run(
                     timeouts.build,
-                    self.tests.run(&prebuild, &progress, control.cancel_token()),
+                    self.tests
+                        .run(&prebuild, &progress, run.control.cancel_token()),
                 )
                 .await;
             let failure = match result {
@@ -80,40 +81,42 @@ impl Pipeline {
                 Err(e) => Some(e),
             };
             if let Some(e) = failure {
-                stages.fail(started, e.message());
+                run.stages.fail(started, e.message());
                 return Err(e.before_deploy(Stage::Build));
             }
         }
-        let built = match control
+        let built = match run
+            .control
             .run(
                 timeouts.build,
-                builder.build(&build, &progress, control.cancel_token()),
+                builder.build(&build, &progress, run.control.cancel_token()),
             )
             .await
         {
             Ok(b) => b,
             Err(e) => {
-                stages.fail(started, e.message());
+                run.stages.fail(started, e.message());
                 return Err(e.before_deploy(Stage::Build));
             }
         };
-        stages.succeed(started);
+        run.stages.succeed(started);
 
         match &self.scanner {
-            None => stages.skip(Stage::Scan, "no scanner configured"),
+            None => run.stages.skip(Stage::Scan, "no scanner configured"),
             Some(scanner) => {
-                let started = stages.begin(Stage::Scan);
+                let started = run.stages.begin(Stage::Scan);
                 let progress = self.events.for_stage(Stage::Scan);
-                match control
+                match run
+                    .control
                     .run(
                         timeouts.build,
-                        scanner.scan(&built, &progress, control.cancel_token()),
+                        scanner.scan(&built, &progress, run.control.cancel_token()),
                     )
                     .await
                 {
                     Ok(scan) if scan.passed => {
-                        report.scan = Some(scan);
-                        stages.succeed(started);
+                        run.report.scan = Some(scan);
+                        run.stages.succeed(started);
                     }
                     Ok(scan) => {
                         let shown: Vec<String> = scan
@@ -132,18 +135,11 @@ impl Pipeline {
                                 ""
                             }
                         );
-                        report.scan = Some(scan);
-                        self.forced_or_stop(
-                            request.force,
-                            Stage::Scan,
-                            started,
-                            &reason,
-                            stages,
-                            report,
-                        )?;
+                        run.report.scan = Some(scan);
+                        self.forced_or_stop(request.force, Stage::Scan, started, &reason, run)?;
                     }
                     Err(e) => {
-                        stages.fail(started, e.message());
+                        run.stages.fail(started, e.message());
                         return Err(e.before_deploy(Stage::Scan));
                     }
                 }
@@ -151,27 +147,28 @@ impl Pipeline {
         }
 
         let Some(registry) = &self.registry else {
-            stages.skip(
+            run.stages.skip(
                 Stage::Push,
                 "no registry configured; deploying the local image",
             );
             return Ok(default_ref);
         };
-        let started = stages.begin(Stage::Push);
+        let started = run.stages.begin(Stage::Push);
         let progress = self.events.for_stage(Stage::Push);
-        match control
+        match run
+            .control
             .run(
                 timeouts.push,
-                registry.push(&built, &progress, control.cancel_token()),
+                registry.push(&built, &progress, run.control.cancel_token()),
             )
             .await
         {
             Ok(pushed) => {
-                stages.succeed(started);
+                run.stages.succeed(started);
                 Ok(pushed.reference)
             }
             Err(e) => {
-                stages.fail(started, e.message());
+                run.stages.fail(started, e.message());
                 Err(e.before_deploy(Stage::Push))
             }
         }

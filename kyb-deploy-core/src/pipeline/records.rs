@@ -1,6 +1,7 @@
 //! The run's records: resolving runs that died, and finalizing this run's record.
 
-use super::{Pipeline, RunReport};
+use super::Pipeline;
+use super::run::Run;
 use crate::event::Event;
 use crate::outcome::Outcome;
 use crate::record::{DeploymentRecord, RecordStatus};
@@ -24,26 +25,22 @@ impl Pipeline {
     /// final record: it is recorded as succeeded, so its release stays a known-good one. Any
     /// other is marked abandoned. Deploy and rollback runs both do this once they hold the
     /// lock.
-    pub(super) async fn resolve_interrupted_runs(&self, environment: &str, report: &mut RunReport) {
+    pub(super) async fn resolve_interrupted_runs(&self, environment: &str, run: &mut Run<'_>) {
         let stale = match self.store.in_progress(environment).await {
             Ok(stale) => stale,
             Err(e) => {
-                self.warn(
-                    report,
-                    Stage::Record,
-                    format!("reading the ledger failed: {e}"),
-                );
+                run.warn(Stage::Record, format!("reading the ledger failed: {e}"));
                 return;
             }
         };
-        for mut run in stale {
-            report.interrupted_runs.push(run.clone());
+        for mut earlier in stale {
+            run.report.interrupted_runs.push(earlier.clone());
             let unfinished = format!(
                 "an earlier run never finished its record: {} deploying {} by {} (pid {}) started {}",
-                run.id, run.version, run.actor, run.pid, run.started_at
+                earlier.id, earlier.version, earlier.actor, earlier.pid, earlier.started_at
             );
             let verified = self
-                .within_note_limit(self.target.verified_by(&run.id))
+                .within_note_limit(self.target.verified_by(&earlier.id))
                 .await;
             let abandoned_because = match verified {
                 Ok(Some(release)) => {
@@ -51,11 +48,12 @@ impl Pipeline {
                         "the platform holds its note that it verified {} ({}), so it is recorded as succeeded",
                         release.version, release.image
                     );
-                    self.warn(report, Stage::Record, format!("{unfinished}; {note}"));
-                    run.warnings
+                    run.warn(Stage::Record, format!("{unfinished}; {note}"));
+                    earlier
+                        .warnings
                         .push(format!("recorded by a later run: {note}"));
-                    run.release = Some(release.clone());
-                    run.finish(Outcome::Succeeded {
+                    earlier.release = Some(release.clone());
+                    earlier.finish(Outcome::Succeeded {
                         release,
                         dry_run: false,
                     });
@@ -69,17 +67,16 @@ impl Pipeline {
             let resolution = match abandoned_because {
                 None => "succeeded",
                 Some(why) => {
-                    self.warn(report, Stage::Record, format!("{unfinished}; {why}"));
-                    run.status = RecordStatus::Abandoned;
-                    run.finished_at = Some(time::OffsetDateTime::now_utc());
+                    run.warn(Stage::Record, format!("{unfinished}; {why}"));
+                    earlier.status = RecordStatus::Abandoned;
+                    earlier.finished_at = Some(time::OffsetDateTime::now_utc());
                     "abandoned"
                 }
             };
-            if let Err(e) = self.store.append(&run).await {
-                self.warn(
-                    report,
+            if let Err(e) = self.store.append(&earlier).await {
+                run.warn(
                     Stage::Record,
-                    format!("marking run {} {resolution} failed: {e}", run.id),
+                    format!("marking run {} {resolution} failed: {e}", earlier.id),
                 );
             }
         }
@@ -104,9 +101,9 @@ impl Pipeline {
     /// Leaves the target's note that this run verified `release`, before its final record
     /// is written: should the record be lost, a later run still finds the release verified.
     /// A note that cannot be written is a warning; the record still holds the truth.
-    async fn mark_verified(&self, report: &mut RunReport, release: &Release) {
+    async fn mark_verified(&self, run: &mut Run<'_>, release: &Release) {
         let marked = self
-            .within_note_limit(self.target.mark_verified(release, &report.run_id))
+            .within_note_limit(self.target.mark_verified(release, &run.report.run_id))
             .await;
         match marked {
             Ok(true) => self.events.progress(
@@ -118,8 +115,7 @@ impl Pipeline {
                 ),
             ),
             Ok(false) => {}
-            Err(e) => self.warn(
-                report,
+            Err(e) => run.warn(
                 Stage::Finalize,
                 format!(
                     "leaving the verification note on the target failed: {}",
@@ -130,11 +126,7 @@ impl Pipeline {
     }
 
     /// Finishes `record` with the report's outcome and appends it.
-    pub(super) async fn finalize_record(
-        &self,
-        report: &mut RunReport,
-        record: &mut DeploymentRecord,
-    ) {
+    pub(super) async fn finalize_record(&self, run: &mut Run<'_>, record: &mut DeploymentRecord) {
         let started = std::time::Instant::now();
         self.events.emit(Event::StageStarted {
             stage: Stage::Finalize,
@@ -142,16 +134,16 @@ impl Pipeline {
         if let Outcome::Succeeded {
             release,
             dry_run: false,
-        } = &report.outcome
+        } = &run.report.outcome
         {
             let release = release.clone();
-            self.mark_verified(report, &release).await;
+            self.mark_verified(run, &release).await;
         }
-        record.finish(report.outcome.clone());
-        record.stages = report.stages.clone();
-        record.warnings = report.warnings.clone();
+        record.finish(run.report.outcome.clone());
+        record.stages = run.report.stages.clone();
+        record.warnings = run.report.warnings.clone();
         if record.previous.is_none() {
-            record.previous = report.previous.clone();
+            record.previous = run.report.previous.clone();
         }
         // The record is the run's promise: a passing disk hiccup is retried before the run
         // is reported unrecorded.
@@ -165,7 +157,7 @@ impl Pipeline {
         }
         let result = match written {
             Ok(()) => {
-                report.recorded = true;
+                run.report.recorded = true;
                 crate::stage::StageResult::Succeeded
             }
             Err(e) => {
@@ -175,8 +167,8 @@ impl Pipeline {
                     record.id,
                     super::stage::chain(&e)
                 );
-                self.warn(report, Stage::Finalize, message.clone());
-                report.recorded = false;
+                run.warn(Stage::Finalize, message.clone());
+                run.report.recorded = false;
                 crate::stage::StageResult::Failed { message }
             }
         };

@@ -1,8 +1,9 @@
 //! Rolling back: automatically after a failed deployment, and on request.
 
 use super::known_good::{known_good, requested_release};
-use super::stage::{RunControl, StageError, StageLog};
-use super::{Pipeline, RollbackRequest, RunReport, RunState};
+use super::run::Run;
+use super::stage::{RunControl, StageError};
+use super::{Pipeline, RollbackRequest, RunReport};
 use crate::config::{Environment, RollbackPolicy};
 use crate::outcome::{Outcome, RollbackSummary};
 use crate::record::{DeploymentRecord, Operation};
@@ -21,12 +22,11 @@ impl Pipeline {
         stage: Stage,
         error: StageError,
         unpromoted: Option<&DeployHandle>,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Outcome {
         let rollback = match unpromoted {
-            Some(candidate) => self.keep_serving(env, candidate, stages, report).await,
-            None => self.rollback_to_known_good(env, stages, report).await,
+            Some(candidate) => self.keep_serving(env, candidate, run).await,
+            None => self.rollback_to_known_good(env, run).await,
         };
         match error {
             StageError::Cancelled => Outcome::Cancelled {
@@ -59,10 +59,9 @@ impl Pipeline {
         &self,
         env: &Environment,
         candidate: &DeployHandle,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Result<Release, String> {
-        let started = stages.begin(Stage::Rollback);
+        let started = run.stages.begin(Stage::Rollback);
         self.events.progress(
             Stage::Rollback,
             format!("{} never took over; removing it", candidate.release.version),
@@ -75,8 +74,7 @@ impl Pipeline {
             )
             .await
         {
-            self.warn(
-                report,
+            run.warn(
                 Stage::Rollback,
                 format!(
                     "removing the failed release {} failed: {}",
@@ -85,10 +83,10 @@ impl Pipeline {
                 ),
             );
         }
-        let Some(previous) = report.previous.clone() else {
+        let Some(previous) = run.report.previous.clone() else {
             let reason =
                 "nothing served before this deployment; the failed release was removed".to_owned();
-            stages.fail(started, &reason);
+            run.stages.fail(started, &reason);
             return Err(reason);
         };
         let result = match self
@@ -98,7 +96,7 @@ impl Pipeline {
             Ok(v) => {
                 let passed = v.passed;
                 let failure = v.failure();
-                report.rollback_verification = Some(v);
+                run.report.rollback_verification = Some(v);
                 if passed {
                     Ok(previous)
                 } else {
@@ -119,9 +117,9 @@ impl Pipeline {
             Ok(release) => {
                 self.events
                     .progress(Stage::Rollback, format!("{} still serves", release.version));
-                stages.succeed(started);
+                run.stages.succeed(started);
             }
-            Err(e) => stages.fail(started, e),
+            Err(e) => run.stages.fail(started, e),
         }
         result
     }
@@ -132,19 +130,18 @@ impl Pipeline {
     async fn rollback_to_known_good(
         &self,
         env: &Environment,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Result<Release, String> {
         if env.settings.rollback == RollbackPolicy::Never {
             let reason = format!("the rollback policy of {} is \"never\"", env.name);
-            stages.skip(Stage::Rollback, &reason);
+            run.stages.skip(Stage::Rollback, &reason);
             return Err(reason);
         }
-        let failed = report.release.clone();
+        let failed = run.report.release.clone();
         let chosen = known_good(
             self.store.as_ref(),
             &env.name,
-            report.previous.as_ref(),
+            run.report.previous.as_ref(),
             failed.as_ref(),
         )
         .await;
@@ -158,16 +155,16 @@ impl Pipeline {
                     "no known-good release of {} in the ledger to roll back to; roll back by hand with `kyb-deploy rollback --to VERSION`",
                     env.name
                 );
-                stages.skip(Stage::Rollback, &reason);
+                run.stages.skip(Stage::Rollback, &reason);
                 return Err(reason);
             }
             Err(e) => {
                 let reason = format!("reading the ledger failed: {e}");
-                stages.skip(Stage::Rollback, &reason);
+                run.stages.skip(Stage::Rollback, &reason);
                 return Err(reason);
             }
         };
-        self.roll_to(env, &release, stages, report).await
+        self.roll_to(env, &release, run).await
     }
 
     /// Rolls back to `release`, waits for it and verifies it, within the environment's
@@ -177,10 +174,9 @@ impl Pipeline {
         &self,
         env: &Environment,
         release: &Release,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Result<Release, String> {
-        let started = stages.begin(Stage::Rollback);
+        let started = run.stages.begin(Stage::Rollback);
         self.events.progress(
             Stage::Rollback,
             format!("rolling back to {} ({})", release.version, release.image),
@@ -219,7 +215,7 @@ impl Pipeline {
                 .map_err(|e| format!("verifying the rollback failed: {}", e.message()))?;
             let passed = verification.passed;
             let failure = verification.failure();
-            report.rollback_verification = Some(verification);
+            run.report.rollback_verification = Some(verification);
             if !passed {
                 return Err(format!(
                     "the release rolled back to failed verification: {}",
@@ -244,9 +240,9 @@ impl Pipeline {
             Ok(to) => {
                 self.events
                     .progress(Stage::Rollback, format!("rolled back to {}", to.version));
-                stages.succeed(started);
+                run.stages.succeed(started);
             }
-            Err(e) => stages.fail(started, e),
+            Err(e) => run.stages.fail(started, e),
         }
         result
     }
@@ -259,10 +255,9 @@ impl Pipeline {
         stage: Stage,
         reason: String,
         to: Release,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Outcome {
-        let started = stages.begin(Stage::Rollback);
+        let started = run.stages.begin(Stage::Rollback);
         self.events.progress(
             Stage::Rollback,
             format!("the platform rolled back to {}; verifying it", to.version),
@@ -273,8 +268,8 @@ impl Pipeline {
             .await;
         match verification {
             Ok(v) if v.passed => {
-                report.rollback_verification = Some(v);
-                stages.succeed(started);
+                run.report.rollback_verification = Some(v);
+                run.stages.succeed(started);
                 Outcome::RolledBack {
                     stage,
                     reason,
@@ -288,8 +283,8 @@ impl Pipeline {
                     to.version,
                     v.failure().unwrap_or_default()
                 );
-                report.rollback_verification = Some(v);
-                stages.fail(started, &rollback_error);
+                run.report.rollback_verification = Some(v);
+                run.stages.fail(started, &rollback_error);
                 Outcome::RollbackFailed {
                     stage,
                     reason,
@@ -302,7 +297,7 @@ impl Pipeline {
                     to.version,
                     e.message()
                 );
-                stages.fail(started, &rollback_error);
+                run.stages.fail(started, &rollback_error);
                 Outcome::RollbackFailed {
                     stage,
                     reason,
@@ -316,57 +311,35 @@ impl Pipeline {
     /// release other than the one running now. Waits for it and verifies it.
     pub async fn rollback(&self, request: &RollbackRequest, control: &RunControl) -> RunReport {
         let env = &request.environment;
-        let control = control.with_overall(env.settings.timeouts.overall);
-        let mut report = self.begin_run(Operation::Rollback, &env.name, request.dry_run);
-        let mut stages = StageLog::new(&self.events);
-        let mut state = RunState::default();
-        report.outcome = self
-            .rollback_stages(request, &control, &mut stages, &mut report, &mut state)
-            .await;
-        report.stages = stages.timings().to_vec();
-        if let Some(mut record) = state.record.take() {
-            self.finalize_record(&mut report, &mut record).await;
-        }
-        // Only now may another run take the environment.
-        drop(state);
-        self.locate(env, &mut report).await;
-        self.notify(&mut report, &request.project.name).await;
-        self.finish(&report);
-        report
+        let mut run = self.start_run(Operation::Rollback, env, request.dry_run, control);
+        let outcome = self.rollback_stages(request, &mut run).await;
+        // A rollback that stopped before its record stage changed nothing: no record.
+        self.end_run(run, outcome, env, &request.project.name, |_| None)
+            .await
     }
 
-    async fn rollback_stages(
-        &self,
-        request: &RollbackRequest,
-        control: &RunControl,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
-        state: &mut RunState,
-    ) -> Outcome {
+    async fn rollback_stages(&self, request: &RollbackRequest, run: &mut Run<'_>) -> Outcome {
         let env = &request.environment;
         if let Err(outcome) = self
-            .preflight_stage(env, &request.project_dir, false, false, control, stages)
+            .preflight_stage(env, &request.project_dir, false, false, run)
             .await
         {
             return outcome;
         }
-        let release = match self.choose_release(request, control, stages, report).await {
+        let release = match self.choose_release(request, run).await {
             Ok(release) => release,
             Err(outcome) => return outcome,
         };
         if request.dry_run {
-            return self.plan_stage(env, release, control, stages, report).await;
+            return self.plan_stage(env, release, run).await;
         }
-        if let Err(outcome) = self.lock_stage(env, control, stages, state).await {
+        if let Err(outcome) = self.lock_stage(env, run).await {
             return outcome;
         }
-        if let Err(outcome) = self
-            .record_rollback(env, &release, stages, report, state)
-            .await
-        {
+        if let Err(outcome) = self.record_rollback(env, &release, run).await {
             return outcome;
         }
-        match self.roll_to(env, &release, stages, report).await {
+        match self.roll_to(env, &release, run).await {
             Ok(to) => Outcome::Succeeded {
                 release: to,
                 dry_run: false,
@@ -385,29 +358,28 @@ impl Pipeline {
     async fn choose_release(
         &self,
         request: &RollbackRequest,
-        control: &RunControl,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Result<Release, Outcome> {
         let env = &request.environment;
         let before = |stage, reason: String| Outcome::FailedBeforeDeploy { stage, reason };
         // Choose the release from the ledger.
-        let started = stages.begin(Stage::Version);
-        let current = match control
+        let started = run.stages.begin(Stage::Version);
+        let current = match run
+            .control
             .run(env.settings.timeouts.deploy, self.target.current_release())
             .await
         {
             Ok(c) => c,
             Err(e) => {
                 let message = format!("reading the current release failed: {}", e.message());
-                stages.fail(started, &message);
+                run.stages.fail(started, &message);
                 return Err(match e {
                     StageError::Failed(_) => before(Stage::Version, message),
                     other => other.before_deploy(Stage::Version),
                 });
             }
         };
-        report.previous = current.clone();
+        run.report.previous = current.clone();
         let chosen = match requested_release(
             self.store.as_ref(),
             &env.name,
@@ -418,25 +390,25 @@ impl Pipeline {
         {
             Ok(r) => r,
             Err(reason) => {
-                stages.fail(started, &reason);
+                run.stages.fail(started, &reason);
                 return Err(before(Stage::Version, reason));
             }
         };
         let release = chosen.release.clone().expect("filtered on release");
-        report.release = Some(release.clone());
+        run.report.release = Some(release.clone());
         if env.settings.guards.confirm && !request.confirmed && !request.dry_run {
             let reason = format!(
                 "{} requires confirmation; answer the prompt, or pass --yes",
                 env.name
             );
-            stages.fail(started, &reason);
+            run.stages.fail(started, &reason);
             return Err(before(Stage::Version, reason));
         }
         self.events.progress(
             Stage::Version,
             format!("rolling back to {} from run {}", release.version, chosen.id),
         );
-        stages.succeed(started);
+        run.stages.succeed(started);
         Ok(release)
     }
 
@@ -445,31 +417,29 @@ impl Pipeline {
         &self,
         env: &Environment,
         release: &Release,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
-        state: &mut RunState,
+        run: &mut Run<'_>,
     ) -> Result<(), Outcome> {
         let before = |stage, reason: String| Outcome::FailedBeforeDeploy { stage, reason };
-        let started = stages.begin(Stage::Record);
-        self.resolve_interrupted_runs(&env.name, report).await;
+        let started = run.stages.begin(Stage::Record);
+        self.resolve_interrupted_runs(&env.name, run).await;
         let mut new_record = DeploymentRecord::start(
-            report.run_id.clone(),
+            run.report.run_id.clone(),
             Operation::Rollback,
             env.name.clone(),
             self.target.kind(),
             release.version.clone(),
         );
-        new_record.started_at = report.started_at;
+        new_record.started_at = run.report.started_at;
         new_record.release = Some(release.clone());
-        new_record.previous = report.previous.clone();
+        new_record.previous = run.report.previous.clone();
         if let Err(e) = self.store.append(&new_record).await {
             let reason =
                 format!("writing the deployment record failed, so nothing was changed: {e}");
-            stages.fail(started, &reason);
+            run.stages.fail(started, &reason);
             return Err(before(Stage::Record, reason));
         }
-        state.record = Some(new_record);
-        stages.succeed(started);
+        run.record = Some(new_record);
+        run.stages.succeed(started);
         Ok(())
     }
 }

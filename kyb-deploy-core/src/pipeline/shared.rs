@@ -3,8 +3,8 @@
 //! `cancelled` and `timed_out` outcomes in both; only a plain failure is "failed before
 //! anything was deployed".
 
-use super::stage::{RunControl, StageLog};
-use super::{Pipeline, RunReport, RunState};
+use super::Pipeline;
+use super::run::Run;
 use crate::config::Environment;
 use crate::outcome::Outcome;
 use crate::release::Release;
@@ -17,12 +17,11 @@ impl Pipeline {
         &self,
         env: &Environment,
         release: Release,
-        control: &RunControl,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Outcome {
-        let started = stages.begin(Stage::Plan);
-        match control
+        let started = run.stages.begin(Stage::Plan);
+        match run
+            .control
             .run(env.settings.timeouts.deploy, self.target.plan(&release))
             .await
         {
@@ -39,18 +38,18 @@ impl Pipeline {
                         ),
                     );
                 }
-                if report.previous.is_none() {
-                    report.previous = plan.current.clone();
+                if run.report.previous.is_none() {
+                    run.report.previous = plan.current.clone();
                 }
-                report.plan = Some(plan);
-                stages.succeed(started);
+                run.report.plan = Some(plan);
+                run.stages.succeed(started);
                 Outcome::Succeeded {
                     release,
                     dry_run: true,
                 }
             }
             Err(e) => {
-                stages.fail(started, e.message());
+                run.stages.fail(started, e.message());
                 e.before_deploy(Stage::Plan)
             }
         }
@@ -61,22 +60,21 @@ impl Pipeline {
     pub(super) async fn lock_stage(
         &self,
         env: &Environment,
-        control: &RunControl,
-        stages: &mut StageLog<'_>,
-        state: &mut RunState,
+        run: &mut Run<'_>,
     ) -> Result<(), Outcome> {
-        let started = stages.begin(Stage::Lock);
-        match control
+        let started = run.stages.begin(Stage::Lock);
+        match run
+            .control
             .run(env.settings.timeouts.deploy, self.lock.acquire(&env.name))
             .await
         {
             Ok(guard) => {
-                state.lock = Some(guard);
-                stages.succeed(started);
+                run.lock = Some(guard);
+                run.stages.succeed(started);
                 Ok(())
             }
             Err(e) => {
-                stages.fail(started, e.message());
+                run.stages.fail(started, e.message());
                 Err(e.before_deploy(Stage::Lock))
             }
         }

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::stage::{RunControl, StageError, StageLog};
-use super::{Pipeline, RunReport};
+use super::Pipeline;
+use super::run::Run;
+use super::stage::StageError;
 use crate::config::Environment;
 use crate::error::Result;
 use crate::probe::{CheckReport, SoakRequest};
@@ -45,32 +46,30 @@ impl Pipeline {
         env: &Environment,
         handle: &DeployHandle,
         candidate: Option<&Url>,
-        control: &RunControl,
-        stages: &mut StageLog<'_>,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Result<(), StageError> {
         let duration = env.settings.soak(&env.name);
         if duration.is_zero() {
-            stages.skip(Stage::Soak, "verify.soak is 0s");
+            run.stages.skip(Stage::Soak, "verify.soak is 0s");
             return Ok(());
         }
-        let started = stages.begin(Stage::Soak);
+        let started = run.stages.begin(Stage::Soak);
         let result = self
-            .soak_release(env, handle, candidate, duration, control, report)
+            .soak_release(env, handle, candidate, duration, run)
             .await;
         let check = match result {
             Ok(check) => check,
             Err(e) => {
-                stages.fail(started, e.message());
+                run.stages.fail(started, e.message());
                 return Err(e);
             }
         };
         let failure = (!check.passed).then(|| format!("soak check failed: {}", check.detail));
         match &failure {
-            None => stages.succeed(started),
-            Some(reason) => stages.fail(started, reason.clone()),
+            None => run.stages.succeed(started),
+            Some(reason) => run.stages.fail(started, reason.clone()),
         }
-        if let Some(verification) = report.verification.as_mut() {
+        if let Some(verification) = run.report.verification.as_mut() {
             verification.passed &= check.passed;
             verification.checks.push(check);
         }
@@ -83,12 +82,12 @@ impl Pipeline {
         handle: &DeployHandle,
         candidate: Option<&Url>,
         duration: Duration,
-        control: &RunControl,
-        report: &mut RunReport,
+        run: &mut Run<'_>,
     ) -> Result<CheckReport, StageError> {
-        let before = self.restarts(handle, report).await;
+        let before = self.restarts(handle, run).await;
         let progress = self.events.for_stage(Stage::Soak);
-        let ended = control
+        let ended = run
+            .control
             .run(duration.saturating_add(SOAK_MARGIN), async {
                 let base_url = match candidate {
                     Some(url) => url.clone(),
@@ -109,7 +108,9 @@ impl Pipeline {
                         }
                     }
                 };
-                let soak = self.probe.soak(&request, &progress, control.cancel_token());
+                let soak = self
+                    .probe
+                    .soak(&request, &progress, run.control.cancel_token());
                 let end = if before.is_some() {
                     tokio::select! {
                         result = soak => SoakEnd::Probed(result?),
@@ -126,7 +127,7 @@ impl Pipeline {
             SoakEnd::Restarted { before, now } => return Ok(restart_failure(before, now)),
         };
         // A restart in the soak's last moments, after the last poll.
-        let now = self.restarts(handle, report).await;
+        let now = self.restarts(handle, run).await;
         if let Some((before, now)) = restarted(before, now) {
             check = restart_failure(before, now);
         }
@@ -135,12 +136,11 @@ impl Pipeline {
 
     /// The target's restart count for `handle`; a failed read is a warning and counts as
     /// unknown.
-    async fn restarts(&self, handle: &DeployHandle, report: &mut RunReport) -> Option<u64> {
+    async fn restarts(&self, handle: &DeployHandle, run: &mut Run<'_>) -> Option<u64> {
         match self.target.restarts(handle).await {
             Ok(count) => count,
             Err(e) => {
-                self.warn(
-                    report,
+                run.warn(
                     Stage::Soak,
                     format!(
                         "reading restarts failed, so the soak cannot watch them: {}",

@@ -226,6 +226,11 @@ impl<'a> StageLog<'a> {
         );
     }
 
+    /// Where stage events go.
+    pub(crate) fn events(&self) -> &'a EventSink {
+        self.events
+    }
+
     pub(crate) fn timings(&self) -> &[StageTiming] {
         &self.timings
     }
