@@ -9,7 +9,7 @@
 //!   beside `aws --version`.
 //!
 //! ```text
-//! cargo bench -p kyb-deploy-ecs --bench ecs_rollout
+//! cargo bench -p kyb-deploy-cli --bench ecs_rollout
 //! ```
 //!
 //! It builds the release binaries it runs (`cargo build --release ...`, a no-op when they are
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
     // `cargo test --benches` runs this binary without `--bench`: a benchmark of minutes has no
     // place in a test run.
     if !args.iter().any(|a| a == "--bench") {
-        eprintln!("ecs_rollout is a benchmark: cargo bench -p kyb-deploy-ecs --bench ecs_rollout");
+        eprintln!("ecs_rollout is a benchmark: cargo bench -p kyb-deploy-cli --bench ecs_rollout");
         return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
