@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kyb_deploy_core::Config;
+use kyb_deploy_core::config::Config;
 
 const EXIT_CODES: &str = "\
 Exit codes:

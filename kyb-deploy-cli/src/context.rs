@@ -4,7 +4,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use kyb_deploy_core::{CancellationToken, HealthProbe};
+use kyb_deploy_core::CancellationToken;
+use kyb_deploy_core::verify::HealthProbe;
 
 use crate::output::progress::Progress;
 use crate::output::style::{Style, color_allowed};

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use kyb_deploy_core::{Error as CoreError, TargetKind};
+use kyb_deploy_core::Error as CoreError;
+use kyb_deploy_core::config::TargetKind;
 
 use crate::exit_codes::ExitCodes;
 

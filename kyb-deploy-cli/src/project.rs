@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kyb_deploy_core::config::{Config, DEFAULT_CONFIG_FILE, Environment, ScanKind};
+use kyb_deploy_core::verify::{HealthProbe, HttpHealthProbe};
 use kyb_deploy_core::{
-    Config, DEFAULT_CONFIG_FILE, Environment, EventSink, FileDeployLock, HealthProbe,
-    HttpHealthProbe, ImageBuilder, JsonlRecordStore, Notifier, Pipeline, Registry, ScanChain,
-    ScanKind, Scanner, Target, TestSuite, Version, WebhookNotifier,
+    EventSink, FileDeployLock, ImageBuilder, JsonlRecordStore, Notifier, Pipeline, Registry,
+    ScanChain, Scanner, Target, TestSuite, Version, WebhookNotifier,
 };
 use kyb_deploy_docker::{
     CredentialSource, DockerEngine, DockerImageBuilder, DockerRegistry, ImagePolicyScanner,

@@ -10,7 +10,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use kyb_deploy_core::{CancellationToken, Environment};
+use kyb_deploy_core::CancellationToken;
+use kyb_deploy_core::config::Environment;
 
 use crate::args::OutputFormat;
 use crate::exit_codes::ExitCodes;

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use kyb_deploy_core::{Check, Config, Environment, Error, Target, TargetBackends, async_trait};
+use kyb_deploy_core::config::{Config, Environment};
+use kyb_deploy_core::{Check, Error, Target, TargetBackends, async_trait};
 use kyb_deploy_docker::DockerBackend;
 use kyb_deploy_ecs::EcsBackend;
 

@@ -44,7 +44,8 @@ pub trait TargetBackend: Send + Sync {
 /// The target kinds a program deploys to, in the order registered.
 ///
 /// ```
-/// use kyb_deploy_core::{Config, TargetBackends};
+/// use kyb_deploy_core::TargetBackends;
+/// use kyb_deploy_core::config::Config;
 ///
 /// let backends = TargetBackends::new();
 /// let config = Config::from_toml(

@@ -200,7 +200,7 @@ impl Environment {
     /// naming the key and where it was set, like every error found while loading.
     ///
     /// ```
-    /// use kyb_deploy_core::Config;
+    /// use kyb_deploy_core::config::Config;
     ///
     /// #[derive(Debug, serde::Deserialize)]
     /// #[serde(deny_unknown_fields)]

@@ -6,8 +6,15 @@
 //! Every seam is a trait, so a program can embed a whole deployment and tests can swap any
 //! piece for a fake (see the `kyb-deploy-testkit` crate).
 //!
+//! The API: at the root, the domain types ([`Version`], [`Release`], [`DeploymentRecord`],
+//! [`Outcome`]), the seams ([`Target`], [`RecordStore`], [`DeployLock`], [`Notifier`],
+//! [`ImageBuilder`], ...) with their default implementations, and the [`Pipeline`];
+//! [`config`]: the configuration file and its environments; [`verify`]: the health-probe
+//! seam, the HTTP probe and the verify stage.
+//!
 //! ```
-//! use kyb_deploy_core::{Config, Version};
+//! use kyb_deploy_core::Version;
+//! use kyb_deploy_core::config::Config;
 //!
 //! let config = Config::from_toml(r#"
 //!     [environments.development]
@@ -20,7 +27,7 @@
 //! ```
 
 mod backend;
-mod config;
+pub mod config;
 mod error;
 mod event;
 mod git;
@@ -32,7 +39,6 @@ mod notify;
 mod outcome;
 mod pipeline;
 mod preflight;
-mod probe;
 mod record;
 mod redact;
 mod registry;
@@ -43,23 +49,10 @@ mod scanner;
 mod stage;
 mod target;
 mod testrun;
-mod verify_stage;
+pub mod verify;
 mod version;
 
-// Verification over HTTP.
-mod http_probe;
-mod latency;
-mod probe_tracker;
-mod prometheus;
-
 pub use crate::backend::{TargetBackend, TargetBackends};
-pub use crate::config::duration;
-pub use crate::config::{
-    Config, DEFAULT_CONFIG_FILE, ENV_PREFIX, Environment, EnvironmentConfig, Guards, ImageConfig,
-    LedgerConfig, MetricsCheck, NotifyConfig, PolicyConfig, ProbeSettings, Problems, ProjectConfig,
-    RegistryConfig, RollbackPolicy, ScanKind, SmokeTest, StatusCheck, TargetKind, TestsConfig,
-    Timeouts, TrivyConfig, VerifyConfig,
-};
 pub use crate::error::{Error, Result};
 pub use crate::event::{Event, EventSink, StageProgress};
 pub use crate::git::{GitVersionSource, ResolvedVersion, VersionOrigin, VersionSource};
@@ -73,14 +66,7 @@ pub use crate::pipeline::{
     DeployRequest, Pipeline, RollbackRequest, RunControl, RunReport, service_url,
 };
 pub use crate::preflight::{Check, check_prerequisites};
-pub use crate::probe::{
-    CheckReport, HealthProbe, LatencySummary, SoakRequest, VerificationReport, VerifyRequest,
-    soak_passes,
-};
-pub use crate::record::{
-    DeploymentRecord, Operation, RecordStatus, RollbackDetails, StageTiming, current_actor,
-    new_run_id,
-};
+pub use crate::record::{DeploymentRecord, Operation, RecordStatus, RollbackDetails, StageTiming};
 pub use crate::redact::{redact_text, redact_url};
 pub use crate::registry::{PushedImage, Registry};
 pub use crate::release::Release;
@@ -90,15 +76,10 @@ pub use crate::target::{
     DeployHandle, Plan, PlannedChange, Revision, RolloutOutcome, Serving, Target, TargetDescription,
 };
 pub use crate::testrun::{CommandTestRunner, TestReport, TestRunner, TestSuite};
-pub use crate::verify_stage::{VerifyOutcome, verify_stage};
 pub use crate::version::Version;
 
 pub use crate::registry_login::{Credentials, RegistryLogin};
 pub use crate::scan_chain::ScanChain;
-
-pub use crate::http_probe::HttpHealthProbe;
-pub use crate::probe_tracker::{ProbeState, ProbeTracker};
-pub use crate::prometheus::{ExpositionError, ExpositionSummary, validate_exposition};
 
 /// Re-exported so that implementers of the seams need not depend on these crates directly.
 pub use async_trait::async_trait;

@@ -27,7 +27,6 @@ use crate::ledger::RecordStore;
 use crate::lock::DeployLock;
 use crate::notify::{Notification, Notifier};
 use crate::outcome::Outcome;
-use crate::probe::{HealthProbe, VerificationReport};
 use crate::record::{DeploymentRecord, StageTiming, current_actor};
 use crate::registry::Registry;
 use crate::release::Release;
@@ -35,6 +34,7 @@ use crate::scanner::{ScanReport, Scanner};
 use crate::stage::Stage;
 use crate::target::{Plan, Target};
 use crate::testrun::{CommandTestRunner, TestReport, TestRunner, TestSuite};
+use crate::verify::{HealthProbe, VerificationReport};
 use crate::version::Version;
 
 pub use self::stage::RunControl;

@@ -536,7 +536,7 @@ impl DeploymentRecord {
 }
 
 /// Who is running kyb-deploy: `GITHUB_ACTOR` in GitHub Actions, else `USER`, else `unknown`.
-pub fn current_actor() -> String {
+pub(crate) fn current_actor() -> String {
     ["GITHUB_ACTOR", "USER", "USERNAME"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
@@ -544,7 +544,7 @@ pub fn current_actor() -> String {
 }
 
 /// A new run id: UTC time to the millisecond plus random hex, so ids sort by start time.
-pub fn new_run_id(now: OffsetDateTime) -> String {
+pub(crate) fn new_run_id(now: OffsetDateTime) -> String {
     let suffix: u32 = rand::random();
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}{:03}Z-{suffix:08x}",

@@ -4,7 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use kyb_deploy_core::{Check, Config, Environment, Problems, Result, Target, TargetBackend};
+use kyb_deploy_core::config::{Config, Environment, Problems};
+use kyb_deploy_core::{Check, Result, Target, TargetBackend};
 
 use crate::engine::socket_check;
 use crate::settings::DockerSettings;
@@ -14,7 +15,8 @@ use crate::{DockerEngine, DockerTarget};
 /// `[environments.<name>.docker]` ([`DockerSettings`]).
 ///
 /// ```
-/// use kyb_deploy_core::{Config, TargetBackends};
+/// use kyb_deploy_core::TargetBackends;
+/// use kyb_deploy_core::config::Config;
 /// use kyb_deploy_docker::DockerBackend;
 ///
 /// let backends = TargetBackends::new().with(DockerBackend);

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use kyb_deploy_core::RegistryConfig;
+use kyb_deploy_core::config::RegistryConfig;
 use kyb_deploy_core::{Credentials, Error, RegistryLogin, Result};
 
 /// The environment variable that overrides the configured registry user name.
@@ -35,7 +35,7 @@ type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// change the process environment.
 ///
 /// ```
-/// use kyb_deploy_core::RegistryConfig;
+/// use kyb_deploy_core::config::RegistryConfig;
 /// use kyb_deploy_docker::CredentialSource;
 ///
 /// let source = CredentialSource::with_env(&RegistryConfig::default(), |name| match name {

@@ -7,7 +7,7 @@
 //! [`TrivyScanner`] are `Scanner`s, and [`DockerTarget`] is a `Target`.
 //!
 //! ```no_run
-//! # async fn example(env: kyb_deploy_core::Environment) -> kyb_deploy_core::Result<()> {
+//! # async fn example(env: kyb_deploy_core::config::Environment) -> kyb_deploy_core::Result<()> {
 //! use kyb_deploy_core::Target as _;
 //! use kyb_deploy_docker::{DockerEngine, DockerTarget};
 //!

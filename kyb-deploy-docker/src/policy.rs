@@ -8,15 +8,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::{DockerEngine, engine_error};
 use kyb_deploy_core::Check;
-use kyb_deploy_core::ImageConfig;
 use kyb_deploy_core::StageProgress;
+use kyb_deploy_core::config::ImageConfig;
 use kyb_deploy_core::{BuiltImage, Finding, ScanReport, Scanner};
 use kyb_deploy_core::{Error, Result};
 
 /// What the built-in policy requires of an image.
 ///
 /// ```
-/// use kyb_deploy_core::ImageConfig;
+/// use kyb_deploy_core::config::ImageConfig;
 /// use kyb_deploy_docker::PolicySettings;
 ///
 /// let settings = PolicySettings::from_config(&ImageConfig::default()).unwrap();

@@ -37,7 +37,7 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// an event or debug output.
 ///
 /// ```no_run
-/// use kyb_deploy_core::Config;
+/// use kyb_deploy_core::config::Config;
 /// use kyb_deploy_docker::{CredentialSource, DockerEngine, DockerImageBuilder, DockerRegistry};
 ///
 /// # async fn wire(config: &Config) -> kyb_deploy_core::Result<()> {

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use kyb_deploy_core::{Environment, Problems, Result};
+use kyb_deploy_core::Result;
+use kyb_deploy_core::config::{Environment, Problems};
 use serde::{Deserialize, Serialize};
 
 /// Settings of the local Docker target (`[environments.<name>.docker]`).
@@ -123,7 +124,8 @@ impl DockerSettings {
 
 #[cfg(test)]
 mod tests {
-    use kyb_deploy_core::{Config, TargetBackends};
+    use kyb_deploy_core::TargetBackends;
+    use kyb_deploy_core::config::Config;
 
     use crate::DockerBackend;
 

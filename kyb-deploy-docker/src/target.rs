@@ -26,10 +26,10 @@ use self::engine::Managed;
 use self::spec::{Role, TargetSpec};
 use super::DockerEngine;
 use kyb_deploy_core::Check;
-use kyb_deploy_core::Environment;
 use kyb_deploy_core::Release;
 use kyb_deploy_core::Result;
 use kyb_deploy_core::StageProgress;
+use kyb_deploy_core::config::Environment;
 use kyb_deploy_core::{DeployHandle, Plan, Revision, RolloutOutcome, Target, TargetDescription};
 
 use crate::settings::DockerSettings;
@@ -50,7 +50,8 @@ const LOG_LINES: usize = 10;
 ///
 /// ```no_run
 /// # async fn example() -> kyb_deploy_core::Result<()> {
-/// use kyb_deploy_core::{Config, Target};
+/// use kyb_deploy_core::Target;
+/// use kyb_deploy_core::config::Config;
 /// use kyb_deploy_docker::{DockerEngine, DockerTarget};
 ///
 /// let config = Config::from_toml(r#"

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use kyb_deploy_core::Check;
 use kyb_deploy_core::StageProgress;
-use kyb_deploy_core::TrivyConfig;
+use kyb_deploy_core::config::TrivyConfig;
 use kyb_deploy_core::{BuiltImage, Finding, ScanReport, Scanner};
 use kyb_deploy_core::{Error, Result};
 
@@ -36,7 +36,7 @@ const STDERR_TAIL_LINES: usize = 10;
 /// `UNKNOWN < LOW < MEDIUM < HIGH < CRITICAL`.
 ///
 /// ```
-/// use kyb_deploy_core::TrivyConfig;
+/// use kyb_deploy_core::config::TrivyConfig;
 /// use kyb_deploy_docker::TrivyScanner;
 ///
 /// let config = TrivyConfig { fail_on: "CRITICAL".into(), ..TrivyConfig::default() };

@@ -3,9 +3,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kyb_deploy_core::{
-    Check, Config, Environment, Error, Problems, Result, Target, TargetBackend, async_trait,
-};
+use kyb_deploy_core::config::{Config, Environment, Problems};
+use kyb_deploy_core::{Check, Error, Result, Target, TargetBackend, async_trait};
 
 use crate::settings::EcsSettings;
 use crate::target::{EcsTarget, EcsTargetSpec};
@@ -15,7 +14,8 @@ use crate::target::{EcsTarget, EcsTargetSpec};
 /// sizes included) without calling AWS.
 ///
 /// ```
-/// use kyb_deploy_core::{Config, TargetBackends};
+/// use kyb_deploy_core::TargetBackends;
+/// use kyb_deploy_core::config::Config;
 /// use kyb_deploy_ecs::EcsBackend;
 ///
 /// let backends = TargetBackends::new().with(EcsBackend);

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kyb_deploy_core::{Environment, Problems, Result};
+use kyb_deploy_core::Result;
+use kyb_deploy_core::config::{Environment, Problems};
 use serde::{Deserialize, Serialize};
 
 /// ECS's sustained DescribeServices budget per account: polling faster is only throttled.
@@ -49,7 +50,7 @@ pub struct EcsDeployment {
     /// Tasks allowed during a rollout, in percent of the desired count.
     pub maximum_percent: u32,
     /// Time ECS ignores failing load-balancer health checks of a new task.
-    #[serde(with = "kyb_deploy_core::duration")]
+    #[serde(with = "kyb_deploy_core::config::duration")]
     pub health_check_grace_period: Duration,
     /// Stop a rollout whose tasks keep failing to start (the deployment circuit breaker).
     pub circuit_breaker: bool,
@@ -76,10 +77,10 @@ impl Default for EcsDeployment {
 #[serde(deny_unknown_fields, default)]
 pub struct EcsPoll {
     /// The shortest interval between two polls, used after each change.
-    #[serde(with = "kyb_deploy_core::duration")]
+    #[serde(with = "kyb_deploy_core::config::duration")]
     pub interval: Duration,
     /// The longest interval, reached while nothing changes.
-    #[serde(with = "kyb_deploy_core::duration")]
+    #[serde(with = "kyb_deploy_core::config::duration")]
     pub max_interval: Duration,
     /// DescribeServices calls per second kyb-deploy allows itself at most (a burst of as
     /// many, then that rate), over every service it follows and the reads of deployments

@@ -11,10 +11,10 @@ use std::path::Path;
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{DeploymentRolloutState, Service};
+use kyb_deploy_core::config::{Config, Environment};
 use kyb_deploy_core::{
-    CancellationToken, Check, Config, DeployHandle, Environment, Error, Plan, PlannedChange,
-    Release, Result, Revision, RolloutOutcome, Serving, StageProgress, Target, TargetDescription,
-    Version, async_trait,
+    CancellationToken, Check, DeployHandle, Error, Plan, PlannedChange, Release, Result, Revision,
+    RolloutOutcome, Serving, StageProgress, Target, TargetDescription, Version, async_trait,
 };
 use time::OffsetDateTime;
 
@@ -44,7 +44,7 @@ const EVENT_TIME: &[time::format_description::FormatItem<'static>] =
 /// circuit-breaker rollback is a failure, reported with the release ECS went back to.
 ///
 /// ```no_run
-/// # async fn example(client: aws_sdk_ecs::Client, env: kyb_deploy_core::Environment) -> kyb_deploy_core::Result<()> {
+/// # async fn example(client: aws_sdk_ecs::Client, env: kyb_deploy_core::config::Environment) -> kyb_deploy_core::Result<()> {
 /// use kyb_deploy_core::Target as _;
 /// use kyb_deploy_ecs::{EcsSettings, EcsTarget, EcsTargetSpec};
 ///

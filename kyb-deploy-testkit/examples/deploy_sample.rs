@@ -16,9 +16,11 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use kyb_deploy_core::config::Config;
+use kyb_deploy_core::verify::HttpHealthProbe;
 use kyb_deploy_core::{
-    CancellationToken, Config, DeployRequest, Event, EventSink, FileDeployLock, HttpHealthProbe,
-    JsonlRecordStore, Outcome, Pipeline, RecordStore, RunControl, Stage, StageResult, Version,
+    CancellationToken, DeployRequest, Event, EventSink, FileDeployLock, JsonlRecordStore, Outcome,
+    Pipeline, RecordStore, RunControl, Stage, StageResult, Version,
 };
 use kyb_deploy_testkit::{FakeTarget, SampleApiProcess, sample_api_beside_current_exe};
 

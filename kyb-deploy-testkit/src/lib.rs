@@ -11,7 +11,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use kyb_deploy_core::{CancellationToken, Config, DeployRequest, Outcome, Pipeline, RunControl, Version};
+//! use kyb_deploy_core::{CancellationToken, DeployRequest, Outcome, Pipeline, RunControl, Version};
+//! use kyb_deploy_core::config::Config;
 //! use kyb_deploy_testkit::{FakeTarget, FixedVersion, InMemoryLock, InMemoryRecordStore, ScriptedProbe};
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {

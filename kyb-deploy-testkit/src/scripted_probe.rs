@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use kyb_deploy_core::{
-    CancellationToken, CheckReport, Error, HealthProbe, LatencySummary, Result, SoakRequest,
-    StageProgress, VerificationReport, VerifyRequest, async_trait,
+use kyb_deploy_core::verify::{
+    CheckReport, HealthProbe, LatencySummary, SoakRequest, VerificationReport, VerifyRequest,
 };
+use kyb_deploy_core::{CancellationToken, Error, Result, StageProgress, async_trait};
 
 /// What verification of one version does.
 #[derive(Clone, Debug, PartialEq, Eq)]

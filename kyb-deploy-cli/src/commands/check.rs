@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use kyb_deploy_core::{
-    Check, EventSink, HealthProbe, HttpHealthProbe, VerifyConfig, check_prerequisites,
-    preflight_image_seams,
-};
+use kyb_deploy_core::config::VerifyConfig;
+use kyb_deploy_core::verify::{HealthProbe, HttpHealthProbe};
+use kyb_deploy_core::{Check, EventSink, check_prerequisites, preflight_image_seams};
 use serde::Serialize;
 
 use crate::args::{CheckArgs, GlobalArgs, OutputFormat};

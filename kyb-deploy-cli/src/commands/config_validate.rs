@@ -3,7 +3,8 @@
 //! and check the settings that are otherwise checked only when used (probe settings,
 //! webhooks). Needs no target and no credentials.
 
-use kyb_deploy_core::{Error, HttpHealthProbe};
+use kyb_deploy_core::Error;
+use kyb_deploy_core::verify::HttpHealthProbe;
 use serde::Serialize;
 
 use crate::args::{GlobalArgs, OutputFormat};

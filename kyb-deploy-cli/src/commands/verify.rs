@@ -1,9 +1,8 @@
 //! `kyb-deploy verify`: probes and smoke tests against what runs now.
 
-use kyb_deploy_core::{
-    Environment, Error, RecordStore, Url, VerificationReport, VerifyOutcome, VerifyRequest,
-    Version, redact_url, service_url, verify_stage,
-};
+use kyb_deploy_core::config::Environment;
+use kyb_deploy_core::verify::{VerificationReport, VerifyOutcome, VerifyRequest, verify_stage};
+use kyb_deploy_core::{Error, RecordStore, Url, Version, redact_url, service_url};
 use serde::Serialize;
 
 use crate::args::{GlobalArgs, OutputFormat, VerifyArgs};

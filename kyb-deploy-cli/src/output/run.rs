@@ -3,9 +3,8 @@
 
 use std::io::{self, Write};
 
-use kyb_deploy_core::{
-    Operation, Outcome, RollbackSummary, RunReport, StageResult, VerificationReport, redact_url,
-};
+use kyb_deploy_core::verify::VerificationReport;
+use kyb_deploy_core::{Operation, Outcome, RollbackSummary, RunReport, StageResult, redact_url};
 
 use super::format;
 use super::json;
@@ -199,9 +198,8 @@ fn verification_line(label: &str, v: &VerificationReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use kyb_deploy_core::{
-        CheckReport, LatencySummary, Plan, PlannedChange, Release, Stage, Version,
-    };
+    use kyb_deploy_core::verify::{CheckReport, LatencySummary};
+    use kyb_deploy_core::{Plan, PlannedChange, Release, Stage, Version};
 
     use super::*;
 

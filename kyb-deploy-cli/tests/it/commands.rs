@@ -154,8 +154,8 @@ fn status_without_a_target_still_shows_the_ledger_and_exits_3() {
     impl kyb_deploy_cli::TargetFactory for Unreachable {
         async fn create(
             &self,
-            _env: &kyb_deploy_core::Environment,
-            _config: &kyb_deploy_core::Config,
+            _env: &kyb_deploy_core::config::Environment,
+            _config: &kyb_deploy_core::config::Config,
         ) -> Result<std::sync::Arc<dyn kyb_deploy_core::Target>, kyb_deploy_core::Error> {
             Err(kyb_deploy_core::Error::target(
                 "ecs",

@@ -6,7 +6,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use kyb_deploy_cli::{CliContext, TargetFactory, run_with};
-use kyb_deploy_core::{Config, Environment, Error, Target};
+use kyb_deploy_core::config::{Config, Environment};
+use kyb_deploy_core::{Error, Target};
 use kyb_deploy_testkit::{FakeTarget, ScriptedProbe};
 use tempfile::TempDir;
 

@@ -15,7 +15,7 @@ use super::duration::MAX_TEXT;
 ///
 /// ```
 /// use std::time::Duration;
-/// use kyb_deploy_core::Problems;
+/// use kyb_deploy_core::config::Problems;
 ///
 /// let mut problems = Problems::default();
 /// problems.port("environments.dev.local.port", 0);

@@ -2,13 +2,13 @@
 //! the one parser every duration goes through: configuration keys, `KYB_DEPLOY_*` overrides
 //! and the command line's `--timeout`.
 //!
-//! Every duration is bounded by [`Config::MAX_DURATION`](crate::Config::MAX_DURATION) when
+//! Every duration is bounded by [`Config::MAX_DURATION`](crate::config::Config::MAX_DURATION) when
 //! it is parsed, so that no deadline computed from a setting (`now + timeout`) can overflow:
 //! a setting of `"500000000000y"` is refused with the key named instead of ending a run, or
 //! its rollback, with a panic.
 //!
 //! Target backends read their own duration settings the same way:
-//! `#[serde(with = "kyb_deploy_core::duration")]` (or `kyb_deploy_core::duration::option` for
+//! `#[serde(with = "kyb_deploy_core::config::duration")]` (or `kyb_deploy_core::config::duration::option` for
 //! an optional one).
 
 use std::time::Duration;
@@ -58,12 +58,12 @@ impl super::Config {
     pub const MAX_DURATION: Duration = MAX;
 
     /// Parses a duration the way every configuration key does: a number with a unit
-    /// (`"30s"`, `"5m"`, `"1h 30m"`, `"250ms"`) of at most [`Config::MAX_DURATION`](crate::Config::MAX_DURATION).
+    /// (`"30s"`, `"5m"`, `"1h 30m"`, `"250ms"`) of at most [`Config::MAX_DURATION`](crate::config::Config::MAX_DURATION).
     /// For flags such as `--timeout`, so that they accept exactly what the file accepts.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use kyb_deploy_core::Config;
+    /// use kyb_deploy_core::config::Config;
     ///
     /// assert_eq!(Config::parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
     /// assert!(Config::parse_duration("500000000000y").unwrap_err().contains("maximum of 7 days"));

@@ -15,7 +15,7 @@ use super::verify::VerifyConfig;
 /// Besides the keys below, the table named after the target kind
 /// (`[environments.<name>.<kind>]`) holds the target's own settings; core keeps it as
 /// written, and the kind's [`TargetBackend`](crate::TargetBackend) reads it
-/// ([`Environment::target_settings`](crate::Environment::target_settings)).
+/// ([`Environment::target_settings`](crate::config::Environment::target_settings)).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EnvironmentConfig {
     /// Which kind of target this environment deploys to.
@@ -109,7 +109,7 @@ impl EnvironmentConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use kyb_deploy_core::Config;
+    /// use kyb_deploy_core::config::Config;
     ///
     /// let config = Config::from_toml(
     ///     "[environments.development]\ntarget = \"docker\"\n[environments.development.docker]\n",

@@ -5,12 +5,12 @@ use super::stage::{RunControl, StageError};
 use super::{DeployRequest, Pipeline, RunReport};
 use crate::error::Result;
 use crate::outcome::Outcome;
-use crate::probe::VerifyRequest;
 use crate::record::{DeploymentRecord, Operation};
 use crate::release::Release;
 use crate::stage::Stage;
 use crate::target::{DeployHandle, RolloutOutcome};
-use crate::verify_stage::PROBE_MARGIN;
+use crate::verify::PROBE_MARGIN;
+use crate::verify::VerifyRequest;
 use crate::version::Version;
 
 impl Pipeline {
@@ -320,7 +320,7 @@ impl Pipeline {
         candidate: Option<&url::Url>,
         control: &RunControl,
         limit: std::time::Duration,
-    ) -> Result<crate::probe::VerificationReport, StageError> {
+    ) -> Result<crate::verify::VerificationReport, StageError> {
         let progress = self.events.for_stage(Stage::Verify);
         // The probe stops at `limit` itself and reports what it saw; the margin lets it.
         control

@@ -10,9 +10,9 @@ use super::run::Run;
 use super::stage::StageError;
 use crate::config::Environment;
 use crate::error::Result;
-use crate::probe::{CheckReport, SoakRequest};
 use crate::stage::Stage;
 use crate::target::DeployHandle;
+use crate::verify::{CheckReport, SoakRequest};
 
 /// How often the target is asked for restarts while the probe soaks.
 const RESTART_POLL: Duration = Duration::from_secs(2);
@@ -162,7 +162,7 @@ fn restart_failure(before: u64, now: u64) -> CheckReport {
             now - before
         ),
         attempts: 0,
-        latency: crate::probe::LatencySummary::default(),
+        latency: crate::verify::LatencySummary::default(),
     }
 }
 

@@ -11,10 +11,12 @@ use axum::Router;
 use axum::extract::{Json, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
+use kyb_deploy_core::config::{ProbeSettings, SmokeTest, VerifyConfig};
+use kyb_deploy_core::verify::{
+    HealthProbe, HttpHealthProbe, SoakRequest, VerificationReport, VerifyRequest,
+};
 use kyb_deploy_core::{
-    CancellationToken, Error, Event, EventSink, HealthProbe, HttpHealthProbe, ProbeSettings,
-    SmokeTest, SoakRequest, Stage, StageProgress, Url, VerificationReport, VerifyConfig,
-    VerifyRequest, Version,
+    CancellationToken, Error, Event, EventSink, Stage, StageProgress, Url, Version,
 };
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -269,7 +271,10 @@ fn progress_lines(events: &mut UnboundedReceiver<Event>) -> Vec<String> {
     lines
 }
 
-fn check<'r>(report: &'r VerificationReport, name: &str) -> &'r kyb_deploy_core::CheckReport {
+fn check<'r>(
+    report: &'r VerificationReport,
+    name: &str,
+) -> &'r kyb_deploy_core::verify::CheckReport {
     let found = report.checks.iter().find(|c| c.name == name);
     found.unwrap_or_else(|| panic!("no {name} check in {report:#?}"))
 }
@@ -593,7 +598,7 @@ async fn cancellation_stops_the_initial_delay_and_hanging_requests() {
 }
 
 /// Soaks `service` for `duration` with the test's fast probes and a 10 % failure limit.
-async fn soak(service: Service, duration: Duration) -> kyb_deploy_core::CheckReport {
+async fn soak(service: Service, duration: Duration) -> kyb_deploy_core::verify::CheckReport {
     let (base_url, _) = serve(service).await;
     let probe = HttpHealthProbe::new(settings()).unwrap();
     let request = SoakRequest {

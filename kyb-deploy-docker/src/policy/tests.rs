@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use kyb_deploy_core::PolicyConfig;
+use kyb_deploy_core::config::PolicyConfig;
 
 fn settings() -> PolicySettings {
     PolicySettings {

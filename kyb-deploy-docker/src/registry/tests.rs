@@ -245,7 +245,7 @@ async fn credentials_echoed_by_peers_never_reach_errors_or_events() {
         client: Arc::new(client),
     };
     let credentials = CredentialSource::with_env(
-        &kyb_deploy_core::RegistryConfig::default(),
+        &kyb_deploy_core::config::RegistryConfig::default(),
         |name| match name {
             super::super::REGISTRY_USERNAME_ENV => Some(USER.to_owned()),
             super::super::REGISTRY_PASSWORD_ENV => Some(PASSWORD.to_owned()),

@@ -12,9 +12,10 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::ListContainersOptions;
+use kyb_deploy_core::config::{Config, Environment};
 use kyb_deploy_core::{
-    CancellationToken, Config, DeployHandle, Environment, Event, EventSink, Release,
-    RolloutOutcome, Stage, Target, Version,
+    CancellationToken, DeployHandle, Event, EventSink, Release, RolloutOutcome, Stage, Target,
+    Version,
 };
 use kyb_deploy_docker::{DockerEngine, DockerTarget};
 use tokio::sync::OnceCell;

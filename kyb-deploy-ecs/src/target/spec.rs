@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use kyb_deploy_core::{Environment, Error, Result};
+use kyb_deploy_core::config::Environment;
+use kyb_deploy_core::{Error, Result};
 
 use crate::settings::{EcsDeployment, EcsSettings};
 

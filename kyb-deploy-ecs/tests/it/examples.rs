@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use kyb_deploy_core::{Config, Environment, Version};
+use kyb_deploy_core::Version;
+use kyb_deploy_core::config::{Config, Environment};
 use kyb_deploy_ecs::EcsTargetSpec;
 use kyb_deploy_ecs::VERSION_LABEL;
 

@@ -10,9 +10,9 @@ use aws_sdk_ecs::types::{
     AwsVpcConfiguration, Compatibility, ContainerDefinition, LaunchType, NetworkConfiguration,
     NetworkMode, PortMapping,
 };
+use kyb_deploy_core::config::{Config, Environment};
 use kyb_deploy_core::{
-    CancellationToken, Config, DeployRequest, Environment, Pipeline, Release, RunControl,
-    RunReport, Version,
+    CancellationToken, DeployRequest, Pipeline, Release, RunControl, RunReport, Version,
 };
 use kyb_deploy_ecs::https_client;
 use kyb_deploy_ecs::{EcsTarget, EcsTargetSpec, ThrottleRetry};

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use kyb_deploy_core::config::{Config, Environment};
 use kyb_deploy_core::{
-    CancellationToken, Config, DeployRequest, DeploymentRecord, Environment, Operation, Pipeline,
-    RecordStatus, Release, RunControl, RunReport, Version,
+    CancellationToken, DeployRequest, DeploymentRecord, Operation, Pipeline, RecordStatus, Release,
+    RunControl, RunReport, Version,
 };
 use kyb_deploy_testkit::{
     FakeTarget, FakeTestRunner, FixedVersion, InMemoryLock, InMemoryRecordStore, ScriptedProbe,

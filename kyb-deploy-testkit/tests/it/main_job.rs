@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
+use kyb_deploy_core::config::Config;
+use kyb_deploy_core::verify::HttpHealthProbe;
 use kyb_deploy_core::{
-    CancellationToken, Config, DeployRequest, FileDeployLock, HttpHealthProbe, JsonlRecordStore,
-    Outcome, Pipeline, RecordStatus, RecordStore, RunControl, Stage, Version,
+    CancellationToken, DeployRequest, FileDeployLock, JsonlRecordStore, Outcome, Pipeline,
+    RecordStatus, RecordStore, RunControl, Stage, Version,
 };
 use kyb_deploy_testkit::{FakeTarget, SampleApiProcess};
 

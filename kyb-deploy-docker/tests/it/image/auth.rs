@@ -5,7 +5,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use kyb_deploy_core::{CancellationToken, ImageBuilder, Registry, RegistryConfig, Stage};
+use kyb_deploy_core::config::RegistryConfig;
+use kyb_deploy_core::{CancellationToken, ImageBuilder, Registry, Stage};
 use kyb_deploy_docker::{
     CredentialSource, DockerImageBuilder, DockerRegistry, REGISTRY_PASSWORD_ENV,
     REGISTRY_USERNAME_ENV,

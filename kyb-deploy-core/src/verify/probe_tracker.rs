@@ -4,7 +4,7 @@ use crate::config::ProbeSettings;
 
 /// Where a probe stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ProbeState {
+pub(crate) enum ProbeState {
     /// Neither threshold has been reached yet: keep probing.
     Pending,
     /// `success_threshold` consecutive attempts succeeded.
@@ -15,7 +15,7 @@ pub enum ProbeState {
 
 impl ProbeState {
     /// Whether the probe has reached a verdict and further attempts change nothing.
-    pub fn is_terminal(self) -> bool {
+    pub(crate) fn is_terminal(self) -> bool {
         self != Self::Pending
     }
 }
@@ -24,19 +24,8 @@ impl ProbeState {
 ///
 /// A success resets the failure streak and a failure resets the success streak. The first
 /// threshold reached decides the probe for good: later attempts do not change the state.
-///
-/// ```
-/// use kyb_deploy_core::{ProbeState, ProbeTracker};
-///
-/// // Fails after 3 consecutive failures, passes after 2 consecutive successes.
-/// let mut tracker = ProbeTracker::new(3, 2);
-/// assert_eq!(tracker.record(false), ProbeState::Pending);
-/// assert_eq!(tracker.record(true), ProbeState::Pending);
-/// assert_eq!(tracker.record(true), ProbeState::Passed);
-/// assert_eq!(tracker.record(false), ProbeState::Passed);
-/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProbeTracker {
+pub(crate) struct ProbeTracker {
     failure_threshold: u32,
     success_threshold: u32,
     consecutive_failures: u32,
@@ -51,7 +40,7 @@ impl ProbeTracker {
     ///
     /// A threshold of 0 is treated as 1, the minimum Kubernetes accepts: a probe has to see
     /// at least one attempt before it can decide anything.
-    pub fn new(failure_threshold: u32, success_threshold: u32) -> Self {
+    pub(crate) fn new(failure_threshold: u32, success_threshold: u32) -> Self {
         Self {
             failure_threshold: failure_threshold.max(1),
             success_threshold: success_threshold.max(1),
@@ -63,7 +52,7 @@ impl ProbeTracker {
     }
 
     /// A tracker with the thresholds of `settings`.
-    pub fn for_settings(settings: &ProbeSettings) -> Self {
+    pub(crate) fn for_settings(settings: &ProbeSettings) -> Self {
         Self::new(settings.failure_threshold, settings.success_threshold)
     }
 
@@ -71,7 +60,7 @@ impl ProbeTracker {
     ///
     /// Once the state is [`ProbeState::Passed`] or [`ProbeState::Failed`] it stays so, and
     /// further outcomes are ignored.
-    pub fn record(&mut self, success: bool) -> ProbeState {
+    pub(crate) fn record(&mut self, success: bool) -> ProbeState {
         if self.state.is_terminal() {
             return self.state;
         }
@@ -93,32 +82,33 @@ impl ProbeTracker {
     }
 
     /// The current state.
-    pub fn state(&self) -> ProbeState {
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> ProbeState {
         self.state
     }
 
     /// Attempts recorded until the verdict (later ones are not counted).
-    pub fn attempts(&self) -> u32 {
+    pub(crate) fn attempts(&self) -> u32 {
         self.attempts
     }
 
     /// The current run of failures.
-    pub fn consecutive_failures(&self) -> u32 {
+    pub(crate) fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures
     }
 
     /// The current run of successes.
-    pub fn consecutive_successes(&self) -> u32 {
+    pub(crate) fn consecutive_successes(&self) -> u32 {
         self.consecutive_successes
     }
 
     /// Consecutive failures that fail the probe (at least 1).
-    pub fn failure_threshold(&self) -> u32 {
+    pub(crate) fn failure_threshold(&self) -> u32 {
         self.failure_threshold
     }
 
     /// Consecutive successes that pass the probe (at least 1).
-    pub fn success_threshold(&self) -> u32 {
+    pub(crate) fn success_threshold(&self) -> u32 {
         self.success_threshold
     }
 }
@@ -131,6 +121,17 @@ mod tests {
 
     fn run(tracker: &mut ProbeTracker, outcomes: &[bool]) -> Vec<ProbeState> {
         outcomes.iter().map(|&o| tracker.record(o)).collect()
+    }
+
+    #[test]
+    fn a_success_streak_decides_for_good() {
+        use ProbeState::{Passed, Pending};
+        // Fails after 3 consecutive failures, passes after 2 consecutive successes.
+        let mut tracker = ProbeTracker::new(3, 2);
+        assert_eq!(
+            run(&mut tracker, &[false, true, true, false]),
+            [Pending, Pending, Passed, Passed]
+        );
     }
 
     #[test]

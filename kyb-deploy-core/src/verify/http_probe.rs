@@ -11,15 +11,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use super::probe_tracker::{ProbeState, ProbeTracker};
+use super::prometheus::validate_exposition;
 use crate::config::{ProbeSettings, SmokeTest, VerifyConfig};
 use crate::error::{Error, Result};
 use crate::event::StageProgress;
-use crate::probe::{
+use crate::redact::redact_url;
+use crate::verify::{
     CheckReport, HealthProbe, LatencySummary, SoakRequest, VerificationReport, VerifyRequest,
 };
-use crate::probe_tracker::{ProbeState, ProbeTracker};
-use crate::prometheus::validate_exposition;
-use crate::redact::redact_url;
 use crate::version::Version;
 
 const USER_AGENT: &str = concat!("kyb-deploy/", env!("CARGO_PKG_VERSION"));
@@ -39,10 +39,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// ```no_run
 /// # async fn example() -> kyb_deploy_core::Result<()> {
-/// use kyb_deploy_core::{
-///     CancellationToken, HealthProbe, HttpHealthProbe, Stage, StageProgress, Url,
-///     VerifyConfig, VerifyRequest, Version,
-/// };
+/// use kyb_deploy_core::config::VerifyConfig;
+/// use kyb_deploy_core::{CancellationToken, Stage, StageProgress, Url, Version};
+/// use kyb_deploy_core::verify::{HealthProbe, HttpHealthProbe, VerifyRequest};
 ///
 /// let probe = HttpHealthProbe::new(VerifyConfig::default())?;
 /// let request = VerifyRequest::new(

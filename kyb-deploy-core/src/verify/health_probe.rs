@@ -57,21 +57,13 @@ pub struct SoakRequest {
 
 /// Whether a soak with `failures` failed probes out of `probes` passes under
 /// `max_failure_ratio`. A soak that sent no probe at all proves nothing and fails.
-///
-/// ```
-/// use kyb_deploy_core::soak_passes;
-///
-/// assert!(soak_passes(30, 3, 0.1));
-/// assert!(!soak_passes(30, 4, 0.1));
-/// assert!(!soak_passes(0, 0, 0.1));
-/// ```
-pub fn soak_passes(probes: u32, failures: u32, max_failure_ratio: f64) -> bool {
+pub(crate) fn soak_passes(probes: u32, failures: u32, max_failure_ratio: f64) -> bool {
     probes > 0 && f64::from(failures) <= f64::from(probes) * max_failure_ratio
 }
 
 /// Verifies a deployed release: readiness gate, liveness, `/status`, `/metrics`, smoke tests.
 ///
-/// The HTTP implementation is [`crate::HttpHealthProbe`]; tests script outcomes with the
+/// The HTTP implementation is [`crate::verify::HttpHealthProbe`]; tests script outcomes with the
 /// testkit's fakes.
 #[async_trait]
 pub trait HealthProbe: Send + Sync {
@@ -87,7 +79,7 @@ pub trait HealthProbe: Send + Sync {
 
     /// Keeps probing a release that passed [`HealthProbe::verify`] for the request's
     /// duration and returns one check named `soak`: passed when the share of failed probes
-    /// stays within the request's limit ([`soak_passes`]). Its detail names the failures it
+    /// stays within the request's `max_failure_ratio`. Its detail names the failures it
     /// saw. Returns [`crate::Error::Cancelled`] promptly when `cancel` fires.
     async fn soak(
         &self,
@@ -150,4 +142,16 @@ pub struct LatencySummary {
     pub p95_ms: Option<f64>,
     /// Slowest.
     pub max_ms: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::soak_passes;
+
+    #[test]
+    fn a_soak_passes_within_its_failure_ratio_and_never_without_probes() {
+        assert!(soak_passes(30, 3, 0.1));
+        assert!(!soak_passes(30, 4, 0.1));
+        assert!(!soak_passes(0, 0, 0.1));
+    }
 }

@@ -2,6 +2,17 @@ use proptest::prelude::*;
 
 use super::*;
 
+#[test]
+fn a_counter_family_counts_and_an_unterminated_label_is_located() {
+    let body = "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 1027\n";
+    let summary = validate_exposition(body).unwrap();
+    assert_eq!((summary.families, summary.samples), (1, 1));
+
+    let err = validate_exposition("up{job=\"api} 1\n").unwrap_err();
+    assert_eq!(err.line_number, 1);
+    assert!(err.problem.contains("unterminated"));
+}
+
 /// What a Go service exposes, trimmed: comments, typed and untyped families, labels with
 /// escapes, special values, timestamps, a histogram and a summary.
 const REALISTIC: &str = r#"# HELP go_goroutines Number of goroutines that currently exist.

@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::event::{Event, EventSink};
-use crate::probe::{HealthProbe, VerificationReport, VerifyRequest};
 use crate::stage::{Stage, StageResult};
+use crate::verify::{HealthProbe, VerificationReport, VerifyRequest};
 
 /// Time a probe gets past its own time limit to hand in what it saw, before the stage's
 /// limit cuts it off.

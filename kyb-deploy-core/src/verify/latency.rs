@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::probe::LatencySummary;
+use crate::verify::LatencySummary;
 
 impl LatencySummary {
     /// Summarizes request durations with nearest-rank percentiles: the p-th percentile is
@@ -13,7 +13,7 @@ impl LatencySummary {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use kyb_deploy_core::LatencySummary;
+    /// use kyb_deploy_core::verify::LatencySummary;
     ///
     /// let samples: Vec<_> = (1..=20).map(Duration::from_millis).collect();
     /// let summary = LatencySummary::from_samples(&samples);

@@ -10,24 +10,24 @@ use std::fmt;
 
 /// What a valid exposition contains.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ExpositionSummary {
+pub(crate) struct ExpositionSummary {
     /// Metric families that have at least one sample (a histogram's `_bucket`, `_sum` and
     /// `_count` samples belong to one family).
-    pub families: usize,
+    pub(crate) families: usize,
     /// Sample lines.
-    pub samples: usize,
+    pub(crate) samples: usize,
 }
 
 /// Why an exposition is invalid, and where.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.render())]
-pub struct ExpositionError {
+pub(crate) struct ExpositionError {
     /// 1-based number of the offending line; 0 when the problem concerns the whole body.
-    pub line_number: usize,
+    pub(crate) line_number: usize,
     /// The offending line, without its newline (empty when `line_number` is 0).
-    pub line: String,
+    pub(crate) line: String,
     /// What is wrong.
-    pub problem: String,
+    pub(crate) problem: String,
 }
 
 impl ExpositionError {
@@ -46,19 +46,7 @@ impl ExpositionError {
 }
 
 /// Validates a Prometheus text exposition (format version 0.0.4).
-///
-/// ```
-/// use kyb_deploy_core::validate_exposition;
-///
-/// let body = "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 1027\n";
-/// let summary = validate_exposition(body).unwrap();
-/// assert_eq!((summary.families, summary.samples), (1, 1));
-///
-/// let err = validate_exposition("up{job=\"api} 1\n").unwrap_err();
-/// assert_eq!(err.line_number, 1);
-/// assert!(err.problem.contains("unterminated"));
-/// ```
-pub fn validate_exposition(text: &str) -> Result<ExpositionSummary, ExpositionError> {
+pub(crate) fn validate_exposition(text: &str) -> Result<ExpositionSummary, ExpositionError> {
     let lines: Vec<&str> = text.split('\n').collect();
     let mut validator = Validator::default();
     for (index, line) in lines.iter().enumerate() {

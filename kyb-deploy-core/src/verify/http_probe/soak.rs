@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::{Answer, FailureTally, REQUEST_TIMEOUT, Run, after, join, judge_status};
 use crate::config::VerifyConfig;
 use crate::error::Result;
-use crate::probe::{CheckReport, SoakRequest, soak_passes};
 use crate::redact::redact_url;
+use crate::verify::{CheckReport, SoakRequest, soak_passes};
 
 /// The shortest time between two rounds of soak probes, whatever the settings say.
 const MIN_PERIOD: Duration = Duration::from_millis(100);
@@ -148,7 +148,7 @@ impl Run<'_> {
             passed,
             detail,
             attempts: probes,
-            latency: crate::probe::LatencySummary::from_samples(&samples),
+            latency: crate::verify::LatencySummary::from_samples(&samples),
         })
     }
 }
