@@ -95,6 +95,14 @@ impl CliError {
         causes
     }
 
+    /// The error and its causes on one line (`a: b: c`), for a message that has one line.
+    pub(crate) fn chain(&self) -> String {
+        std::iter::once(self.to_string())
+            .chain(self.causes())
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+
     /// A suggestion that helps the user past this error, when there is one.
     pub(crate) fn hint(&self) -> Option<String> {
         match self {

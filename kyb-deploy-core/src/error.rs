@@ -201,6 +201,27 @@ impl Error {
             Self::InvalidVersion { .. } | Self::Config { .. } | Self::UnknownEnvironment { .. }
         )
     }
+
+    /// The error and its causes on one line (`a: b: c`), with credentials redacted: the
+    /// form in which an error goes into reports, records, warnings and notifications
+    /// (`Display` alone shows the error without its causes).
+    pub fn chain(&self) -> String {
+        chain(self)
+    }
+}
+
+/// An error and its causes as one line: `a: b: c`.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    // A peer may echo what it was sent (an `Authorization` header, a signed URL): this text
+    // goes into the report, the ledger and notifications, so credentials never survive it.
+    crate::redact::redact_text(&text)
 }
 
 /// Result with [`Error`] as the default error type.

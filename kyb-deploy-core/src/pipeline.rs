@@ -189,7 +189,7 @@ impl Pipeline {
         };
         for notifier in &self.notifiers {
             if let Err(e) = notifier.notify(&notification).await {
-                let message = format!("notification via {} failed: {e}", notifier.name());
+                let message = format!("notification via {} failed: {}", notifier.name(), e.chain());
                 self.events.warn(Stage::Notify, message.clone());
                 report.warnings.push(message);
             }

@@ -6,10 +6,11 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ecs::config::http::HttpResponse;
 use aws_sdk_ecs::config::retry::RetryConfig;
-use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use kyb_deploy_core::Error;
 
+use crate::error::CallError;
 use crate::settings::EcsSettings;
 
 /// The SDK's HTTP client on rustls with ring: the one crypto provider of the whole
@@ -126,18 +127,14 @@ pub(crate) fn certainly_not_applied<E>(e: &SdkError<E, HttpResponse>) -> bool {
     }
 }
 
-/// A one-line description of a failed call: ECS's error code and message, or the cause
-/// of a failure to reach ECS.
+/// A one-line description of a failed call: the operation, then ECS's error code and
+/// message, or the cause of a failure to reach ECS.
 pub(crate) fn describe_error<E, R>(operation: &str, e: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    match (e.code(), e.message()) {
-        (Some(code), Some(message)) => format!("{operation}: {code}: {message}"),
-        (Some(code), None) => format!("{operation}: {code}"),
-        _ => format!("{operation}: {}", DisplayErrorContext(e)),
-    }
+    format!("{operation}: {}", crate::error::answer(e))
 }
 
 /// What kind of failure a call ended in. Each class has its own fix, so that a server
@@ -282,17 +279,13 @@ fn mentions_credentials(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// A target error for a failed call: what failed, and the fix of its class.
+/// A target error for a failed call: the operation, with a [`CallError`] (AWS's answer
+/// and the fix of its class) as its source.
 pub(crate) fn call_error<E>(operation: &str, e: &SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let mut message = describe_error(operation, e);
-    if let Some(fix) = FailureClass::of(e).fix(e.code()) {
-        message.push_str("; ");
-        message.push_str(fix);
-    }
-    Error::target("ecs", message)
+    CallError::of(operation, e).into()
 }
 
 #[cfg(test)]
@@ -314,6 +307,26 @@ mod tests {
             DescribeServicesError::generic(meta.build()),
             HttpResponse::new(status.try_into().unwrap(), "".into()),
         )
+    }
+
+    /// The core error names the operation; its source is the typed call, which says the
+    /// rest once, so the chain reads as one line.
+    #[test]
+    fn a_failed_call_is_a_target_error_whose_source_is_the_typed_call() {
+        let error = call_error(
+            "DescribeServices",
+            &answer(400, Some("ClusterNotFoundException")),
+        );
+        assert_eq!(error.to_string(), "ecs target: DescribeServices");
+        let call = std::error::Error::source(&error)
+            .and_then(|s| s.downcast_ref::<CallError>())
+            .expect("the source is the call");
+        assert_eq!(call.class, FailureClass::NotFound);
+        assert_eq!(call.code.as_deref(), Some("ClusterNotFoundException"));
+        assert_eq!(
+            error.chain(),
+            "ecs target: DescribeServices: ClusterNotFoundException: m; check ecs.cluster and ecs.region: the cluster must exist in that region"
+        );
     }
 
     /// Only the credentials class says to configure credentials; each other class has a
@@ -418,7 +431,7 @@ mod tests {
         ];
         for (what, failure, class, fix) in cases {
             assert_eq!(FailureClass::of(&failure), class, "{what}");
-            let message = call_error("DescribeServices", &failure).to_string();
+            let message = call_error("DescribeServices", &failure).chain();
             match fix {
                 Some(fix) => assert!(message.contains(fix), "{what}: {message}"),
                 None => assert!(!message.contains("; "), "{what}: {message}"),

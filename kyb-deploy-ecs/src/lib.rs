@@ -21,7 +21,7 @@ mod task_definition;
 pub use crate::backend::EcsBackend;
 pub use crate::client::{FailureClass, ThrottleRetry, https_client, load_sdk_config};
 pub use crate::ecr::{EcrLogin, ecr_region};
-pub use crate::error::TaskDefinitionError;
+pub use crate::error::{CallError, TaskDefinitionError};
 pub use crate::poller::{Observation, ServicePoller, Subscription};
 pub use crate::settings::{EcsDeployment, EcsPoll, EcsSettings, MAX_CALLS_PER_SECOND};
 pub use crate::target::{EcsTarget, EcsTargetSpec};

@@ -22,6 +22,7 @@ use self::calls::{Registered, primary};
 pub use self::spec::EcsTargetSpec;
 use self::spec::check_spec;
 use crate::client::{ThrottleRetry, load_sdk_config};
+use crate::error::CallError;
 use crate::poller::ServicePoller;
 use crate::settings::{EcsPoll, EcsSettings};
 use crate::task_definition::{TaskDefinitionSpec, diff};
@@ -286,11 +287,25 @@ impl Target for EcsTarget {
                     service.desired_count
                 ),
             )],
-            Err(e) => vec![Check::fail(
-                name,
-                e.to_string(),
-                "configure AWS credentials (AWS_PROFILE, `aws sso login`, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or a task/instance role) and the region, and check ecs.cluster and ecs.service",
-            )],
+            Err(e) => {
+                // A failed call says what it was and the fix of its class; anything else
+                // (an answer without the service) points at the settings.
+                let call =
+                    std::error::Error::source(&e).and_then(|s| s.downcast_ref::<CallError>());
+                match call {
+                    Some(call) => vec![Check::fail(
+                        name,
+                        format!("{}: {}", call.operation, call.answer),
+                        call.fix()
+                            .unwrap_or("AWS's answer above says what is wrong"),
+                    )],
+                    None => vec![Check::fail(
+                        name,
+                        e.chain(),
+                        "check ecs.cluster, ecs.service and ecs.region",
+                    )],
+                }
+            }
         }
     }
 

@@ -53,7 +53,7 @@ pub(crate) async fn run(
         Err(e) => {
             checks.push(Check::fail(
                 "verification settings",
-                e.to_string(),
+                e.chain(),
                 format!(
                     "fix environments.{}.verify in the configuration file",
                     env.name
@@ -72,7 +72,7 @@ pub(crate) async fn run(
             Err(e @ CliError::Engine(_)) => {
                 checks.push(Check::fail(
                     "docker engine",
-                    format!("{e}: {}", e.causes().join(": ")),
+                    e.chain(),
                     "start the engine (dockerd, or scripts/setup.sh on Debian) or set DOCKER_HOST: it builds and pushes every image",
                 ));
                 None
@@ -80,7 +80,7 @@ pub(crate) async fn run(
             Err(e) => {
                 checks.push(Check::fail(
                     "image pipeline",
-                    e.to_string(),
+                    e.chain(),
                     "fix [image] in the configuration file",
                 ));
                 None
@@ -116,7 +116,7 @@ pub(crate) async fn run(
             checks.extend(check_prerequisites(&project.dir, true).await);
             checks.push(Check::fail(
                 format!("{kind} target"),
-                e.to_string(),
+                e.chain(),
                 format!(
                     "fix environments.{}.{kind}, or what the checks above name",
                     env.name

@@ -95,8 +95,8 @@ pub(crate) async fn run(
             let known = match project.target(ctx, env).await {
                 Ok(target) => cancellable(&ctx.cancel, target.history())
                     .await?
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+                    .map_err(|e| e.chain()),
+                Err(e) => Err(e.chain()),
             };
             match known {
                 Ok(revisions) => (

@@ -129,8 +129,9 @@ async fn base_url(project: &Project, ctx: &CliContext, env: &Environment) -> Res
     let target = project.target(ctx, env).await.map_err(|e| {
         CliError::from(Error::Config {
             message: format!(
-                "environments.{}.verify.base_url: not set, and the {kind} target cannot report its endpoint ({e}); set the URL the service answers on",
-                env.name
+                "environments.{}.verify.base_url: not set, and the {kind} target cannot report its endpoint ({}); set the URL the service answers on",
+                env.name,
+                e.chain()
             ),
         })
     })?;

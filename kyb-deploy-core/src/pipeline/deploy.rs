@@ -141,8 +141,10 @@ impl Pipeline {
         self.resolve_interrupted_runs(&env.name, run).await;
         let new_record = deploy_record(&run.report, request);
         if let Err(e) = self.store.append(&new_record).await {
-            let reason =
-                format!("writing the deployment record failed, so nothing was deployed: {e}");
+            let reason = format!(
+                "writing the deployment record failed, so nothing was deployed: {}",
+                e.chain()
+            );
             run.stages.fail(started, &reason);
             return Err(before(Stage::Record, reason));
         }

@@ -77,7 +77,7 @@ pub(super) async fn requested_release(
     to: Option<&crate::version::Version>,
     running: Option<&Release>,
 ) -> Result<DeploymentRecord, String> {
-    let ledger_failed = |e: crate::Error| format!("reading the ledger failed: {e}");
+    let ledger_failed = |e: crate::Error| format!("reading the ledger failed: {}", e.chain());
     let Some(version) = to else {
         let running = running.map(|r| r.version.clone());
         return store

@@ -29,7 +29,10 @@ impl Pipeline {
         let stale = match self.store.in_progress(environment).await {
             Ok(stale) => stale,
             Err(e) => {
-                run.warn(Stage::Record, format!("reading the ledger failed: {e}"));
+                run.warn(
+                    Stage::Record,
+                    format!("reading the ledger failed: {}", e.chain()),
+                );
                 return;
             }
         };
@@ -61,7 +64,8 @@ impl Pipeline {
                 }
                 Ok(None) => Some("marking it abandoned".to_owned()),
                 Err(e) => Some(format!(
-                    "reading the platform's verification note failed ({e}), so it is marked abandoned"
+                    "reading the platform's verification note failed ({}), so it is marked abandoned",
+                    e.chain()
                 )),
             };
             let resolution = match abandoned_because {
@@ -76,7 +80,11 @@ impl Pipeline {
             if let Err(e) = self.store.append(&earlier).await {
                 run.warn(
                     Stage::Record,
-                    format!("marking run {} {resolution} failed: {e}", earlier.id),
+                    format!(
+                        "marking run {} {resolution} failed: {}",
+                        earlier.id,
+                        e.chain()
+                    ),
                 );
             }
         }

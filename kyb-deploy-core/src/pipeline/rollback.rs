@@ -159,7 +159,7 @@ impl Pipeline {
                 return Err(reason);
             }
             Err(e) => {
-                let reason = format!("reading the ledger failed: {e}");
+                let reason = format!("reading the ledger failed: {}", e.chain());
                 run.stages.skip(Stage::Rollback, &reason);
                 return Err(reason);
             }
@@ -433,8 +433,10 @@ impl Pipeline {
         new_record.release = Some(release.clone());
         new_record.previous = run.report.previous.clone();
         if let Err(e) = self.store.append(&new_record).await {
-            let reason =
-                format!("writing the deployment record failed, so nothing was changed: {e}");
+            let reason = format!(
+                "writing the deployment record failed, so nothing was changed: {}",
+                e.chain()
+            );
             run.stages.fail(started, &reason);
             return Err(before(Stage::Record, reason));
         }

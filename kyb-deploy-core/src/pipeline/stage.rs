@@ -147,19 +147,7 @@ fn round(d: Duration) -> Duration {
     }
 }
 
-/// An error and its causes as one line: `a: b: c`.
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    // A peer may echo what it was sent (an `Authorization` header, a signed URL): this text
-    // goes into the report, the ledger and notifications, so credentials never survive it.
-    crate::redact::redact_text(&text)
-}
+pub(crate) use crate::error::chain;
 
 /// Emits stage events and collects stage timings for one run.
 #[derive(Debug)]

@@ -271,7 +271,7 @@ impl Follow<'_> {
             Ok(tasks) => tasks,
             Err(e) => {
                 self.progress
-                    .warn(format!("could not read the stopped tasks: {e}"));
+                    .warn(format!("could not read the stopped tasks: {}", e.chain()));
                 return;
             }
         };
