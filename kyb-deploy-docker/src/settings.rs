@@ -124,20 +124,13 @@ impl DockerSettings {
 
 #[cfg(test)]
 mod tests {
-    use kyb_deploy_core::TargetBackends;
-    use kyb_deploy_core::config::Config;
-
     use crate::DockerBackend;
 
     fn refused(docker_extra: &str, env_extra: &str) -> String {
         let text = format!(
             "[environments.x]\ntarget = \"docker\"\n{env_extra}\n[environments.x.docker]\n{docker_extra}\n"
         );
-        let config = Config::from_toml(&text).unwrap();
-        let err = TargetBackends::new()
-            .with(DockerBackend)
-            .validate(&config)
-            .unwrap_err();
+        let err = kyb_deploy_testkit::refusal(DockerBackend, &text);
         assert!(err.is_usage(), "{err:?}");
         err.to_string()
     }

@@ -76,11 +76,7 @@ mod tests {
     }
 
     fn refused(text: &str) -> String {
-        let config = Config::from_toml(text).unwrap();
-        let err = TargetBackends::new()
-            .with(EcsBackend)
-            .validate(&config)
-            .unwrap_err();
+        let err = kyb_deploy_testkit::refusal(EcsBackend, text);
         assert!(err.is_usage(), "{err:?}");
         err.to_string()
     }

@@ -41,8 +41,10 @@
 //! # });
 //! ```
 
+mod backend_check;
 #[cfg(feature = "ecs-sim")]
 pub mod ecs_sim;
+mod engine;
 mod fake_seams;
 mod fake_target;
 mod fault_proxy;
@@ -58,6 +60,11 @@ mod signals;
 #[cfg_attr(not(feature = "ecs-sim"), allow(unreachable_pub, dead_code))]
 mod sim_runtime;
 
+pub use crate::backend_check::refusal;
+pub use crate::engine::{
+    ENGINE_SETUP_HINT, STATIC_SAMPLE_API_BUILD, TEST_REGISTRY, docker, require_image_peers,
+    static_sample_api,
+};
 pub use crate::fake_seams::{
     FakeImageBuilder, FakeRegistry, FakeScanner, FakeTestRunner, FixedVersion, RecordingNotifier,
     fake_digest,

@@ -21,21 +21,7 @@ pub(crate) fn repo_root() -> PathBuf {
 
 /// Fails loudly when a peer of this tier is missing.
 pub(crate) fn require_peers() {
-    let binary = repo_root().join("target/x86_64-unknown-linux-gnu/release/kyb-sample-api");
-    assert!(
-        binary.is_file(),
-        "{} is missing; build it with: RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --target x86_64-unknown-linux-gnu -p kyb-deploy-testkit --bin kyb-sample-api (scripts/test.sh does)",
-        binary.display()
-    );
-    let engine = Command::new("docker").arg("info").output();
-    assert!(
-        engine.is_ok_and(|o| o.status.success()),
-        "the Docker engine is not running; start it with scripts/setup.sh"
-    );
-    assert!(
-        http_get(&format!("http://{REGISTRY}/v2/")).is_some_and(|(status, _)| status == 200),
-        "no registry on {REGISTRY}; start it with scripts/setup.sh"
-    );
+    kyb_deploy_testkit::require_image_peers();
 }
 
 /// A blocking GET through curl (the tests have no async runtime): status and body.

@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{DeploymentRolloutState, Service};
 use kyb_deploy_testkit::ecs_sim::{DockerRuntimeConfig, EcsSimulator};
+use kyb_deploy_testkit::{docker, static_sample_api};
 use serde_json::Value;
 
 use self::setup::{
-    Cleanup, REGION, REGISTRY, TEMPLATE, config, create_service, docker, dockerfile, require_peers,
-    sample_api_binary, sdk_client, unique,
+    Cleanup, REGION, REGISTRY, TEMPLATE, config, create_service, dockerfile, require_peers,
+    sdk_client, unique,
 };
 use crate::support::{Project, Run, binary};
 
@@ -126,7 +127,7 @@ fn runs(project: &Project) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_sample_service_is_deployed_to_ecs_and_a_broken_release_rolled_back_by_ecs() {
-    require_peers().await;
+    require_peers();
     let name = unique("kyb-ecs-e2e");
     let repository = format!("{REGISTRY}/{name}");
     let _cleanup = Cleanup {
@@ -138,7 +139,7 @@ async fn the_sample_service_is_deployed_to_ecs_and_a_broken_release_rolled_back_
     // that say nothing (the credentials come from the environment).
     let project = Project::empty();
     let dir = project.path();
-    std::fs::copy(sample_api_binary(), dir.join("kyb-sample-api")).unwrap();
+    std::fs::copy(static_sample_api(), dir.join("kyb-sample-api")).unwrap();
     std::fs::write(dir.join("Dockerfile"), dockerfile(&name)).unwrap();
     std::fs::create_dir(dir.join("ecs")).unwrap();
     std::fs::write(

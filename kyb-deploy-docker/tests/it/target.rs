@@ -5,7 +5,6 @@
 //! when one is missing and say how to provide it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -22,7 +21,6 @@ use tokio::sync::OnceCell;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const SETUP_HINT: &str = "start the Docker engine and the registry with `bash scripts/setup.sh`";
-const BUILD_HINT: &str = "build it with `RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --target x86_64-unknown-linux-gnu -p kyb-deploy-testkit --bin kyb-sample-api`";
 const REGISTRY: &str = "127.0.0.1:5000";
 const LABEL_ENVIRONMENT: &str = "io.kyb-deploy.environment";
 const ROLLOUT_LIMIT: Duration = Duration::from_secs(60);
@@ -31,21 +29,6 @@ const ROLLOUT_LIMIT: Duration = Duration::from_secs(60);
 static SAMPLE_IMAGE: OnceCell<String> = OnceCell::const_new();
 /// The same binary in an image without a `USER`: it runs as root.
 static ROOT_IMAGE: OnceCell<String> = OnceCell::const_new();
-
-/// The statically linked sample service.
-fn sample_binary() -> PathBuf {
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        PathBuf::from,
-    );
-    let binary = target_dir.join("x86_64-unknown-linux-gnu/release/kyb-sample-api");
-    assert!(
-        binary.is_file(),
-        "the static kyb-sample-api binary is missing at {}; {BUILD_HINT}",
-        binary.display()
-    );
-    binary
-}
 
 /// Runs the docker CLI, failing the test loudly when it fails.
 fn docker_cli(args: &[&str]) -> String {
@@ -65,7 +48,11 @@ fn docker_cli(args: &[&str]) -> String {
 /// Builds an image of the sample binary from a temporary context.
 fn build_image(tag: &str, dockerfile: &str) -> String {
     let context = tempfile::tempdir().unwrap();
-    std::fs::copy(sample_binary(), context.path().join("kyb-sample-api")).unwrap();
+    std::fs::copy(
+        kyb_deploy_testkit::static_sample_api(),
+        context.path().join("kyb-sample-api"),
+    )
+    .unwrap();
     std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
     docker_cli(&["build", "-q", "-t", tag, &context.path().to_string_lossy()]);
     tag.to_owned()

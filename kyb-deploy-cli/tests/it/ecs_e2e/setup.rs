@@ -4,9 +4,7 @@
 //! made.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
@@ -16,61 +14,14 @@ use aws_sdk_ecs::types::{
     PortMapping, TransportProtocol,
 };
 use kyb_deploy_testkit::ecs_sim::RunningSimulator;
+use kyb_deploy_testkit::require_image_peers;
 
 pub(super) const REGISTRY: &str = "127.0.0.1:5000";
 pub(super) const REGION: &str = "us-east-1";
 const CONTAINER: &str = "api";
-const SETUP_HINT: &str =
-    "run `bash scripts/setup.sh` to start the Docker engine and the registry on 127.0.0.1:5000";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
-
-pub(super) fn sample_api_binary() -> PathBuf {
-    repo_root().join("target/x86_64-unknown-linux-gnu/release/kyb-sample-api")
-}
-
 /// Fails loudly, with the fix, when a peer of this tier is missing.
-pub(super) async fn require_peers() {
-    let binary = sample_api_binary();
-    assert!(
-        binary.is_file(),
-        "{} is missing; build it with: RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --target x86_64-unknown-linux-gnu -p kyb-deploy-testkit --bin kyb-sample-api (scripts/test.sh does)",
-        binary.display()
-    );
-    let engine = Command::new("docker").arg("info").output();
-    assert!(
-        engine.is_ok_and(|o| o.status.success()),
-        "the Docker engine is not running: {SETUP_HINT}"
-    );
-    let registry = reqwest::Client::new()
-        .get(format!("http://{REGISTRY}/v2/"))
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await;
-    assert!(
-        registry.is_ok_and(|r| r.status().is_success()),
-        "no registry answers on {REGISTRY}: {SETUP_HINT}"
-    );
-}
-
-/// Runs `docker` with `args`; its stdout, or a panic with its stderr.
-pub(super) fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run docker ({SETUP_HINT}): {e}"));
-    assert!(
-        output.status.success(),
-        "docker {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+pub(super) fn require_peers() {
+    require_image_peers();
 }
 
 pub(super) fn unique(prefix: &str) -> String {

@@ -2,11 +2,11 @@
 //! kyb-sample-api, then a nonexistent image tag that trips the circuit breaker; and a
 //! container that crashes shortly after start, which fails its deployment.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kyb_deploy_testkit::ecs_sim::{DockerRuntimeConfig, EcsSimulator};
+use kyb_deploy_testkit::{docker, require_image_peers, static_sample_api};
 use serde_json::{Value, json};
 
 use super::Sim;
@@ -15,40 +15,11 @@ use super::Sim;
 const DOCKER_PATIENCE: Duration = Duration::from_secs(90);
 
 const REGISTRY: &str = "127.0.0.1:5000";
-const SETUP_HINT: &str =
-    "run `bash scripts/setup.sh` to start the Docker engine and the registry on 127.0.0.1:5000";
-
-/// Runs `docker` with `args`; its stdout, or a panic with its stderr.
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run docker ({SETUP_HINT}): {error}"));
-    assert!(
-        output.status.success(),
-        "docker {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn sample_api_binary() -> PathBuf {
-    let binary = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/x86_64-unknown-linux-gnu/release/kyb-sample-api");
-    assert!(
-        binary.is_file(),
-        "{} is missing; build it with: RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build \
-         --release --target x86_64-unknown-linux-gnu -p kyb-deploy-testkit --bin kyb-sample-api",
-        binary.display()
-    );
-    binary
-}
 
 /// Builds the `FROM scratch` image of kyb-sample-api and pushes it as `<repository>:v1`.
 fn push_sample_image(repository: &str) -> String {
     let context = tempfile::tempdir().unwrap();
-    std::fs::copy(sample_api_binary(), context.path().join("kyb-sample-api")).unwrap();
+    std::fs::copy(static_sample_api(), context.path().join("kyb-sample-api")).unwrap();
     // The label makes the image ID unique per repository, so that the `ancestor=` filter of
     // one test never matches the containers of another test running concurrently.
     std::fs::write(
@@ -145,16 +116,7 @@ impl Sim {
 
 /// Checks the engine and the registry, then names a repository no other run uses.
 async fn unique_repository() -> String {
-    let engine = Command::new("docker").args(["info"]).output();
-    assert!(
-        engine.is_ok_and(|output| output.status.success()),
-        "the Docker engine is not reachable: {SETUP_HINT}"
-    );
-    let registry = reqwest::get(format!("http://{REGISTRY}/v2/")).await;
-    assert!(
-        registry.is_ok_and(|response| response.status().is_success()),
-        "no registry answers on {REGISTRY}: {SETUP_HINT}"
-    );
+    require_image_peers();
     let unique = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
