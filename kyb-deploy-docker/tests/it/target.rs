@@ -17,10 +17,10 @@ use kyb_deploy_core::{
     Version,
 };
 use kyb_deploy_docker::{DockerEngine, DockerTarget};
+use kyb_deploy_testkit::{ENGINE_SETUP_HINT, docker};
 use tokio::sync::OnceCell;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-const SETUP_HINT: &str = "start the Docker engine and the registry with `bash scripts/setup.sh`";
 const REGISTRY: &str = "127.0.0.1:5000";
 const LABEL_ENVIRONMENT: &str = "io.kyb-deploy.environment";
 const ROLLOUT_LIMIT: Duration = Duration::from_secs(60);
@@ -29,21 +29,6 @@ const ROLLOUT_LIMIT: Duration = Duration::from_secs(60);
 static SAMPLE_IMAGE: OnceCell<String> = OnceCell::const_new();
 /// The same binary in an image without a `USER`: it runs as root.
 static ROOT_IMAGE: OnceCell<String> = OnceCell::const_new();
-
-/// Runs the docker CLI, failing the test loudly when it fails.
-fn docker_cli(args: &[&str]) -> String {
-    let output = Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the docker CLI ({e}); {SETUP_HINT}"));
-    assert!(
-        output.status.success(),
-        "docker {} failed: {}; {SETUP_HINT}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
 
 /// Builds an image of the sample binary from a temporary context.
 fn build_image(tag: &str, dockerfile: &str) -> String {
@@ -54,7 +39,7 @@ fn build_image(tag: &str, dockerfile: &str) -> String {
     )
     .unwrap();
     std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
-    docker_cli(&["build", "-q", "-t", tag, &context.path().to_string_lossy()]);
+    docker(&["build", "-q", "-t", tag, &context.path().to_string_lossy()]);
     tag.to_owned()
 }
 
@@ -95,14 +80,14 @@ fn registry_only_image() -> String {
     let tag = format!("{REGISTRY}/kyb-deploy-it/sample-api:{}", random_hex());
     // A unique label gives the image its own id, so removing it removes no other test's.
     build_image(&tag, &dockerfile(Some("10001:10001"), &random_hex()));
-    docker_cli(&["push", &tag]);
-    let digests = docker_cli(&["inspect", "--format", "{{json .RepoDigests}}", &tag]);
+    docker(&["push", &tag]);
+    let digests = docker(&["inspect", "--format", "{{json .RepoDigests}}", &tag]);
     let digests: Vec<String> = serde_json::from_str(&digests).unwrap();
     let reference = digests
         .into_iter()
         .find(|d| d.starts_with(REGISTRY))
         .expect("a pushed image has a digest of its registry");
-    docker_cli(&["rmi", "--no-prune", &tag]);
+    docker(&["rmi", "--no-prune", &tag]);
     reference
 }
 
@@ -119,11 +104,11 @@ fn free_port() -> u16 {
 }
 
 async fn engine() -> DockerEngine {
-    let engine = DockerEngine::connect()
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to the Docker engine ({e}); {SETUP_HINT}"));
+    let engine = DockerEngine::connect().await.unwrap_or_else(|e| {
+        panic!("cannot connect to the Docker engine ({e}); {ENGINE_SETUP_HINT}")
+    });
     let check = engine.check().await;
-    assert!(check.ok, "{}; {SETUP_HINT}", check.describe());
+    assert!(check.ok, "{}; {ENGINE_SETUP_HINT}", check.describe());
     engine
 }
 
