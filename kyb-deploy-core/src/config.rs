@@ -162,7 +162,7 @@ impl Default for NotifyConfig {
             webhooks: Vec::new(),
             attempts: 3,
             timeout: Duration::from_secs(10),
-            budget: crate::notify::WebhookNotifier::DEFAULT_BUDGET,
+            budget: crate::webhook::WebhookNotifier::DEFAULT_BUDGET,
         }
     }
 }
@@ -401,7 +401,7 @@ impl Config {
         let base = self.directory();
         let mut problems = Vec::new();
         validate::config(self, base, &mut problems);
-        let max_attempts = crate::notify::WebhookNotifier::MAX_ATTEMPTS;
+        let max_attempts = crate::webhook::WebhookNotifier::MAX_ATTEMPTS;
         if !(1..=max_attempts).contains(&self.notify.attempts) {
             problems.push(format!(
                 "notify.attempts: {} is outside 1 to {max_attempts}; retries beyond that only delay the end of a run",

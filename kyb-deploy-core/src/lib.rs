@@ -27,19 +27,22 @@
 //! ```
 
 mod backend;
+mod command_test_runner;
 pub mod config;
+mod deploy_lock;
 mod error;
 mod event;
-mod git;
+mod file_lock;
+mod git_version;
 mod image;
 mod image_builder;
 mod ledger;
-mod lock;
-mod notify;
+mod notifier;
 mod outcome;
 mod pipeline;
 mod preflight;
 mod record;
+mod record_store;
 mod redact;
 mod registry;
 mod registry_login;
@@ -48,25 +51,30 @@ mod scan_chain;
 mod scanner;
 mod stage;
 mod target;
-mod testrun;
+mod test_runner;
 pub mod verify;
 mod version;
+mod version_source;
+mod webhook;
 
 pub use crate::backend::{TargetBackend, TargetBackends};
+pub use crate::command_test_runner::CommandTestRunner;
+pub use crate::deploy_lock::{DeployLock, LockGuard};
 pub use crate::error::{Error, Result};
 pub use crate::event::{Event, EventSink, StageProgress};
-pub use crate::git::{GitVersionSource, ResolvedVersion, VersionOrigin, VersionSource};
+pub use crate::file_lock::FileDeployLock;
+pub use crate::git_version::GitVersionSource;
 pub use crate::image::{BuiltImage, PlatformImage, preflight_image_seams};
 pub use crate::image_builder::{BuildRequest, ImageBuilder};
-pub use crate::ledger::{JsonlRecordStore, LedgerProblem, LedgerSnapshot, RecordStore};
-pub use crate::lock::{DeployLock, FileDeployLock, LockGuard};
-pub use crate::notify::{Notification, Notifier, WebhookNotifier};
+pub use crate::ledger::{JsonlRecordStore, LedgerProblem, LedgerSnapshot};
+pub use crate::notifier::{Notification, Notifier};
 pub use crate::outcome::{Outcome, RollbackSummary};
 pub use crate::pipeline::{
     DeployRequest, Pipeline, RollbackRequest, RunControl, RunReport, service_url,
 };
 pub use crate::preflight::{Check, check_prerequisites};
 pub use crate::record::{DeploymentRecord, Operation, RecordStatus, RollbackDetails, StageTiming};
+pub use crate::record_store::RecordStore;
 pub use crate::redact::{redact_text, redact_url};
 pub use crate::registry::{PushedImage, Registry};
 pub use crate::release::Release;
@@ -75,8 +83,10 @@ pub use crate::stage::{Stage, StageResult};
 pub use crate::target::{
     DeployHandle, Plan, PlannedChange, Revision, RolloutOutcome, Serving, Target, TargetDescription,
 };
-pub use crate::testrun::{CommandTestRunner, TestReport, TestRunner, TestSuite};
+pub use crate::test_runner::{TestReport, TestRunner, TestSuite};
 pub use crate::version::Version;
+pub use crate::version_source::{ResolvedVersion, VersionOrigin, VersionSource};
+pub use crate::webhook::WebhookNotifier;
 
 pub use crate::registry_login::{Credentials, RegistryLogin};
 pub use crate::scan_chain::ScanChain;

@@ -18,24 +18,26 @@ use std::sync::Arc;
 use serde::Serialize;
 use url::Url;
 
+use crate::command_test_runner::CommandTestRunner;
 use crate::config::{Environment, ImageConfig, ProjectConfig};
+use crate::deploy_lock::DeployLock;
 use crate::error::{Error, Result};
 use crate::event::EventSink;
-use crate::git::{GitVersionSource, ResolvedVersion, VersionSource};
+use crate::git_version::GitVersionSource;
 use crate::image_builder::ImageBuilder;
-use crate::ledger::RecordStore;
-use crate::lock::DeployLock;
-use crate::notify::{Notification, Notifier};
+use crate::notifier::{Notification, Notifier};
 use crate::outcome::Outcome;
 use crate::record::{DeploymentRecord, StageTiming, current_actor};
+use crate::record_store::RecordStore;
 use crate::registry::Registry;
 use crate::release::Release;
 use crate::scanner::{ScanReport, Scanner};
 use crate::stage::Stage;
 use crate::target::{Plan, Target};
-use crate::testrun::{CommandTestRunner, TestReport, TestRunner, TestSuite};
+use crate::test_runner::{TestReport, TestRunner, TestSuite};
 use crate::verify::{HealthProbe, VerificationReport};
 use crate::version::Version;
+use crate::version_source::{ResolvedVersion, VersionSource};
 
 pub use self::stage::RunControl;
 

@@ -6,10 +6,10 @@ use super::run::Run;
 use super::stage::{StageError, Started};
 use super::{DeployRequest, Pipeline};
 use crate::config::Environment;
-use crate::git::ResolvedVersion;
 use crate::outcome::Outcome;
 use crate::preflight::{Check, check_prerequisites};
 use crate::stage::{Stage, StageResult};
+use crate::version_source::ResolvedVersion;
 
 impl Pipeline {
     /// Applies the environment's guards; a refusal says how to proceed.

@@ -7,11 +7,11 @@ use time::OffsetDateTime;
 use super::run::Run;
 use super::stage::StageError;
 use super::{DeployRequest, Pipeline};
-use crate::git::ResolvedVersion;
 use crate::image_builder::BuildRequest;
 use crate::outcome::Outcome;
 use crate::stage::Stage;
-use crate::testrun::TestSuite;
+use crate::test_runner::TestSuite;
+use crate::version_source::ResolvedVersion;
 
 impl Pipeline {
     /// Builds, scans and pushes the image, returning the reference to deploy (by digest once
@@ -228,8 +228,8 @@ fn image_tags(templates: &[String], resolved: &ResolvedVersion, environment: &st
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::git::VersionOrigin;
     use crate::version::Version;
+    use crate::version_source::VersionOrigin;
 
     #[test]
     fn tags_fill_placeholders_and_skip_an_unknown_commit() {

@@ -1,7 +1,7 @@
 //! Which release a rollback goes to: after a failed deployment, and on request.
 
-use crate::ledger::RecordStore;
 use crate::record::DeploymentRecord;
+use crate::record_store::RecordStore;
 use crate::release::Release;
 
 /// A release to roll back to, and why it was chosen.

@@ -4,8 +4,8 @@
 use super::stage::{RunControl, StageLog};
 use super::{Pipeline, RunReport};
 use crate::config::Environment;
+use crate::deploy_lock::LockGuard;
 use crate::event::Event;
-use crate::lock::LockGuard;
 use crate::outcome::Outcome;
 use crate::record::{DeploymentRecord, Operation};
 use crate::stage::Stage;

@@ -1,45 +1,14 @@
-//! Resolving the release version: an explicit version, or the git commit of the working tree.
+//! [`GitVersionSource`], the default [`VersionSource`](crate::VersionSource): an explicit
+//! version, or the git commit of the working tree.
 
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 
 use crate::error::{Error, Result};
 use crate::version::Version;
-
-/// Where a resolved version came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VersionOrigin {
-    /// Given explicitly (`--version`).
-    Explicit,
-    /// The short commit of the working tree.
-    GitCommit,
-}
-
-/// The version a run deploys, with what is known about the source it was built from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResolvedVersion {
-    /// The version (also the image tag).
-    pub version: Version,
-    /// Where the version came from.
-    pub origin: VersionOrigin,
-    /// Full commit hash of the working tree, when it is a git repository.
-    pub commit: Option<String>,
-    /// Whether the working tree has uncommitted changes.
-    pub dirty: bool,
-    /// The checked-out branch, when not detached.
-    pub branch: Option<String>,
-}
-
-/// Resolves the version of a run.
-#[async_trait]
-pub trait VersionSource: Send + Sync {
-    /// Resolves the version, failing with a message that says how to fix it.
-    async fn resolve(&self) -> Result<ResolvedVersion>;
-}
+use crate::version_source::{ResolvedVersion, VersionOrigin, VersionSource};
 
 /// The default [`VersionSource`]: an explicit version when given, otherwise the short commit of
 /// the git working tree at `dir`. The commit, branch and dirty state are recorded either way

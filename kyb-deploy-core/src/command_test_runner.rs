@@ -1,54 +1,17 @@
-//! The [`TestRunner`] seam and the default runner of shell commands.
+//! [`CommandTestRunner`], the default [`TestRunner`](crate::TestRunner): suites run as shell
+//! commands.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::event::StageProgress;
-
-/// A test suite to run before building.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TestSuite {
-    /// Name (`unit`, `integration`).
-    pub name: String,
-    /// Shell command.
-    pub command: String,
-    /// Working directory.
-    pub workdir: PathBuf,
-}
-
-/// How a suite ended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TestReport {
-    /// The suite's name.
-    pub suite: String,
-    /// Whether it passed.
-    pub passed: bool,
-    /// The command's exit code, when it exited normally.
-    pub exit_code: Option<i32>,
-    /// Wall time in milliseconds.
-    pub elapsed_ms: u64,
-}
-
-/// Runs test suites.
-#[async_trait]
-pub trait TestRunner: Send + Sync {
-    /// Runs `suite`, streaming its output through `progress`. A failing suite is a report with
-    /// `passed == false`; `Err` means it could not be run at all.
-    async fn run(
-        &self,
-        suite: &TestSuite,
-        progress: &StageProgress,
-        cancel: &CancellationToken,
-    ) -> Result<TestReport>;
-}
+use crate::test_runner::{TestReport, TestRunner, TestSuite};
 
 /// The default [`TestRunner`]: runs each suite with `sh -c` and streams stdout and stderr
 /// line by line. Cancellation kills the command.

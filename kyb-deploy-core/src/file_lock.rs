@@ -1,4 +1,5 @@
-//! The [`DeployLock`] seam: one deployment per environment at a time.
+//! [`FileDeployLock`], the default [`DeployLock`](crate::DeployLock): a lock file per
+//! environment.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -6,35 +7,9 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
+use crate::deploy_lock::{DeployLock, LockGuard};
 use crate::error::{Error, Result};
 use crate::record::current_actor;
-
-/// Held while a run may change an environment; dropping it releases the lock.
-pub struct LockGuard {
-    _held: Box<dyn Send + Sync>,
-}
-
-impl std::fmt::Debug for LockGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LockGuard")
-    }
-}
-
-impl LockGuard {
-    /// Wraps whatever keeps a lock held until it is dropped.
-    pub fn new(held: impl Send + Sync + 'static) -> Self {
-        Self {
-            _held: Box::new(held),
-        }
-    }
-}
-
-/// Serialises deployments to one environment.
-#[async_trait]
-pub trait DeployLock: Send + Sync {
-    /// Takes the environment's lock, or fails with [`Error::Locked`] naming the holder.
-    async fn acquire(&self, environment: &str) -> Result<LockGuard>;
-}
 
 /// The default [`DeployLock`]: an exclusive lock on `<dir>/<environment>.lock`. The operating
 /// system releases it when the process dies, so a killed run never leaves a stale lock.

@@ -1,43 +1,14 @@
-//! The [`Notifier`] seam and the webhook notifier (Slack-compatible).
+//! [`WebhookNotifier`], the default [`Notifier`](crate::Notifier): notifications posted to a
+//! webhook (Slack-compatible), retried within a budget.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::outcome::Outcome;
+use crate::notifier::{Notification, Notifier};
 use crate::redact::{redact_text, redact_url};
-
-/// What a notification says about a run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Notification {
-    /// One-line human summary; sent as Slack's `text`.
-    pub text: String,
-    /// The project (service) name.
-    pub project: String,
-    /// Environment name.
-    pub environment: String,
-    /// The version deployed.
-    pub version: String,
-    /// Who ran it.
-    pub actor: String,
-    /// The run's record id.
-    pub run_id: String,
-    /// How it ended.
-    pub outcome: Outcome,
-}
-
-/// Tells people about runs. A failing notifier only warns; it never fails a deployment.
-#[async_trait]
-pub trait Notifier: Send + Sync {
-    /// A name safe to show (no secrets), for warnings.
-    fn name(&self) -> String;
-
-    /// Delivers `notification`, retrying as the notifier sees fit.
-    async fn notify(&self, notification: &Notification) -> Result<()>;
-}
 
 /// Posts notifications as JSON to a webhook (Slack incoming webhooks and anything that
 /// accepts a JSON body with a `text` field), retrying with exponential backoff.
