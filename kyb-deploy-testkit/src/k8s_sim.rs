@@ -54,6 +54,7 @@ mod selector;
 mod simulator;
 mod store;
 mod tls;
+mod validation;
 
 pub use self::docker::DockerPodsConfig;
 pub use self::faults::Fault;

@@ -107,6 +107,23 @@ impl ApiError {
         .with_details(r, name)
     }
 
+    /// 422: the object is invalid, with a cause per field (`details.kind` is the Kind, as
+    /// the API server's field validation reports it).
+    pub(crate) fn invalid_object(
+        r: &ResourceType,
+        name: &str,
+        problem: String,
+        causes: Vec<Value>,
+    ) -> Self {
+        let mut e = Self::invalid(r, name, problem);
+        let mut details = json!({"name": name, "kind": r.kind, "causes": causes});
+        if !r.group.is_empty() {
+            details["group"] = json!(r.group);
+        }
+        e.details = Some(details);
+        e
+    }
+
     /// 400: a malformed request.
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

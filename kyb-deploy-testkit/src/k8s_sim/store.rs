@@ -248,9 +248,63 @@ impl Store {
         if r.status && object.get("status").is_none() {
             object["status"] = json!({});
         }
+        if r.kind == "Service" {
+            self.allocate_cluster_ip(&mut object, &name, rng)?;
+        }
         self.objects.insert(key, object.clone());
         self.record(r, &namespace, ChangeType::Added, object.clone());
         Ok(object)
+    }
+
+    /// Gives a new Service its cluster IP from 10.96.0.0/16 (the one it asks for, when free),
+    /// as the API server's allocator does; headless and ExternalName Services get none.
+    fn allocate_cluster_ip(
+        &self,
+        service: &mut Value,
+        name: &str,
+        rng: &mut StdRng,
+    ) -> Result<(), ApiError> {
+        let spec = &service["spec"];
+        if spec["type"] == "ExternalName" {
+            return Ok(());
+        }
+        if spec["clusterIP"] == "None" {
+            service["spec"]["clusterIPs"] = json!(["None"]);
+            return Ok(());
+        }
+        let service_type = super::resources::kind("Service");
+        let taken: std::collections::HashSet<String> = self
+            .objects
+            .iter()
+            .filter(|((index, _, _), _)| *index == index_of(service_type))
+            .filter_map(|(_, s)| s["spec"]["clusterIP"].as_str().map(str::to_owned))
+            .collect();
+        let ip = match spec["clusterIP"].as_str().filter(|ip| !ip.is_empty()) {
+            Some(asked) if taken.contains(asked) => {
+                return Err(ApiError::invalid(
+                    service_type,
+                    name,
+                    format!(
+                        "spec.clusterIPs: Invalid value: []string{{\"{asked}\"}}: failed to allocate IP {asked}: provided IP is already allocated"
+                    ),
+                ));
+            }
+            Some(asked) => asked.to_owned(),
+            None => loop {
+                // 10.96.0.1 is the `kubernetes` Service's and 10.96.0.10 the DNS's.
+                let ip = format!(
+                    "10.96.{}.{}",
+                    rng.random_range(0..=255_u16),
+                    rng.random_range(2..=254_u16)
+                );
+                if ip != "10.96.0.10" && !taken.contains(&ip) {
+                    break ip;
+                }
+            },
+        };
+        service["spec"]["clusterIP"] = json!(ip);
+        service["spec"]["clusterIPs"] = json!([ip]);
+        Ok(())
     }
 
     /// Replaces the object with `object`. A `metadata.resourceVersion` in `object` must be

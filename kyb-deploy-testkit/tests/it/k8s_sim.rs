@@ -5,6 +5,7 @@ mod binary;
 mod docker;
 mod kube_client;
 mod rollouts;
+mod validation;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

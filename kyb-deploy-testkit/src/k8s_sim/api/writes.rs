@@ -14,6 +14,7 @@ use crate::k8s_sim::error::ApiError;
 use crate::k8s_sim::patch::{self, PatchError};
 use crate::k8s_sim::resources::{RESOURCES, ResourceType};
 use crate::k8s_sim::route::Target;
+use crate::k8s_sim::validation::{self, FieldValidation};
 
 type Written = Result<(u16, Value), ApiError>;
 
@@ -28,10 +29,12 @@ pub(super) fn create(
     refuse_dry_run(query)?;
     let mut object = json_body(headers, body)?;
     check_kind(t.resource, &object)?;
+    let fields = field_validation(query)?;
     let manager = field_manager(query, headers);
     let now = cluster.now();
     // The API server fills in defaults when an object is written, not its controllers.
     defaults::apply(t.resource.kind, &mut object);
+    validation::admit(t.resource, &mut object, None, fields)?;
     patch::record_update(None, &mut object, &manager, &now);
     let created = {
         let mut state = cluster.lock();
@@ -53,6 +56,7 @@ pub(super) fn replace(
     refuse_dry_run(query)?;
     let name = t.name.as_deref().unwrap_or_default();
     let given = json_body(headers, body)?;
+    let fields = field_validation(query)?;
     let manager = field_manager(query, headers);
     let now = cluster.now();
     let state = cluster.lock();
@@ -71,6 +75,7 @@ pub(super) fn replace(
         status_only,
         manager: Some(&manager),
         now: &now,
+        fields,
     };
     commit(cluster, state, t, object, &write)
 }
@@ -86,6 +91,8 @@ struct Write<'a> {
     manager: Option<&'a str>,
     /// The write's time.
     now: &'a str,
+    /// What to do with fields the kind's schema does not declare.
+    fields: FieldValidation,
 }
 
 /// Fills in defaults (main resource), records the field manager, stores `object`, wakes the
@@ -99,6 +106,12 @@ fn commit(
 ) -> Written {
     if t.subresource.is_none() {
         defaults::apply(t.resource.kind, &mut object);
+        defaults::keep_allocated(t.resource.kind, &mut object, write.current);
+    }
+    // The object itself changed (not only its status): it is admitted like a new one,
+    // against the stored one for the rules of updates.
+    if !write.status_only {
+        validation::admit(t.resource, &mut object, Some(write.current), write.fields)?;
     }
     if let Some(manager) = write.manager {
         record(
@@ -161,6 +174,7 @@ pub(super) fn patch(
         .trim()
         .to_owned();
     let patch_body = json_body(headers, body)?;
+    let fields = field_validation(query)?;
     let manager = field_manager(query, headers);
     let force = matches!(query.get("force").map(String::as_str), Some("true" | "1"));
     let now = cluster.now();
@@ -180,6 +194,7 @@ pub(super) fn patch(
                 .map_err(|e| patch_error(t.resource, name, e))?;
             applied["metadata"]["name"] = json!(name);
             defaults::apply(t.resource.kind, &mut applied);
+            validation::admit(t.resource, &mut applied, None, fields)?;
             let State { store, rng } = &mut *state;
             let created = store.create(t.resource, namespace(t), applied, &now, rng)?;
             drop(state);
@@ -220,6 +235,7 @@ pub(super) fn patch(
         status_only,
         manager: (!is_apply).then_some(manager.as_str()),
         now: &now,
+        fields,
     };
     commit(cluster, state, t, object, &write)
 }
@@ -367,6 +383,11 @@ pub(crate) fn delete_cascading(
         }
     }
     Ok(deleted)
+}
+
+/// The write's `fieldValidation`.
+fn field_validation(query: &Query) -> Result<FieldValidation, ApiError> {
+    FieldValidation::parse(query.get("fieldValidation").map(String::as_str))
 }
 
 fn refuse_dry_run(query: &Query) -> Result<(), ApiError> {

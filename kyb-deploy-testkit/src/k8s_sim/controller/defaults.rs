@@ -10,14 +10,81 @@ use serde_json::{Map, Value, json};
 
 use super::json::{object, object_at};
 
-/// Fills the defaults of an object of `kind` (Deployment, ReplicaSet or Pod; other kinds
-/// are left alone). Returns whether anything changed.
+/// Fills the defaults of an object of `kind` (Deployment, ReplicaSet, Pod, Secret,
+/// Service; other kinds are left alone). Returns whether anything changed.
 pub(crate) fn apply(kind: &str, object: &mut Value) -> bool {
     match kind {
         "Deployment" => deployment(object),
         "ReplicaSet" => replica_set(object),
         "Pod" => pod(object),
+        "Secret" => secret(object),
+        "Service" => service(object),
         _ => false,
+    }
+}
+
+/// A Secret: `stringData` is written into `data` (base64; it wins over a `data` key of the
+/// same name) and is never stored; `type` is `Opaque` unless given.
+pub(crate) fn secret(s: &mut Value) -> bool {
+    use base64::Engine as _;
+    let Some(secret) = s.as_object_mut() else {
+        return false;
+    };
+    let mut changed = fill(secret, "type", json!("Opaque"));
+    if let Some(Value::Object(strings)) = secret.remove("stringData") {
+        changed = true;
+        let data = object(secret.entry("data").or_insert(Value::Null));
+        for (key, value) in strings {
+            let text = value.as_str().unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+            data.insert(key, Value::String(encoded));
+        }
+    }
+    changed
+}
+
+/// `SetDefaults_Service`: type, session affinity, IP families and traffic policy, each
+/// port's protocol and target port. The cluster IP is allocated by the store on create.
+pub(crate) fn service(s: &mut Value) -> bool {
+    if !s["spec"].is_object() {
+        return false;
+    }
+    let spec = object_at(s, &["spec"]);
+    let mut changed = fill(spec, "type", json!("ClusterIP"));
+    changed |= fill(spec, "sessionAffinity", json!("None"));
+    let external_name = spec["type"] == "ExternalName";
+    if !external_name {
+        changed |= fill(spec, "ipFamilies", json!(["IPv4"]));
+        changed |= fill(spec, "ipFamilyPolicy", json!("SingleStack"));
+        changed |= fill(spec, "internalTrafficPolicy", json!("Cluster"));
+    }
+    if matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer")) {
+        changed |= fill(spec, "externalTrafficPolicy", json!("Cluster"));
+    }
+    for port in ports_mut(spec) {
+        changed |= fill(port, "protocol", json!("TCP"));
+        let number = port.get("port").cloned().unwrap_or(Value::Null);
+        if !number.is_null() {
+            changed |= fill(port, "targetPort", number);
+        }
+    }
+    changed
+}
+
+/// On an update, what the server allocated and the writer left out is kept: a Service's
+/// `clusterIP` and `clusterIPs` (as the API server's registry does before validating).
+pub(crate) fn keep_allocated(kind: &str, object: &mut Value, current: &Value) {
+    if kind != "Service" || !object["spec"].is_object() {
+        return;
+    }
+    let spec = object_at(object, &["spec"]);
+    for key in ["clusterIP", "clusterIPs"] {
+        let unset = spec
+            .get(key)
+            .is_none_or(|v| v.is_null() || v == "" || v.as_array().is_some_and(Vec::is_empty));
+        if unset && !current["spec"][key].is_null() {
+            spec.insert(key.to_owned(), current["spec"][key].clone());
+        }
     }
 }
 
@@ -116,13 +183,7 @@ fn container(c: &mut Value) -> bool {
     changed |= fill(c, "terminationMessagePath", json!("/dev/termination-log"));
     changed |= fill(c, "terminationMessagePolicy", json!("File"));
     changed |= fill(c, "resources", json!({}));
-    for port in c
-        .get_mut("ports")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object_mut)
-    {
+    for port in ports_mut(c) {
         changed |= fill(port, "protocol", json!("TCP"));
     }
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
@@ -149,6 +210,15 @@ fn pull_policy(image: &str) -> &'static str {
         Some((_, tag)) if tag != "latest" => "IfNotPresent",
         _ => "Always",
     }
+}
+
+/// The entries of a Service's or a container's `ports`.
+fn ports_mut(map: &mut Map<String, Value>) -> impl Iterator<Item = &mut Map<String, Value>> {
+    map.get_mut("ports")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
 }
 
 /// Inserts `key: value` when `key` is absent (or null).

@@ -176,6 +176,11 @@ fn sync(ctx: &mut Ctx<'_>, mut d: Value) {
     let Ok(selector) = LabelSelector::from_object(&d["spec"]["selector"]) else {
         return;
     };
+    // Validation refuses a template its selector does not match; its ReplicaSets would
+    // never be this Deployment's, and it would make a new one on every pass without end.
+    if !selector.matches(&d["spec"]["template"]["metadata"]["labels"]) {
+        return;
+    }
     let rss = claim_replica_sets(ctx, &d, &selector);
     let mut dep = Dep::new(d, rss, ctx.now);
     progress::check_paused_conditions(&mut dep);

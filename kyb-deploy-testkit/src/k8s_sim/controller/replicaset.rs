@@ -73,6 +73,11 @@ fn sync(ctx: &mut Ctx<'_>, mut rs: Value) {
     let Ok(selector) = LabelSelector::from_object(&rs["spec"]["selector"]) else {
         return;
     };
+    // Validation refuses a template its selector does not match; pods made from one would
+    // never be this ReplicaSet's, and it would make more on every pass without end.
+    if !selector.matches(&rs["spec"]["template"]["metadata"]["labels"]) {
+        return;
+    }
     let mut pods: Vec<Value> = claim_pods(ctx, &rs, &selector)
         .into_iter()
         .filter(is_active)

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::{Cluster, PATIENCE};
 
-async fn client(c: &Cluster) -> Client {
+pub(super) async fn client(c: &Cluster) -> Client {
     let text = std::fs::read_to_string(c.kubeconfig()).unwrap();
     let kubeconfig = Kubeconfig::from_yaml(&text).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())

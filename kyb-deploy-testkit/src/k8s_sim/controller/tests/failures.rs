@@ -221,3 +221,25 @@ fn min_ready_seconds_delay_availability() {
     );
     assert!(rolled_out(&d));
 }
+
+/// Stored past validation (which refuses it at the API), a Deployment whose selector
+/// misses its template must not make the controllers create without end: nothing is made,
+/// and the passes settle.
+#[test]
+fn a_selector_that_misses_its_template_creates_nothing() {
+    let mut sim = Sim::new();
+    let mut d = deployment("web", "web:v1", 3);
+    d["spec"]["template"]["metadata"]["labels"] = json!({"app": "other"});
+    sim.create("Deployment", d);
+    let mut rs = json!({"metadata": {"name": "loose", "namespace": "default"}, "spec": {
+        "replicas": 3,
+        "selector": {"matchLabels": {"app": "loose"}},
+        "template": {"metadata": {"labels": {"app": "elsewhere"}},
+            "spec": {"containers": [{"name": "c", "image": "web:v1"}]}}
+    }});
+    rs["spec"]["minReadySeconds"] = json!(0);
+    sim.create("ReplicaSet", rs);
+    sim.run(30);
+    assert_eq!(sim.list("Pod").len(), 0);
+    assert_eq!(sim.replica_sets().len(), 1, "only the one created directly");
+}
