@@ -12,6 +12,13 @@ use super::error::ApiError;
 use super::resources::{RESOURCES, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
 
+/// Whether a write is kept or only shown (`dryRun=All`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Commit {
+    Store,
+    Preview,
+}
+
 /// How many changes are kept for watches to resume from; older resourceVersions get
 /// 410 Gone, as after an etcd compaction.
 pub(crate) const HISTORY: usize = 10_000;
@@ -176,9 +183,34 @@ impl Store {
         &mut self,
         r: &'static ResourceType,
         namespace: &str,
+        object: Value,
+        now: &str,
+        rng: &mut StdRng,
+    ) -> Result<Value, ApiError> {
+        self.create_as(r, namespace, object, now, rng, Commit::Store)
+    }
+
+    /// What [`create`](Self::create) would store (a dry run: every check, nothing kept,
+    /// no resourceVersion).
+    pub(crate) fn preview_create(
+        &mut self,
+        r: &'static ResourceType,
+        namespace: &str,
+        object: Value,
+        now: &str,
+        rng: &mut StdRng,
+    ) -> Result<Value, ApiError> {
+        self.create_as(r, namespace, object, now, rng, Commit::Preview)
+    }
+
+    fn create_as(
+        &mut self,
+        r: &'static ResourceType,
+        namespace: &str,
         mut object: Value,
         now: &str,
         rng: &mut StdRng,
+        commit: Commit,
     ) -> Result<Value, ApiError> {
         if !object.is_object() {
             return Err(ApiError::bad_request("the body must be a JSON object"));
@@ -223,7 +255,6 @@ impl Store {
                 "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({namespace})"
             )));
         }
-        self.revision += 1;
         if !object["metadata"].is_object() {
             object["metadata"] = json!({});
         }
@@ -237,7 +268,7 @@ impl Store {
             metadata.remove("namespace");
         }
         metadata.insert("uid".into(), json!(uid(rng)));
-        metadata.insert("resourceVersion".into(), json!(self.revision.to_string()));
+        metadata.remove("resourceVersion");
         metadata.insert("creationTimestamp".into(), json!(now));
         metadata.remove("deletionTimestamp");
         if r.generation {
@@ -251,6 +282,11 @@ impl Store {
         if r.kind == "Service" {
             self.allocate_cluster_ip(&mut object, &name, rng)?;
         }
+        if commit == Commit::Preview {
+            return Ok(object);
+        }
+        self.revision += 1;
+        object["metadata"]["resourceVersion"] = json!(self.revision.to_string());
         self.objects.insert(key, object.clone());
         self.record(r, &namespace, ChangeType::Added, object.clone());
         Ok(object)
@@ -317,8 +353,33 @@ impl Store {
         r: &'static ResourceType,
         namespace: &str,
         name: &str,
+        object: Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
+        self.update_as(r, namespace, name, object, status_only, Commit::Store)
+    }
+
+    /// What [`update`](Self::update) would store (a dry run: every check, nothing kept, the
+    /// resourceVersion unchanged).
+    pub(crate) fn preview_update(
+        &mut self,
+        r: &'static ResourceType,
+        namespace: &str,
+        name: &str,
+        object: Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
+        self.update_as(r, namespace, name, object, status_only, Commit::Preview)
+    }
+
+    fn update_as(
+        &mut self,
+        r: &'static ResourceType,
+        namespace: &str,
+        name: &str,
         mut object: Value,
         status_only: bool,
+        commit: Commit,
     ) -> Result<Value, ApiError> {
         let namespace = ns(r, namespace);
         let key = (index_of(r), namespace.clone(), name.to_owned());
@@ -375,6 +436,9 @@ impl Store {
         if r.generation && desired_state(&object) != desired_state(current) {
             let generation = current["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             object["metadata"]["generation"] = json!(generation);
+        }
+        if commit == Commit::Preview {
+            return Ok(object);
         }
         self.revision += 1;
         object["metadata"]["resourceVersion"] = json!(self.revision.to_string());

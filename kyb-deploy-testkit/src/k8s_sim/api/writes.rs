@@ -26,7 +26,7 @@ pub(super) fn create(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Written {
-    refuse_dry_run(query)?;
+    let dry = dry_run(query)?;
     let mut object = json_body(headers, body)?;
     check_kind(t.resource, &object)?;
     let fields = field_validation(query)?;
@@ -39,9 +39,15 @@ pub(super) fn create(
     let created = {
         let mut state = cluster.lock();
         let State { store, rng } = &mut *state;
-        store.create(t.resource, namespace(t), object, &now, rng)?
+        if dry {
+            store.preview_create(t.resource, namespace(t), object, &now, rng)?
+        } else {
+            store.create(t.resource, namespace(t), object, &now, rng)?
+        }
     };
-    cluster.changed.notify_waiters();
+    if !dry {
+        cluster.changed.notify_waiters();
+    }
     Ok((201, created))
 }
 
@@ -53,7 +59,7 @@ pub(super) fn replace(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Written {
-    refuse_dry_run(query)?;
+    let dry = dry_run(query)?;
     let name = t.name.as_deref().unwrap_or_default();
     let given = json_body(headers, body)?;
     let fields = field_validation(query)?;
@@ -76,6 +82,7 @@ pub(super) fn replace(
         manager: Some(&manager),
         now: &now,
         fields,
+        dry,
     };
     commit(cluster, state, t, object, &write)
 }
@@ -93,6 +100,8 @@ struct Write<'a> {
     now: &'a str,
     /// What to do with fields the kind's schema does not declare.
     fields: FieldValidation,
+    /// A dry run: everything but storing.
+    dry: bool,
 }
 
 /// Fills in defaults (main resource), records the field manager, stores `object`, wakes the
@@ -123,11 +132,16 @@ fn commit(
         );
     }
     let name = t.name.as_deref().unwrap_or_default();
-    let updated = state
-        .store
-        .update(t.resource, namespace(t), name, object, write.status_only)?;
+    let store = &mut state.store;
+    let updated = if write.dry {
+        store.preview_update(t.resource, namespace(t), name, object, write.status_only)?
+    } else {
+        store.update(t.resource, namespace(t), name, object, write.status_only)?
+    };
     drop(state);
-    cluster.changed.notify_waiters();
+    if !write.dry {
+        cluster.changed.notify_waiters();
+    }
     Ok((200, answer(t, updated)?))
 }
 
@@ -162,7 +176,7 @@ pub(super) fn patch(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Written {
-    refuse_dry_run(query)?;
+    let dry = dry_run(query)?;
     let name = t.name.as_deref().unwrap_or_default();
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -196,6 +210,10 @@ pub(super) fn patch(
             defaults::apply(t.resource.kind, &mut applied);
             validation::admit(t.resource, &mut applied, None, fields)?;
             let State { store, rng } = &mut *state;
+            if dry {
+                let preview = store.preview_create(t.resource, namespace(t), applied, &now, rng)?;
+                return Ok((201, preview));
+            }
             let created = store.create(t.resource, namespace(t), applied, &now, rng)?;
             drop(state);
             cluster.changed.notify_waiters();
@@ -236,6 +254,7 @@ pub(super) fn patch(
         manager: (!is_apply).then_some(manager.as_str()),
         now: &now,
         fields,
+        dry,
     };
     commit(cluster, state, t, object, &write)
 }
@@ -247,7 +266,7 @@ fn has_precondition(patch: &Value) -> bool {
 
 /// DELETE of an object, cascading to its dependents per `propagationPolicy`.
 pub(super) fn delete(cluster: &Cluster, t: &Target, query: &Query, body: &Bytes) -> Written {
-    refuse_dry_run(query)?;
+    let dry = dry_run(query)? || dry_run_in_options(body)?;
     if t.subresource.is_some() {
         return Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
@@ -256,9 +275,16 @@ pub(super) fn delete(cluster: &Cluster, t: &Target, query: &Query, body: &Bytes)
     let name = t.name.as_deref().unwrap_or_default();
     let policy = propagation(query, body)?;
     let mut state = cluster.lock();
-    let deleted = delete_cascading(&mut state, t.resource, namespace(t), name, policy)?;
+    let deleted = if dry {
+        // Nothing is deleted, dependents included.
+        state.store.get(t.resource, namespace(t), name)?
+    } else {
+        delete_cascading(&mut state, t.resource, namespace(t), name, policy)?
+    };
     drop(state);
-    cluster.changed.notify_waiters();
+    if !dry {
+        cluster.changed.notify_waiters();
+    }
     let m = &deleted["metadata"];
     let mut details = json!({"name": name, "kind": t.resource.plural, "uid": m["uid"]});
     if !t.resource.group.is_empty() {
@@ -283,7 +309,7 @@ pub(super) fn delete_collection(
     query: &Query,
     body: &Bytes,
 ) -> Written {
-    refuse_dry_run(query)?;
+    let dry = dry_run(query)? || dry_run_in_options(body)?;
     let (labels, fields) = selectors(query)?;
     let policy = propagation(query, body)?;
     let mut state = cluster.lock();
@@ -291,6 +317,10 @@ pub(super) fn delete_collection(
         .store
         .list(t.resource, t.namespace.as_deref(), &labels, &fields);
     let mut deleted = Vec::new();
+    if dry {
+        let revision = state.store.revision();
+        return Ok((200, super::list_document(t.resource, items, revision)));
+    }
     for item in items {
         let ns = item["metadata"]["namespace"]
             .as_str()
@@ -390,12 +420,33 @@ fn field_validation(query: &Query) -> Result<FieldValidation, ApiError> {
     FieldValidation::parse(query.get("fieldValidation").map(String::as_str))
 }
 
-fn refuse_dry_run(query: &Query) -> Result<(), ApiError> {
-    match query.get("dryRun") {
-        Some(v) if !v.is_empty() => Err(ApiError::bad_request(
-            "dryRun is not supported by the simulator; send the request without dryRun",
-        )),
-        _ => Ok(()),
+/// Whether a DELETE's `DeleteOptions` body asks for a dry run (`"dryRun": ["All"]`, as
+/// kubectl sends it).
+fn dry_run_in_options(body: &Bytes) -> Result<bool, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(false);
+    }
+    let options: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the DeleteOptions body is not JSON: {e}")))?;
+    match &options["dryRun"] {
+        Value::Null => Ok(false),
+        Value::Array(values) if values.is_empty() => Ok(false),
+        Value::Array(values) if values.iter().all(|v| v == "All") => Ok(true),
+        other => Err(ApiError::bad_request(format!(
+            "Invalid dry run value: dryRun: Unsupported value: {other}: supported values: \"All\""
+        ))),
+    }
+}
+
+/// Whether the write is a dry run (`dryRun=All`, the one value the API server takes):
+/// admitted, defaulted and merged exactly as a real write, and nothing stored.
+fn dry_run(query: &Query) -> Result<bool, ApiError> {
+    match query.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid dry run value: dryRun: Unsupported value: \"{other}\": supported values: \"All\""
+        ))),
     }
 }
 

@@ -242,3 +242,92 @@ async fn typed_clients_read_canonical_quantities_and_merged_secret_data() {
     assert_eq!(data["user"].0, b"admin");
     assert_eq!(data["password"].0, b"s3cret");
 }
+
+/// `dryRun=All` admits, defaults and merges exactly as a real write and stores nothing:
+/// `kubectl apply --dry-run=server`, `kubectl diff`, `create` and `delete` dry runs.
+#[tokio::test]
+async fn server_dry_runs_show_the_result_and_change_nothing() {
+    let c = Cluster::default().await;
+    c.apply(&deployment("web", |_| {}), &[]).await.ok();
+    let before = c
+        .kubectl(&["get", "deployment", "web", "-o", "json"])
+        .await
+        .json();
+    let v2 = deployment("web", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.test/web:v2");
+    });
+
+    let run = c.apply(&v2, &["--dry-run=server"]).await;
+    assert!(
+        run.ok()
+            .contains("deployment.apps/web configured (server dry run)"),
+        "{run:#?}"
+    );
+    let after = c
+        .kubectl(&["get", "deployment", "web", "-o", "json"])
+        .await
+        .json();
+    // The controllers keep writing the status; the object itself is as it was.
+    assert_eq!(
+        after["metadata"]["generation"],
+        before["metadata"]["generation"]
+    );
+    assert_eq!(after["spec"], before["spec"]);
+
+    // kubectl diff asks for a server-side dry run and compares: exit 1 with the change.
+    let file = c.file("v2.json", &v2);
+    let diff = c.kubectl(&["diff", "-f", file.to_str().unwrap()]).await;
+    assert_eq!(diff.code, Some(1), "{diff:#?}");
+    assert!(
+        diff.stdout.contains("-      - image: registry.test/web:v1"),
+        "{}",
+        diff.stdout
+    );
+    assert!(
+        diff.stdout.contains("+      - image: registry.test/web:v2"),
+        "{}",
+        diff.stdout
+    );
+    let same = c.file("v1.json", &deployment("web", |_| {}));
+    let no_diff = c.kubectl(&["diff", "-f", same.to_str().unwrap()]).await;
+    assert_eq!(no_diff.code, Some(0), "{no_diff:#?}");
+
+    // A dry run is validated like a write.
+    let bad = deployment("web", |d| d["spec"]["replicas"] = json!(-1));
+    refused(
+        &c.apply(&bad, &["--dry-run=server"]).await,
+        "spec.replicas: Invalid value: -1",
+    );
+
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "preview"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
+    let file = c.file("svc.json", &service.to_string());
+    let created = c
+        .kubectl(&[
+            "create",
+            "--dry-run=server",
+            "-o",
+            "json",
+            "-f",
+            file.to_str().unwrap(),
+        ])
+        .await
+        .json();
+    assert!(created["spec"]["clusterIP"].is_string(), "{created}");
+    let missing = c.kubectl(&["get", "service", "preview"]).await;
+    assert_eq!(missing.code, Some(1), "{missing:#?}");
+
+    let deleted = c
+        .kubectl(&["delete", "deployment", "web", "--dry-run=server"])
+        .await;
+    assert!(
+        deleted.ok().contains("deleted (server dry run)"),
+        "{deleted:#?}"
+    );
+    c.kubectl(&["get", "deployment", "web"]).await.ok();
+    let replica_sets = c
+        .kubectl(&["get", "replicasets", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(replica_sets["items"].as_array().map(Vec::len), Some(1));
+}
