@@ -131,14 +131,84 @@ fn get(cluster: &Cluster, t: &Target) -> Result<(u16, Value), ApiError> {
     }
 }
 
-/// GET of a collection.
+/// GET of a collection, a page at a time with `limit` and `continue`.
 fn list(cluster: &Cluster, t: &Target, query: &Query) -> Result<(u16, Value), ApiError> {
     let (labels, fields) = selectors(query)?;
+    let limit = match query.get("limit").map(String::as_str) {
+        None | Some("") => None,
+        Some(text) => match text.parse::<usize>() {
+            Ok(0) => None,
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "limit: Invalid value: {text:?}: must be a non-negative integer"
+                )));
+            }
+        },
+    };
+    let after = match query.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => Some(continue_key(token)?),
+        None => None,
+    };
     let state = cluster.lock();
     let (items, revision) = state
         .store
         .list(t.resource, t.namespace.as_deref(), &labels, &fields);
-    Ok((200, list_document(t.resource, items, revision)))
+    drop(state);
+    // Items come in key order (namespace, name); a page resumes after the last key served.
+    let mut items: Vec<Value> = match &after {
+        Some(after) => items.into_iter().filter(|o| item_key(o) > *after).collect(),
+        None => items,
+    };
+    let mut document = list_document(t.resource, Vec::new(), revision);
+    if let Some(limit) = limit
+        && items.len() > limit
+    {
+        let rest = items.len() - limit;
+        items.truncate(limit);
+        let last = items.last().map(item_key).unwrap_or_default();
+        document["metadata"]["continue"] = json!(continue_token(&last));
+        document["metadata"]["remainingItemCount"] = json!(rest);
+    }
+    document["items"] = Value::Array(items.into_iter().map(without_type).collect());
+    Ok((200, document))
+}
+
+/// Where an item stands in a list: its namespace and name.
+fn item_key(object: &Value) -> String {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    format!(
+        "{}/{}",
+        text(&object["metadata"]["namespace"]),
+        text(&object["metadata"]["name"])
+    )
+}
+
+fn continue_token(key: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .encode(json!({"v": "meta.k8s.io/v1", "start": key}).to_string())
+}
+
+/// The key a `continue` token resumes after; 400 for a token this server did not give.
+fn continue_key(token: &str) -> Result<String, ApiError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|v| v["start"].as_str().map(str::to_owned))
+        .ok_or_else(|| ApiError::bad_request(format!("continue key is not valid: {token}")))
+}
+
+/// An item as a built-in list serializes it: without its own `apiVersion` and `kind`
+/// (the list's say what it is).
+fn without_type(mut object: Value) -> Value {
+    if let Some(map) = object.as_object_mut() {
+        map.remove("apiVersion");
+        map.remove("kind");
+    }
+    object
 }
 
 /// A list response.
@@ -147,7 +217,7 @@ pub(crate) fn list_document(r: &ResourceType, items: Vec<Value>, revision: u64) 
         "kind": format!("{}List", r.kind),
         "apiVersion": r.api_version(),
         "metadata": {"resourceVersion": revision.to_string()},
-        "items": items,
+        "items": items.into_iter().map(without_type).collect::<Vec<_>>(),
     })
 }
 

@@ -57,7 +57,7 @@ impl Cluster {
                 .create(
                     kind("Namespace"),
                     "",
-                    json!({"metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
+                    json!({"metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
                     &now,
                     &mut rng,
                 )

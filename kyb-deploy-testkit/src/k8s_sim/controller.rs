@@ -36,6 +36,7 @@ mod real;
 mod replicaset;
 mod rollout;
 mod runtime;
+mod service_accounts;
 
 #[cfg(test)]
 mod tests;
@@ -86,6 +87,7 @@ impl Controllers {
         replicaset::sync_all(&mut ctx);
         deployment::sync_all(&mut ctx);
         replicaset::collect_garbage(&mut ctx);
+        service_accounts::sync_all(&mut ctx);
         if self.next_event_sweep.is_none_or(|at| at <= now) {
             ctx.expire_events();
             self.next_event_sweep = Some(now + EVENT_SWEEP);

@@ -403,6 +403,13 @@ pub(crate) fn delete_cascading(
                 if let Ok(mut object) = state.store.get(dependent, namespace, &dependent_name) {
                     if let Some(refs) = object["metadata"]["ownerReferences"].as_array_mut() {
                         refs.retain(|o| o["uid"] != uid.as_str());
+                        // The last reference gone, the field goes too (as the garbage
+                        // collector's orphaning patch leaves it).
+                        if refs.is_empty()
+                            && let Some(metadata) = object["metadata"].as_object_mut()
+                        {
+                            metadata.remove("ownerReferences");
+                        }
                     }
                     let _ =
                         state

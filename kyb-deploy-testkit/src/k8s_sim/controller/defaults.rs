@@ -19,8 +19,24 @@ pub(crate) fn apply(kind: &str, object: &mut Value) -> bool {
         "Pod" => pod(object),
         "Secret" => secret(object),
         "Service" => service(object),
+        "Namespace" => namespace(object),
         _ => false,
     }
+}
+
+/// A Namespace carries its name as the label `kubernetes.io/metadata.name` (set by the API
+/// server whatever the writer gave, so that selectors can pick namespaces by name).
+pub(crate) fn namespace(n: &mut Value) -> bool {
+    let Some(name) = n["metadata"]["name"].as_str().map(str::to_owned) else {
+        return false;
+    };
+    let labels = object_at(n, &["metadata", "labels"]);
+    let label = json!(name);
+    if labels.get("kubernetes.io/metadata.name") == Some(&label) {
+        return false;
+    }
+    labels.insert("kubernetes.io/metadata.name".to_owned(), label);
+    true
 }
 
 /// A Secret: `stringData` is written into `data` (base64; it wins over a `data` key of the

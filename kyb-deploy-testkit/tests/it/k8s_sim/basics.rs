@@ -223,3 +223,106 @@ async fn api_faults_answer_conflicts_server_errors_and_delays() {
     handle.clear_faults();
     assert!(handle.get("ConfigMap", "default", "f").is_none());
 }
+
+/// Lists page with `limit` and `continue` (kubectl's `--chunk-size`), items carry no type of
+/// their own; every namespace has its name label and a `default` ServiceAccount; an orphaned
+/// dependent loses its owner reference.
+#[tokio::test]
+async fn lists_page_namespaces_are_labelled_with_default_accounts_and_orphans_lose_owners() {
+    let c = Cluster::default().await;
+    for i in 0..5 {
+        c.create(&configmap("default", &format!("cm-{i}"), "v"))
+            .await;
+    }
+    let url = format!(
+        "{}/api/v1/namespaces/default/configmaps?limit=2",
+        c.running.url()
+    );
+    let first: serde_json::Value = c
+        .http()
+        .get(&url)
+        .bearer_auth(super::TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(2), "{first}");
+    assert!(first["items"][0].get("kind").is_none(), "{first}");
+    assert_eq!(first["metadata"]["remainingItemCount"], 3);
+    let token = first["metadata"]["continue"].as_str().unwrap();
+    let second: serde_json::Value = c
+        .http()
+        .get(format!("{url}&continue={token}"))
+        .bearer_auth(super::TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["items"][0]["metadata"]["name"], "cm-2");
+    // kubectl pages through all of them.
+    let names = c
+        .kubectl(&["get", "configmaps", "--chunk-size=2", "-o", "name"])
+        .await;
+    assert_eq!(
+        names
+            .ok()
+            .lines()
+            .filter(|l| l.starts_with("configmap/cm-"))
+            .count(),
+        5
+    );
+
+    c.create(r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}"#)
+        .await;
+    let selected = c
+        .kubectl(&[
+            "get",
+            "namespaces",
+            "-l",
+            "kubernetes.io/metadata.name=team-a",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(selected.ok().trim(), "namespace/team-a");
+    let mut account = c
+        .kubectl(&["get", "serviceaccount", "default", "-n", "team-a"])
+        .await;
+    for _ in 0..50 {
+        if account.code == Some(0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        account = c
+            .kubectl(&["get", "serviceaccount", "default", "-n", "team-a"])
+            .await;
+    }
+    account.ok();
+
+    c.create(r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}}"#)
+        .await;
+    let owner = c
+        .kubectl(&["get", "configmap", "owner", "-o", "json"])
+        .await
+        .json();
+    let uid = owner["metadata"]["uid"].as_str().unwrap();
+    c.create(&format!(
+        r#"{{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {{"name": "dependent", "ownerReferences": [{{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": "{uid}"}}]}}}}"#
+    ))
+    .await;
+    c.kubectl(&["delete", "configmap", "owner", "--cascade=orphan"])
+        .await
+        .ok();
+    let orphan = c
+        .kubectl(&["get", "configmap", "dependent", "-o", "json"])
+        .await
+        .json();
+    assert!(
+        orphan["metadata"].get("ownerReferences").is_none(),
+        "{orphan}"
+    );
+}
