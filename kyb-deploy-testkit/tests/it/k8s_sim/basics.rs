@@ -238,30 +238,12 @@ async fn lists_page_namespaces_are_labelled_with_default_accounts_and_orphans_lo
         "{}/api/v1/namespaces/default/configmaps?limit=2",
         c.running.url()
     );
-    let first: serde_json::Value = c
-        .http()
-        .get(&url)
-        .bearer_auth(super::TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first = get_json(&c, &url).await;
     assert_eq!(first["items"].as_array().map(Vec::len), Some(2), "{first}");
     assert!(first["items"][0].get("kind").is_none(), "{first}");
     assert_eq!(first["metadata"]["remainingItemCount"], 3);
     let token = first["metadata"]["continue"].as_str().unwrap();
-    let second: serde_json::Value = c
-        .http()
-        .get(format!("{url}&continue={token}"))
-        .bearer_auth(super::TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let second = get_json(&c, &format!("{url}&continue={token}")).await;
     assert_eq!(second["items"][0]["metadata"]["name"], "cm-2");
     // kubectl pages through all of them.
     let names = c
@@ -325,4 +307,16 @@ async fn lists_page_namespaces_are_labelled_with_default_accounts_and_orphans_lo
         orphan["metadata"].get("ownerReferences").is_none(),
         "{orphan}"
     );
+}
+
+/// A GET of the API with the cluster's token; the JSON answer.
+async fn get_json(c: &Cluster, url: &str) -> serde_json::Value {
+    let response = c
+        .http()
+        .get(url)
+        .bearer_auth(super::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    response.json().await.unwrap()
 }
