@@ -1,5 +1,7 @@
 //! The HTTP API: authentication, routing, reads, and the responses in Kubernetes' shapes.
 
+mod access;
+mod logs;
 mod scale;
 mod watch;
 mod writes;
@@ -31,6 +33,10 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The health endpoints answer anyone, as `system:public-info-viewer` lets them.
+    if route::parse(uri.path()) == Some(Route::Health) {
+        return health(&method);
+    }
     if let Some(token) = &cluster.token {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -84,7 +90,29 @@ pub(crate) async fn handle(
         Route::OpenApi(group, version) => {
             read_only(discovery::openapi_group_version(&group, &version))
         }
+        Route::Health => health(&method),
+        Route::AccessReview | Route::WhoAmI if method != Method::POST => {
+            error(&ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ))
+        }
+        Route::AccessReview => {
+            match access::review_body(&body).and_then(|r| access::access_review(&cluster, &r)) {
+                Ok(answer) => respond(201, &answer),
+                Err(e) => error(&e),
+            }
+        }
+        Route::WhoAmI => respond(201, &access::who_am_i()),
         Route::Object(target) => {
+            if let Err(e) = access::check(&cluster, &method, &target, &query) {
+                return error(&e);
+            }
+            if target.subresource.as_deref() == Some("log") && method == Method::GET {
+                return match logs::pod_log(&cluster, &target, &query).await {
+                    Ok(text) => plain(200, text),
+                    Err(e) => error(&e),
+                };
+            }
             let result = match (&method, &target.name) {
                 (&Method::GET, Some(_)) => get(&cluster, &target),
                 (&Method::GET, None) if is_true(query.get("watch")) => {
@@ -287,6 +315,26 @@ fn respond(code: u16, value: &Value) -> Response {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+fn plain(code: u16, text: String) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    let mut response = (status, text).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// `/readyz`, `/livez`, `/healthz`: `ok` while serving.
+fn health(method: &Method) -> Response {
+    if *method == Method::GET || *method == Method::HEAD {
+        plain(200, "ok".to_owned())
+    } else {
+        error(&ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ))
+    }
 }
 
 fn ok(value: &Value) -> Response {

@@ -4,10 +4,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use rand::rngs::StdRng;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::controller::NODE as NODE_NAME;
 use super::docker::DockerPods;
 use super::faults::FaultSet;
 use super::resources::kind;
@@ -63,6 +64,10 @@ impl Cluster {
                 )
                 .expect("a fresh store takes the built-in namespaces");
         }
+        // The one node every pod is scheduled to.
+        store
+            .create(kind("Node"), "", node(&now), &now, &mut rng)
+            .expect("a fresh store takes the node");
         Self {
             state: Mutex::new(State { store, rng }),
             clock,
@@ -113,4 +118,44 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<SystemTime> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .ok()
         .map(SystemTime::from)
+}
+
+/// The node pods run on, as `kubectl get nodes` and `describe node` show it.
+fn node(now: &str) -> Value {
+    let condition = |kind: &str, status: &str, reason: &str| json!({"type": kind, "status": status, "reason": reason, "lastHeartbeatTime": now, "lastTransitionTime": now});
+    let resources =
+        json!({"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"});
+    json!({
+        "metadata": {"name": NODE_NAME, "labels": {
+            "kubernetes.io/hostname": NODE_NAME,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "node-role.kubernetes.io/control-plane": ""
+        }},
+        "spec": {},
+        "status": {
+            "capacity": resources,
+            "allocatable": resources,
+            "conditions": [
+                condition("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+                condition("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+                condition("PIDPressure", "False", "KubeletHasSufficientPID"),
+                condition("Ready", "True", "KubeletReady"),
+            ],
+            "addresses": [
+                {"type": "InternalIP", "address": "127.0.0.1"},
+                {"type": "Hostname", "address": NODE_NAME}
+            ],
+            "nodeInfo": {
+                "kubeletVersion": super::discovery::GIT_VERSION,
+                "kubeProxyVersion": super::discovery::GIT_VERSION,
+                "containerRuntimeVersion": "containerd://1.7.0",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+                "osImage": "kyb-sim",
+                "kernelVersion": "6.0.0",
+                "machineID": "", "systemUUID": "", "bootID": ""
+            }
+        }
+    })
 }

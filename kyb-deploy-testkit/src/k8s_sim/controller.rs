@@ -45,6 +45,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use self::ctx::Ctx;
+pub(crate) use self::events::NODE;
 use super::cluster::{Cluster, State};
 use super::faults::FaultSet;
 

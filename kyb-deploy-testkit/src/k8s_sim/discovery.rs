@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::resources::{RESOURCES, ResourceType, groups, verbs};
+use super::resources::{RESOURCES, ResourceType, categories, groups, verbs};
 
 /// The Kubernetes version the simulator reports.
 pub(crate) const GIT_VERSION: &str = "v1.32.0";
@@ -33,9 +33,33 @@ pub(crate) fn core_versions(server_address: &str) -> Value {
     })
 }
 
+/// Groups that serve reviews only (nothing stored): `kubectl auth can-i` and `kubectl auth
+/// whoami` find them through discovery. Group, version, plural, kind.
+const REVIEWS: &[(&str, &str, &str, &str)] = &[
+    (
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+    ),
+    (
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+    ),
+];
+
+/// Every group version: those of the stored resources, then the review groups.
+fn all_groups() -> Vec<(&'static str, &'static str)> {
+    let mut all = groups();
+    all.extend(REVIEWS.iter().map(|(g, v, _, _)| (*g, *v)));
+    all
+}
+
 /// `/apis`.
 pub(crate) fn group_list() -> Value {
-    let groups: Vec<Value> = groups()
+    let groups: Vec<Value> = all_groups()
         .into_iter()
         .map(|(group, version)| {
             let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
@@ -47,7 +71,7 @@ pub(crate) fn group_list() -> Value {
 
 /// `/apis/<group>`.
 pub(crate) fn group(name: &str) -> Option<Value> {
-    let (group, version) = groups().into_iter().find(|(g, _)| *g == name)?;
+    let (group, version) = all_groups().into_iter().find(|(g, _)| *g == name)?;
     let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
     Some(
         json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": [gv.clone()], "preferredVersion": gv}),
@@ -56,6 +80,17 @@ pub(crate) fn group(name: &str) -> Option<Value> {
 
 /// The resource list of a group version (`/api/v1`, `/apis/apps/v1`).
 pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
+    if let Some((g, v, plural, kind)) = REVIEWS
+        .iter()
+        .find(|(g, v, _, _)| *g == group && *v == version)
+    {
+        return Some(json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": format!("{g}/{v}"),
+            "resources": [{"name": plural, "singularName": "", "namespaced": false, "kind": kind, "verbs": ["create"]}],
+        }));
+    }
     let types: Vec<&ResourceType> = RESOURCES
         .iter()
         .filter(|r| r.group == group && r.version == version)
@@ -72,6 +107,7 @@ pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
             "kind": r.kind,
             "verbs": verbs(),
             "shortNames": r.short_names,
+            "categories": categories(r.kind),
             "storageVersionHash": "",
         }));
         if r.status {
@@ -202,7 +238,11 @@ mod tests {
         assert!(names.contains(&"deployments/scale"), "{names:?}");
         assert!(names.contains(&"replicasets/status"), "{names:?}");
         assert!(resource_list("apps", "v2").is_none());
-        assert_eq!(group_list()["groups"].as_array().unwrap().len(), 5);
+        assert_eq!(group_list()["groups"].as_array().unwrap().len(), 10);
+        assert_eq!(
+            resource_list("authorization.k8s.io", "v1").unwrap()["resources"][0]["kind"],
+            "SelfSubjectAccessReview"
+        );
         let doc = openapi_group_version("apps", "v1").unwrap();
         let patch =
             &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];

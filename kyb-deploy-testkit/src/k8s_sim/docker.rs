@@ -26,6 +26,7 @@ use super::cluster::Cluster;
 use super::resources::kind;
 use super::selector::{FieldSelector, LabelSelector};
 use crate::sim_runtime::container::ContainerSpec;
+use crate::sim_runtime::docker_cli;
 use crate::sim_runtime::fleet::{Fleet, Members};
 use crate::sim_runtime::proxy::{Backends, Proxy};
 
@@ -142,6 +143,11 @@ impl DockerPods {
             }
             keep
         });
+    }
+
+    /// What the pod's container wrote (`docker logs`).
+    pub(crate) async fn logs(&self, pod_uid: &str) -> Result<String, String> {
+        docker_cli::logs(&self.config.docker, &self.container_name(pod_uid)).await
     }
 
     /// The container name of a pod: unique per simulator and pod uid.

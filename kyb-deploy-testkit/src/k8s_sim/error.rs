@@ -124,6 +124,42 @@ impl ApiError {
         e
     }
 
+    /// 403: RBAC does not allow the request, in the API server's words.
+    pub(crate) fn forbidden(
+        r: &ResourceType,
+        name: Option<&str>,
+        verb: &str,
+        namespace: &str,
+        user: &str,
+    ) -> Self {
+        let what = match name {
+            Some(name) => format!("{} \"{name}\"", r.qualified()),
+            None => r.qualified(),
+        };
+        let scope = if namespace.is_empty() {
+            "at the cluster scope".to_owned()
+        } else {
+            format!("in the namespace \"{namespace}\"")
+        };
+        let mut e = Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{what} is forbidden: User \"{user}\" cannot {verb} resource \"{}\" in API group \"{}\" {scope}",
+                r.plural, r.group
+            ),
+        );
+        let mut details = json!({"kind": r.plural});
+        if let Some(name) = name {
+            details["name"] = json!(name);
+        }
+        if !r.group.is_empty() {
+            details["group"] = json!(r.group);
+        }
+        e.details = Some(details);
+        e
+    }
+
     /// 400: a malformed request.
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

@@ -19,8 +19,9 @@ use crate::sim_runtime::glob_matches;
 ///     Fault::server_errors("*", 2),
 ///     Fault::latency("GET", Duration::from_millis(50)),
 ///     Fault::watch_disconnect_after(Duration::from_secs(5)),
+///     Fault::forbidden("list", "secrets", "*"),
 /// ];
-/// assert_eq!(faults.len(), 8);
+/// assert_eq!(faults.len(), 9);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -76,6 +77,17 @@ pub enum Fault {
     WatchDisconnect {
         /// How long a watch lasts.
         after: Duration,
+    },
+    /// The user's RBAC does not allow `verb` on `resource` in `namespace`: such requests
+    /// get 403 Forbidden, and `kubectl auth can-i` (a SelfSubjectAccessReview) answers no.
+    Forbidden {
+        /// A Kubernetes verb (`get`, `list`, `watch`, `create`, `update`, `patch`,
+        /// `delete`, `deletecollection`), or `"*"`.
+        verb: String,
+        /// A resource's plural (`deployments`), or `"*"`.
+        resource: String,
+        /// A namespace, `""` for cluster-scoped resources, or `"*"`.
+        namespace: String,
     },
 }
 
@@ -137,6 +149,19 @@ impl Fault {
     /// Watches are cut `after` they start.
     pub fn watch_disconnect_after(after: Duration) -> Self {
         Self::WatchDisconnect { after }
+    }
+
+    /// The user may not `verb` `resource` in `namespace` (each may be `"*"`): 403.
+    pub fn forbidden(
+        verb: impl Into<String>,
+        resource: impl Into<String>,
+        namespace: impl Into<String>,
+    ) -> Self {
+        Self::Forbidden {
+            verb: verb.into(),
+            resource: resource.into(),
+            namespace: namespace.into(),
+        }
     }
 
     /// Whether this fault applies to pods of `image`.
@@ -207,6 +232,20 @@ impl FaultSet {
             }
         }
         verdict
+    }
+
+    /// Whether RBAC faults forbid `verb` on `resource` (a plural) in `namespace` (`""` at
+    /// the cluster scope).
+    pub(crate) fn forbids(&self, verb: &str, resource: &str, namespace: &str) -> bool {
+        let matches = |pattern: &str, value: &str| pattern == "*" || pattern == value;
+        self.faults.iter().any(|f| match f {
+            Fault::Forbidden {
+                verb: v,
+                resource: r,
+                namespace: n,
+            } => matches(v, verb) && matches(r, resource) && matches(n, namespace),
+            _ => false,
+        })
     }
 
     /// How long watches last, when a disconnect fault is set.

@@ -106,7 +106,36 @@ pub(crate) static RESOURCES: &[ResourceType] = &[
     resource!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", true, [], status: false, scale: false, generation: false),
     resource!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", true, [], status: false, scale: false, generation: false),
     resource!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, [], status: false, scale: false, generation: false),
+    resource!("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, ["pdb"], status: true, scale: false, generation: true),
+    resource!("batch", "v1", "Job", "jobs", "job", true, [], status: true, scale: false, generation: true),
+    resource!("batch", "v1", "CronJob", "cronjobs", "cronjob", true, ["cj"], status: true, scale: false, generation: true),
+    resource!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, ["sts"], status: true, scale: true, generation: true),
+    resource!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, ["ds"], status: true, scale: false, generation: true),
+    resource!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, [], status: false, scale: false, generation: false),
+    resource!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, [], status: false, scale: false, generation: false),
+    resource!("", "v1", "Endpoints", "endpoints", "endpoints", true, ["ep"], status: false, scale: false, generation: false),
+    resource!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, [], status: false, scale: false, generation: false),
+    resource!("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true, ["pvc"], status: true, scale: false, generation: false),
+    resource!("", "v1", "LimitRange", "limitranges", "limitrange", true, ["limits"], status: false, scale: false, generation: false),
+    resource!("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", true, ["quota"], status: true, scale: false, generation: false),
+    resource!("", "v1", "Node", "nodes", "node", false, ["no"], status: true, scale: false, generation: false),
 ];
+
+/// The discovery categories of a kind: `all` for those `kubectl get all` shows.
+pub(crate) fn categories(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "Pod"
+        | "Service"
+        | "Deployment"
+        | "ReplicaSet"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "Job"
+        | "CronJob"
+        | "HorizontalPodAutoscaler" => &["all"],
+        _ => &[],
+    }
+}
 
 /// The type served at `group`/`version`/`plural`.
 pub(crate) fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
@@ -144,6 +173,6 @@ mod tests {
         assert_eq!(deployments.qualified(), "deployments.apps");
         assert_eq!(deployments.group_version_path(), "/apis/apps/v1");
         assert_eq!(kind("Pod").qualified(), "pods");
-        assert_eq!(groups().len(), 5);
+        assert_eq!(groups().len(), 8);
     }
 }

@@ -21,6 +21,12 @@ pub(crate) enum Route {
     OpenApi(String, String),
     /// A collection, an object, or an object's subresource.
     Object(Target),
+    /// `/readyz`, `/livez`, `/healthz` (and their checks below them).
+    Health,
+    /// `/apis/authorization.k8s.io/v1/selfsubjectaccessreviews`.
+    AccessReview,
+    /// `/apis/authentication.k8s.io/v1/selfsubjectreviews`.
+    WhoAmI,
 }
 
 /// A resource path: `/apis/apps/v1/namespaces/default/deployments/web/scale`.
@@ -41,6 +47,14 @@ pub(crate) fn parse(path: &str) -> Option<Route> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     Some(match parts.as_slice() {
         ["version"] => Route::Version,
+        ["readyz" | "livez" | "healthz", ..] => Route::Health,
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => Route::AccessReview,
+        ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"] => Route::WhoAmI,
         ["api"] => Route::CoreVersions,
         ["apis"] => Route::Groups,
         ["apis", group] => Route::Group((*group).to_owned()),
@@ -139,6 +153,7 @@ mod tests {
             Some(Route::Resources(String::new(), "v1".into()))
         );
         assert_eq!(parse("/apis/apps/v1/widgets"), None);
-        assert_eq!(parse("/healthz/x/y"), None);
+        assert_eq!(parse("/healthz/x/y"), Some(Route::Health));
+        assert_eq!(parse("/metrics"), None);
     }
 }

@@ -94,19 +94,28 @@ fn problems(r: &ResourceType, object: &Value, old: Option<&Value>) -> FieldError
     let rule = match r.kind {
         "Namespace" => NameRule::Label,
         "Service" => NameRule::Dns1035,
-        "Role" | "RoleBinding" => NameRule::PathSegment,
+        "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding" => NameRule::PathSegment,
         _ => NameRule::Subdomain,
     };
     meta::object_meta(&mut errors, &object["metadata"], rule, r.namespaced);
     match r.kind {
-        "Deployment" | "ReplicaSet" => workloads::workload(&mut errors, r.kind, object, old),
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
+            workloads::workload(&mut errors, r.kind, object, old);
+        }
+        "Job" => workloads::job_template(&mut errors, "spec.template", &object["spec"]["template"]),
+        "CronJob" => {
+            others::cron_schedule(&mut errors, object);
+            let template = &object["spec"]["jobTemplate"]["spec"]["template"];
+            workloads::job_template(&mut errors, "spec.jobTemplate.spec.template", template);
+        }
+        "PodDisruptionBudget" => others::disruption_budget(&mut errors, object),
         "Pod" => workloads::pod(&mut errors, object, old),
         "Service" => others::service(&mut errors, object, old),
         "ConfigMap" => others::config_map(&mut errors, object),
         "Secret" => others::secret(&mut errors, object, old),
         "HorizontalPodAutoscaler" => others::autoscaler(&mut errors, object),
-        "Role" => others::role(&mut errors, object),
-        "RoleBinding" => others::role_binding(&mut errors, object, old),
+        "Role" | "ClusterRole" => others::role(&mut errors, object),
+        "RoleBinding" | "ClusterRoleBinding" => others::role_binding(&mut errors, object, old),
         _ => {}
     }
     errors

@@ -32,6 +32,23 @@ where
     }
 }
 
+/// `docker logs` of the container `name`: what it wrote to stdout, then to stderr.
+pub(crate) async fn logs(program: &Path, name: &str) -> Result<String, String> {
+    let output = Command::new(program)
+        .args(["logs", name])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
+    if !output.status.success() {
+        return Err(engine_message(&String::from_utf8_lossy(&output.stderr)));
+    }
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    Ok(text)
+}
+
 /// The engine's message without the CLI's prefix, on one line.
 pub(crate) fn engine_message(stderr: &str) -> String {
     let message = stderr.trim();

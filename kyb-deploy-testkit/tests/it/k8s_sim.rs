@@ -1,5 +1,6 @@
 //! The Kubernetes API simulator, judged by the real `kubectl` and by kube-rs.
 
+mod access;
 mod basics;
 mod binary;
 mod docker;

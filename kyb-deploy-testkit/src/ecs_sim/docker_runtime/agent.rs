@@ -51,20 +51,33 @@ pub(super) async fn run(
     observed: Shared,
     cancel: CancellationToken,
 ) {
-    tokio::select! {
-        () = cancel.cancelled() => {}
-        () = drive(&config, &launch, &observed) => cancel.cancelled().await,
-    }
+    drive(&config, &launch, &observed, &cancel).await;
+    cancel.cancelled().await;
     container::remove(&config.docker, &launch.container.name).await;
 }
 
-async fn drive(config: &DockerRuntimeConfig, launch: &Launch, observed: &Shared) {
+async fn drive(
+    config: &DockerRuntimeConfig,
+    launch: &Launch,
+    observed: &Shared,
+    cancel: &CancellationToken,
+) {
     let spec = &launch.container;
-    if let Err(message) = docker(&config.docker, ["pull", spec.image.as_str()]).await {
+    let pulled = tokio::select! {
+        () = cancel.cancelled() => return,
+        pulled = docker(&config.docker, ["pull", spec.image.as_str()]) => pulled,
+    };
+    if let Err(message) = pulled {
         update(observed, |o| o.failure = Some(Failure::Pull(message)));
         return;
     }
-    let host_port = match container::start(&config.docker, spec).await {
+    // `docker run` is never cut short: killed halfway, the engine may still create the
+    // container after the removal meant for it, and it would outlive the simulator.
+    let started = container::start(&config.docker, spec).await;
+    if cancel.is_cancelled() {
+        return;
+    }
+    let host_port = match started {
         Ok((_, ports)) => spec.ports.first().and_then(|port| ports.get(port).copied()),
         Err(message) => {
             update(observed, |o| o.failure = Some(Failure::Start(message)));
@@ -76,6 +89,7 @@ async fn drive(config: &DockerRuntimeConfig, launch: &Launch, observed: &Shared)
         o.host_port = host_port;
     });
     tokio::select! {
+        () = cancel.cancelled() => {}
         code = container::wait_exit(&config.docker, &spec.name) => {
             update(observed, |o| o.failure = Some(Failure::Exited(code)));
         }

@@ -13,7 +13,7 @@ use super::ctx::Ctx;
 use super::json::{int, name, namespace, time, uid};
 
 /// The node every pod runs on.
-pub(super) const NODE: &str = "kyb-sim-node";
+pub(crate) const NODE: &str = "kyb-sim-node";
 
 /// How long Events are kept, like the API server's default `--event-ttl`.
 pub(super) const EVENT_TTL: Duration = Duration::from_secs(3600);

@@ -70,11 +70,19 @@ pub(crate) async fn run(
     observed: Shared,
     cancel: CancellationToken,
 ) {
-    tokio::select! {
-        () = cancel.cancelled() => {}
-        () = serve(&program, &name, &mut commands, &observed) => {}
-    }
+    serve(&program, &name, &mut commands, &observed, &cancel).await;
     container::remove(&program, &name).await;
+}
+
+/// The next command, or `None` once cancelled or let go of.
+async fn next_command(
+    commands: &mut UnboundedReceiver<(u64, Command)>,
+    cancel: &CancellationToken,
+) -> Option<(u64, Command)> {
+    tokio::select! {
+        () = cancel.cancelled() => None,
+        command = commands.recv() => command,
+    }
 }
 
 async fn serve(
@@ -82,13 +90,18 @@ async fn serve(
     name: &str,
     commands: &mut UnboundedReceiver<(u64, Command)>,
     observed: &Shared,
+    cancel: &CancellationToken,
 ) {
-    let mut next = commands.recv().await;
+    let mut next = next_command(commands, cancel).await;
     while let Some((seq, command)) = next.take() {
         update(observed, |o| o.ports.clear());
         match command {
             Command::Pull { image } => {
-                let outcome = match docker(program, ["pull", image.as_str()]).await {
+                let pulled = tokio::select! {
+                    () = cancel.cancelled() => return,
+                    pulled = docker(program, ["pull", image.as_str()]) => pulled,
+                };
+                let outcome = match pulled {
                     Ok(_) => Report::Pulled,
                     Err(message) => Report::PullFailed(message),
                 };
@@ -97,13 +110,20 @@ async fn serve(
             Command::Stop => container::remove(program, name).await,
             Command::Start(launch) => {
                 container::remove(program, name).await;
-                match container::start(program, &launch.container).await {
+                // `docker run` is never cut short: killed halfway, the engine may still
+                // create the container after the removal meant for it.
+                let started = container::start(program, &launch.container).await;
+                if cancel.is_cancelled() {
+                    return;
+                }
+                match started {
                     Err(message) => report(observed, seq, Report::StartFailed(message)),
                     Ok((id, ports)) => {
                         update(observed, |o| o.ports.clone_from(&ports));
                         report(observed, seq, Report::Started { id });
                         let verdicts = |ready| report(observed, seq, Report::Ready(ready));
                         tokio::select! {
+                            () = cancel.cancelled() => return,
                             command = commands.recv() => {
                                 next = command;
                                 if next.is_none() {
@@ -121,6 +141,6 @@ async fn serve(
                 }
             }
         }
-        next = commands.recv().await;
+        next = next_command(commands, cancel).await;
     }
 }

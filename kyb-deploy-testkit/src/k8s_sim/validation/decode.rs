@@ -2,14 +2,18 @@
 //! types stand in for the Go structs): a field of the wrong type is refused, and fields the
 //! schema does not declare are found, to be refused (`fieldValidation=Strict`) or dropped.
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, Namespace, Pod, Secret, Service, ServiceAccount,
+    ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, PersistentVolumeClaim, Pod,
+    ResourceQuota, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -34,6 +38,19 @@ pub(crate) fn unknown_fields(kind: &str, object: &Value) -> Result<Vec<String>, 
         "Role" => roundtrip::<Role>(object),
         "RoleBinding" => roundtrip::<RoleBinding>(object),
         "Lease" => roundtrip::<Lease>(object),
+        "PodDisruptionBudget" => roundtrip::<PodDisruptionBudget>(object),
+        "Job" => roundtrip::<Job>(object),
+        "CronJob" => roundtrip::<CronJob>(object),
+        "StatefulSet" => roundtrip::<StatefulSet>(object),
+        "DaemonSet" => roundtrip::<DaemonSet>(object),
+        "ClusterRole" => roundtrip::<ClusterRole>(object),
+        "ClusterRoleBinding" => roundtrip::<ClusterRoleBinding>(object),
+        "Endpoints" => roundtrip::<Endpoints>(object),
+        "EndpointSlice" => roundtrip::<EndpointSlice>(object),
+        "PersistentVolumeClaim" => roundtrip::<PersistentVolumeClaim>(object),
+        "LimitRange" => roundtrip::<LimitRange>(object),
+        "ResourceQuota" => roundtrip::<ResourceQuota>(object),
+        "Node" => roundtrip::<Node>(object),
         // A kind without a typed schema here: nothing is known to be unknown.
         _ => return Ok(Vec::new()),
     }?;

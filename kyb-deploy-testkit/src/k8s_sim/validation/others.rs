@@ -213,6 +213,60 @@ pub(crate) fn autoscaler(errors: &mut FieldErrors, object: &Value) {
     }
 }
 
+/// A PodDisruptionBudget: `minAvailable` or `maxUnavailable`, not both, each a number or
+/// a percentage; a valid selector.
+pub(crate) fn disruption_budget(errors: &mut FieldErrors, object: &Value) {
+    let spec = &object["spec"];
+    if !spec["minAvailable"].is_null() && !spec["maxUnavailable"].is_null() {
+        errors.invalid(
+            "spec",
+            spec,
+            "minAvailable and maxUnavailable cannot be both set",
+        );
+    }
+    for key in ["minAvailable", "maxUnavailable"] {
+        let value = &spec[key];
+        let ok = match value {
+            Value::Null => true,
+            Value::Number(n) => n.as_i64().is_some_and(|n| n >= 0),
+            Value::String(s) => s
+                .strip_suffix('%')
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n <= 100),
+            _ => false,
+        };
+        if !ok {
+            errors.invalid(
+                &format!("spec.{key}"),
+                value,
+                "must be a non-negative integer or a percentage between 0% and 100%",
+            );
+        }
+    }
+    if !spec["selector"].is_null() {
+        meta::label_selector(errors, "spec.selector", &spec["selector"]);
+    }
+}
+
+/// A CronJob: a schedule of five fields.
+pub(crate) fn cron_schedule(errors: &mut FieldErrors, object: &Value) {
+    let schedule = &object["spec"]["schedule"];
+    match schedule.as_str() {
+        None | Some("") => errors.required("spec.schedule"),
+        Some(text) if !text.starts_with('@') && text.split_whitespace().count() != 5 => {
+            errors.invalid(
+                "spec.schedule",
+                schedule,
+                &format!(
+                    "expected exactly 5 fields, found {}",
+                    text.split_whitespace().count()
+                ),
+            );
+        }
+        Some(_) => {}
+    }
+}
+
 /// A Role: every rule names verbs.
 pub(crate) fn role(errors: &mut FieldErrors, object: &Value) {
     for (i, rule) in object["rules"].as_array().into_iter().flatten().enumerate() {
@@ -229,14 +283,16 @@ pub(crate) fn role_binding(errors: &mut FieldErrors, object: &Value, old: Option
             errors.required(&format!("roleRef.{key}"));
         }
     }
+    let cluster_wide = object["kind"] == "ClusterRoleBinding";
+    let allowed: &[&str] = if cluster_wide {
+        &["ClusterRole"]
+    } else {
+        &["ClusterRole", "Role"]
+    };
     if let Some(kind) = object["roleRef"]["kind"].as_str()
-        && !["Role", "ClusterRole"].contains(&kind)
+        && !allowed.contains(&kind)
     {
-        errors.not_supported(
-            "roleRef.kind",
-            &object["roleRef"]["kind"],
-            &["ClusterRole", "Role"],
-        );
+        errors.not_supported("roleRef.kind", &object["roleRef"]["kind"], allowed);
     }
     if let Some(old) = old
         && old["roleRef"] != object["roleRef"]

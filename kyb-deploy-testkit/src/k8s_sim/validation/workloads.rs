@@ -19,7 +19,8 @@ fn non_negative(errors: &mut FieldErrors, field: &str, value: &Value) {
     }
 }
 
-/// A Deployment's or ReplicaSet's spec; `old` the stored object on an update.
+/// A Deployment's, ReplicaSet's, StatefulSet's or DaemonSet's spec; `old` the stored object
+/// on an update.
 pub(crate) fn workload(errors: &mut FieldErrors, kind: &str, object: &Value, old: Option<&Value>) {
     let spec = &object["spec"];
     non_negative(errors, "spec.replicas", &spec["replicas"]);
@@ -167,6 +168,28 @@ fn int_or_percent(errors: &mut FieldErrors, field: &str, value: &Value) -> Optio
             }
         },
         _ => None,
+    }
+}
+
+/// A Job's pod template (`at` is where it is: `spec.template`, or a CronJob's
+/// `spec.jobTemplate.spec.template`): a valid pod spec that restarts `OnFailure` or `Never`.
+pub(crate) fn job_template(errors: &mut FieldErrors, at: &str, template: &Value) {
+    if template.is_null() {
+        errors.required(at);
+        return;
+    }
+    meta::labels(
+        errors,
+        &format!("{at}.metadata.labels"),
+        &template["metadata"]["labels"],
+    );
+    let spec = &template["spec"];
+    pod_spec_rules(errors, &format!("{at}.spec"), spec);
+    let field = format!("{at}.spec.restartPolicy");
+    match spec["restartPolicy"].as_str() {
+        Some("OnFailure" | "Never") => {}
+        None => errors.required_because(&field, "valid values: \"OnFailure\", \"Never\""),
+        Some(_) => errors.not_supported(&field, &spec["restartPolicy"], &["OnFailure", "Never"]),
     }
 }
 

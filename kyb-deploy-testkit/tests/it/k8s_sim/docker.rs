@@ -229,6 +229,9 @@ async fn pods_are_containers_behind_the_service_url_and_an_unready_image_stalls_
     assert_eq!(format!("http://{}", published.ok()), url);
     let client = reqwest::Client::new();
     assert_eq!(versions(&client, &url, 4).await, ["v1"; 4]);
+    // `kubectl logs` shows what the real container wrote.
+    let logs = cluster.kubectl(&["logs", "deployment/web"]).await;
+    assert!(logs.ok().contains("listening on"), "{logs:#?}");
 
     // An image update rolls out, and the URL then answers from the new pods only.
     let new_image = format!("api={v2}");
