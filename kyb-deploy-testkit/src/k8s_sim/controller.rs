@@ -23,6 +23,7 @@
 //! - Upstream's controllers write the status several times per sync (often failing with a
 //!   conflict and retrying); here each sync writes each object at most once or twice.
 
+mod autoscaler;
 mod ctx;
 pub(crate) mod defaults;
 mod deployment;
@@ -63,6 +64,7 @@ const EVENT_SWEEP: Duration = Duration::from_secs(60);
 #[derive(Debug, Default)]
 pub(crate) struct Controllers {
     kubelet: pods::Kubelet,
+    autoscalers: autoscaler::Autoscalers,
     next_event_sweep: Option<SystemTime>,
 }
 
@@ -85,6 +87,7 @@ impl Controllers {
             changed: false,
         };
         self.kubelet.sync(&mut ctx);
+        self.autoscalers.sync_all(&mut ctx);
         replicaset::sync_all(&mut ctx);
         deployment::sync_all(&mut ctx);
         replicaset::collect_garbage(&mut ctx);

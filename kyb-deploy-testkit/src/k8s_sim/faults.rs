@@ -20,8 +20,9 @@ use crate::sim_runtime::glob_matches;
 ///     Fault::latency("GET", Duration::from_millis(50)),
 ///     Fault::watch_disconnect_after(Duration::from_secs(5)),
 ///     Fault::forbidden("list", "secrets", "*"),
+///     Fault::cpu_load("*", 300),
 /// ];
-/// assert_eq!(faults.len(), 9);
+/// assert_eq!(faults.len(), 10);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -43,6 +44,15 @@ pub enum Fault {
     NeverReady {
         /// Image pattern.
         image: String,
+    },
+    /// Pods of matching images share this CPU load, in percent of one pod's request: each
+    /// reports `percent / replicas` to the HorizontalPodAutoscaler controller (standing in
+    /// for the metrics server), so more replicas bring the figure down as real load would.
+    CpuLoad {
+        /// Image pattern.
+        image: String,
+        /// The load, in percent of one pod's CPU request (`300`: three pods' worth).
+        percent: u32,
     },
     /// Containers of matching images take this much longer (simulated time) to start.
     SlowStart {
@@ -114,6 +124,14 @@ impl Fault {
         }
     }
 
+    /// Pods of images matching `image` share a CPU load of `percent` of one pod's request.
+    pub fn cpu_load(image: impl Into<String>, percent: u32) -> Self {
+        Self::CpuLoad {
+            image: image.into(),
+            percent,
+        }
+    }
+
     /// Containers of images matching `image` start `extra` later.
     pub fn slow_start(image: impl Into<String>, extra: Duration) -> Self {
         Self::SlowStart {
@@ -170,7 +188,8 @@ impl Fault {
             Self::ImagePullBackOff { image: p }
             | Self::CrashLoop { image: p, .. }
             | Self::NeverReady { image: p }
-            | Self::SlowStart { image: p, .. } => glob_matches(p, image),
+            | Self::SlowStart { image: p, .. }
+            | Self::CpuLoad { image: p, .. } => glob_matches(p, image),
             _ => false,
         }
     }

@@ -29,6 +29,8 @@ pub(super) enum Source {
     Scheduler,
     /// The kubelet of [`NODE`].
     Kubelet,
+    /// The HorizontalPodAutoscaler controller.
+    Autoscaler,
 }
 
 impl Source {
@@ -38,6 +40,7 @@ impl Source {
             Self::ReplicaSet => "replicaset-controller",
             Self::Scheduler => "default-scheduler",
             Self::Kubelet => "kubelet",
+            Self::Autoscaler => "horizontal-pod-autoscaler",
         }
     }
 

@@ -1,6 +1,7 @@
 //! Scenario tests of the controllers: a store, a manual clock and direct passes of
 //! [`Controllers::reconcile`], no HTTP.
 
+mod autoscaling;
 mod failures;
 mod rollouts;
 mod scaling;

@@ -151,3 +151,119 @@ async fn release_kinds_are_served_validated_and_listed_by_category() {
     assert!(listed.contains("deployment.apps/web"), "{listed}");
     assert!(!listed.contains("poddisruptionbudget"), "{listed}");
 }
+
+/// An autoscaler keeps its target within bounds and scales it on the reported load; a
+/// re-apply that leaves `replicas` out (as a deployment tool does for an autoscaled
+/// Deployment) keeps the autoscaler's count.
+#[tokio::test]
+async fn an_autoscaler_scales_its_target_and_a_reapply_without_replicas_keeps_the_count() {
+    let c = Cluster::default().await;
+    let deployment = |replicas: Option<i64>| {
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                    {"name": "web", "image": "registry.test/web:v1", "resources": {"requests": {"cpu": "100m"}}}]}}}});
+        if let Some(n) = replicas {
+            d["spec"]["replicas"] = json!(n);
+        }
+        d.to_string()
+    };
+    let file = c.file("d.json", &deployment(Some(1)));
+    c.kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()])
+        .await
+        .ok();
+    let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 2, "maxReplicas": 5,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}});
+    let file = c.file("hpa.json", &hpa.to_string());
+    c.kubectl(&["apply", "-f", file.to_str().unwrap()])
+        .await
+        .ok();
+    let replicas = || async {
+        let d = c
+            .kubectl(&["get", "deployment", "web", "-o", "json"])
+            .await
+            .json();
+        d["spec"]["replicas"].as_i64().unwrap_or_default()
+    };
+    let mut seen = 0;
+    for _ in 0..100 {
+        seen = replicas().await;
+        if seen == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 2, "raised to minReplicas");
+
+    // Two pods' worth of load: 100 % each on two replicas, the 50 % target on four.
+    c.running
+        .handle()
+        .add_fault(Fault::cpu_load("registry.test/web:*", 200));
+    for _ in 0..100 {
+        seen = replicas().await;
+        if seen == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 4, "scaled on the load");
+    let rescales = || async {
+        let events = c
+            .kubectl(&[
+                "get",
+                "events",
+                "--field-selector",
+                "reason=SuccessfulRescale",
+                "-o",
+                "json",
+            ])
+            .await
+            .json();
+        events["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|e| e["count"].as_i64().unwrap_or(1))
+                    .sum::<i64>()
+            })
+            .unwrap_or_default()
+    };
+    let before = rescales().await;
+    assert!(before >= 2, "{before}");
+    let owned = c
+        .kubectl(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ])
+        .await
+        .json();
+    let managers: Vec<&serde_json::Value> = owned["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert!(
+        managers
+            .iter()
+            .any(|m| m["manager"] == "kube-controller-manager" && m["subresource"] == "scale"),
+        "{managers:?}"
+    );
+
+    // The tool re-applies without replicas: the field is the autoscaler's now, so it stays,
+    // and the autoscaler never had to scale again.
+    let file = c.file("d2.json", &deployment(None));
+    c.kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()])
+        .await
+        .ok();
+    assert_eq!(replicas().await, 4);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(replicas().await, 4);
+    assert_eq!(rescales().await, before);
+}
