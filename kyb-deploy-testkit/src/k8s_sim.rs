@@ -53,6 +53,7 @@ mod route;
 mod selector;
 mod simulator;
 mod store;
+mod table;
 mod tls;
 mod validation;
 

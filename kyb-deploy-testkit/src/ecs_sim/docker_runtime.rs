@@ -144,10 +144,8 @@ impl DockerRuntime {
         } else {
             None
         };
-        if !task.desired_running
-            && let Some(agent) = inner.agents.remove(&task.id)
-        {
-            agent.stop();
+        if !task.desired_running {
+            inner.retire(&task.id);
         }
         (failed, observed.started)
     }

@@ -21,6 +21,7 @@ use super::error::ApiError;
 use super::resources::ResourceType;
 use super::route::{self, Route, Target};
 use super::selector::{FieldSelector, LabelSelector};
+use super::table;
 
 /// The query parameters of a request.
 pub(crate) type Query = HashMap<String, String>;
@@ -114,14 +115,14 @@ pub(crate) async fn handle(
                 };
             }
             let result = match (&method, &target.name) {
-                (&Method::GET, Some(_)) => get(&cluster, &target),
+                (&Method::GET, Some(_)) => get(&cluster, &target, &query, &headers),
                 (&Method::GET, None) if is_true(query.get("watch")) => {
                     return match watch::stream(&cluster, &target, &query) {
                         Ok(body) => streaming(body),
                         Err(e) => error(&e),
                     };
                 }
-                (&Method::GET, None) => list(&cluster, &target, &query),
+                (&Method::GET, None) => list(&cluster, &target, &query, &headers),
                 (&Method::POST, None) => writes::create(&cluster, &target, &query, &headers, &body),
                 (&Method::PUT, Some(_)) => {
                     writes::replace(&cluster, &target, &query, &headers, &body)
@@ -146,12 +147,27 @@ pub(crate) async fn handle(
     }
 }
 
-/// GET of an object or its subresource.
-fn get(cluster: &Cluster, t: &Target) -> Result<(u16, Value), ApiError> {
+/// GET of an object or its subresource; a Table when the client asks for one.
+fn get(
+    cluster: &Cluster,
+    t: &Target,
+    query: &Query,
+    headers: &HeaderMap,
+) -> Result<(u16, Value), ApiError> {
     let state = cluster.lock();
     let name = t.name.as_deref().unwrap_or_default();
     let object = state.store.get(t.resource, namespace(t), name)?;
+    drop(state);
     match t.subresource.as_deref() {
+        None if table::wanted(accept(headers)) => {
+            let metadata = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+            let include = query.get("includeObject").map(String::as_str);
+            let now = cluster.clock.now();
+            Ok((
+                200,
+                table::of(t.resource, &[object], &metadata, now, include),
+            ))
+        }
         None => Ok((200, object)),
         Some("status") if t.resource.status => Ok((200, object)),
         Some("scale") if t.resource.scale => Ok((200, scale::of(&object)?)),
@@ -159,8 +175,14 @@ fn get(cluster: &Cluster, t: &Target) -> Result<(u16, Value), ApiError> {
     }
 }
 
-/// GET of a collection, a page at a time with `limit` and `continue`.
-fn list(cluster: &Cluster, t: &Target, query: &Query) -> Result<(u16, Value), ApiError> {
+/// GET of a collection, a page at a time with `limit` and `continue`; a Table when the
+/// client asks for one.
+fn list(
+    cluster: &Cluster,
+    t: &Target,
+    query: &Query,
+    headers: &HeaderMap,
+) -> Result<(u16, Value), ApiError> {
     let (labels, fields) = selectors(query)?;
     let limit = match query.get("limit").map(String::as_str) {
         None | Some("") => None,
@@ -197,6 +219,12 @@ fn list(cluster: &Cluster, t: &Target, query: &Query) -> Result<(u16, Value), Ap
         let last = items.last().map(item_key).unwrap_or_default();
         document["metadata"]["continue"] = json!(continue_token(&last));
         document["metadata"]["remainingItemCount"] = json!(rest);
+    }
+    if table::wanted(accept(headers)) {
+        let include = query.get("includeObject").map(String::as_str);
+        let now = cluster.clock.now();
+        let metadata = document["metadata"].clone();
+        return Ok((200, table::of(t.resource, &items, &metadata, now, include)));
     }
     document["items"] = Value::Array(items.into_iter().map(without_type).collect());
     Ok((200, document))
@@ -315,6 +343,11 @@ fn respond(code: u16, value: &Value) -> Response {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// The request's `Accept` header.
+fn accept(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())
 }
 
 fn plain(code: u16, text: String) -> Response {

@@ -136,13 +136,15 @@ impl DockerPods {
     /// Stops the agents of pods not in `alive` (deleted pods); they remove their containers.
     pub(crate) fn release_all_but(&self, alive: &HashSet<String>) {
         let mut inner = self.inner();
-        inner.agents.retain(|pod_uid, agent| {
-            let keep = alive.contains(pod_uid);
-            if !keep {
-                agent.stop();
-            }
-            keep
-        });
+        let gone: Vec<String> = inner
+            .agents
+            .keys()
+            .filter(|pod_uid| !alive.contains(*pod_uid))
+            .cloned()
+            .collect();
+        for pod_uid in gone {
+            inner.retire(&pod_uid);
+        }
     }
 
     /// What the pod's container wrote (`docker logs`).

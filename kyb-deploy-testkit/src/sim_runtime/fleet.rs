@@ -34,8 +34,22 @@ pub(crate) struct Fleet<A, K> {
 pub(crate) struct Members<A, K> {
     pub(crate) agents: HashMap<String, Agent<A>>,
     pub(crate) proxies: HashMap<K, Proxy>,
+    /// Agents stopped before shutdown that may still be removing their containers (a
+    /// `docker run` is let finish first): shutdown waits for them too.
+    retired: Vec<JoinHandle<()>>,
     /// Shut down: nothing more is launched or proxied.
     pub(crate) closed: bool,
+}
+
+impl<A, K> Members<A, K> {
+    /// Stops the agent of `key`, which removes its container; shutdown still waits for it.
+    pub(crate) fn retire(&mut self, key: &str) {
+        if let Some(agent) = self.agents.remove(key) {
+            agent.stop();
+            self.retired.retain(|task| !task.is_finished());
+            self.retired.push(agent.task);
+        }
+    }
 }
 
 /// One agent: the task that drives a container, and how to stop it.
@@ -70,6 +84,7 @@ impl<A, K> Fleet<A, K> {
             members: Mutex::new(Members {
                 agents: HashMap::new(),
                 proxies: HashMap::new(),
+                retired: Vec::new(),
                 closed: false,
             }),
         }
@@ -111,14 +126,16 @@ impl<A, K> Fleet<A, K> {
         members.closed = true;
         // A proxy stops when it is dropped.
         members.proxies.clear();
-        members
+        let mut tasks: Vec<JoinHandle<()>> = members
             .agents
             .drain()
             .map(|(_, agent)| {
                 agent.stop();
                 agent.task
             })
-            .collect()
+            .collect();
+        tasks.append(&mut members.retired);
+        tasks
     }
 
     /// Removes every container of this simulator and stops its proxies.

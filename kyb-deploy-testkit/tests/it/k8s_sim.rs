@@ -5,6 +5,7 @@ mod basics;
 mod binary;
 mod docker;
 mod kube_client;
+mod printing;
 mod rollouts;
 mod validation;
 
