@@ -86,6 +86,12 @@ pub(crate) struct Cluster {
     pub(crate) name: String,
     pub(crate) arn: String,
     pub(crate) tags: Vec<Tag>,
+    /// `settings` as created (`containerInsights`).
+    pub(crate) settings: Value,
+    /// The capacity providers associated with the cluster (`FARGATE`, `FARGATE_SPOT`).
+    pub(crate) capacity_providers: Vec<String>,
+    /// `defaultCapacityProviderStrategy` as created.
+    pub(crate) default_strategy: Value,
     pub(crate) services: BTreeMap<String, Service>,
     /// Every task ever started, in start order; stopped ones stay listed like in ECS.
     pub(crate) tasks: Vec<Task>,
@@ -152,6 +158,16 @@ pub(crate) struct Service {
     pub(crate) platform_version: Option<String>,
     pub(crate) network_configuration: Option<Value>,
     pub(crate) health_check_grace_period: Option<u32>,
+    /// `loadBalancers`, as given (an array).
+    pub(crate) load_balancers: Value,
+    /// `capacityProviderStrategy`; a service with one has no `launchType`.
+    pub(crate) capacity_provider_strategy: Option<Value>,
+    /// `deploymentController.type`: `ECS`, `CODE_DEPLOY` or `EXTERNAL`.
+    pub(crate) deployment_controller: String,
+    pub(crate) enable_execute_command: bool,
+    /// `propagateTags`: `NONE`, `SERVICE` or `TASK_DEFINITION`.
+    pub(crate) propagate_tags: String,
+    pub(crate) enable_ecs_managed_tags: bool,
     pub(crate) config: DeploymentConfig,
     /// The PRIMARY deployment first, then the ACTIVE ones, newest first.
     pub(crate) deployments: Vec<Deployment>,

@@ -25,9 +25,9 @@ pub(crate) fn cluster(cluster: &Cluster, with_tags: bool) -> Value {
         "activeServicesCount": cluster.services.len(),
         "statistics": [],
         "tags": [],
-        "settings": [{"name": "containerInsights", "value": "disabled"}],
-        "capacityProviders": [],
-        "defaultCapacityProviderStrategy": [],
+        "settings": cluster.settings,
+        "capacityProviders": cluster.capacity_providers,
+        "defaultCapacityProviderStrategy": cluster.default_strategy,
     });
     if with_tags {
         value["tags"] = tags(&cluster.tags);
@@ -76,7 +76,7 @@ pub(crate) fn service(service: &Service, tasks: &[Task], with_tags: bool) -> Val
         "serviceArn": service.arn,
         "serviceName": service.name,
         "clusterArn": service.cluster_arn,
-        "loadBalancers": [],
+        "loadBalancers": service.load_balancers,
         "serviceRegistries": [],
         "status": "ACTIVE",
         "desiredCount": service.desired_count,
@@ -99,13 +99,18 @@ pub(crate) fn service(service: &Service, tasks: &[Task], with_tags: bool) -> Val
         "placementConstraints": [],
         "placementStrategy": [],
         "schedulingStrategy": "REPLICA",
-        "deploymentController": {"type": "ECS"},
+        "deploymentController": {"type": service.deployment_controller},
         "createdBy": format!("arn:aws:iam::{ACCOUNT}:root"),
-        "enableECSManagedTags": false,
-        "propagateTags": "NONE",
-        "enableExecuteCommand": false,
+        "enableECSManagedTags": service.enable_ecs_managed_tags,
+        "propagateTags": service.propagate_tags,
+        "enableExecuteCommand": service.enable_execute_command,
     });
     let fields = value.as_object_mut().expect("a service is an object");
+    if let Some(strategy) = &service.capacity_provider_strategy {
+        // A service placed by a capacity provider strategy has no launch type.
+        fields.remove("launchType");
+        fields.insert("capacityProviderStrategy".into(), strategy.clone());
+    }
     insert_platform(fields, service);
     if let Some(network) = &service.network_configuration {
         fields.insert("networkConfiguration".into(), network.clone());

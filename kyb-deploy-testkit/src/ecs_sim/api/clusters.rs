@@ -20,6 +20,21 @@ pub(super) fn create(call: &mut Call<'_>) -> Result<Value, ApiError> {
         ));
     }
     let tags = call.tags()?;
+    let settings = cluster_settings(call)?;
+    let capacity_providers = call.str_list("capacityProviders")?;
+    for provider in &capacity_providers {
+        if !["FARGATE", "FARGATE_SPOT"].contains(&provider.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "The specified capacity provider '{provider}' is not in an ACTIVE state. Specify a valid capacity provider and try again."
+            )));
+        }
+    }
+    let default_strategy = call
+        .body
+        .get("defaultCapacityProviderStrategy")
+        .filter(|v| v.is_array())
+        .cloned()
+        .unwrap_or_else(|| json!([]));
     let arn = call.region.arn(&format!("cluster/{name}"));
     // CreateCluster is idempotent: an existing cluster is returned as it is.
     let cluster = call
@@ -30,6 +45,9 @@ pub(super) fn create(call: &mut Call<'_>) -> Result<Value, ApiError> {
             name,
             arn,
             tags,
+            settings,
+            capacity_providers,
+            default_strategy,
             services: Default::default(),
             tasks: Vec::new(),
         });
@@ -146,4 +164,28 @@ fn tags_of<'a>(region: &'a mut Region, arn: &str) -> Result<&'a mut Vec<Tag>, Ap
         }
         _ => Err(invalid()),
     }
+}
+
+/// CreateCluster's `settings`: `containerInsights` is `enabled`, `disabled` or `enhanced`
+/// (default `disabled`, as ECS reports it).
+fn cluster_settings(call: &Call<'_>) -> Result<Value, ApiError> {
+    let given = call.body.get("settings").and_then(Value::as_array);
+    let mut value = "disabled".to_owned();
+    for setting in given.into_iter().flatten() {
+        if setting["name"] != "containerInsights" {
+            return Err(ApiError::invalid(format!(
+                "{} is not a valid cluster setting name.",
+                setting["name"]
+            )));
+        }
+        match setting["value"].as_str() {
+            Some(v @ ("enabled" | "disabled" | "enhanced")) => value = v.to_owned(),
+            _ => {
+                return Err(ApiError::invalid(
+                    "containerInsights setting value must be one of enabled, disabled, enhanced.",
+                ));
+            }
+        }
+    }
+    Ok(json!([{"name": "containerInsights", "value": value}]))
 }

@@ -20,12 +20,43 @@ pub(super) fn create(call: &mut Call<'_>) -> Result<Value, ApiError> {
         ));
     }
     let desired = desired_count(call)?.unwrap_or(1);
-    let launch_type = call.str("launchType")?.unwrap_or("EC2").to_owned();
+    let given_launch_type = call.str("launchType")?.map(str::to_owned);
+    let mut strategy = capacity_provider_strategy(call)?;
+    if given_launch_type.is_some() && strategy.is_some() {
+        return Err(ApiError::invalid(
+            "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.",
+        ));
+    }
+    if given_launch_type.is_none() && strategy.is_none() {
+        // Without either, the cluster's default strategy places the service.
+        let default = call.cluster()?.default_strategy.clone();
+        strategy = default
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+            .then_some(default);
+    }
+    // Fargate capacity providers run Fargate tasks: the same checks apply.
+    let launch_type = match (&given_launch_type, &strategy) {
+        (Some(given), _) => given.clone(),
+        (None, Some(_)) => "FARGATE".to_owned(),
+        (None, None) => "EC2".to_owned(),
+    };
     if !["EC2", "FARGATE", "EXTERNAL"].contains(&launch_type.as_str()) {
         return Err(ApiError::invalid(format!(
             "Invalid launchType: {launch_type}"
         )));
     }
+    let options = ServiceOptions::of(call, None)?;
+    let platform_version = match (call.str("platformVersion")?, launch_type.as_str()) {
+        (Some(_), "EC2" | "EXTERNAL") => {
+            return Err(ApiError::invalid(
+                "The platform version must be null when specifying an EC2 launch type.",
+            ));
+        }
+        (Some(version), _) => Some(version.to_owned()),
+        (None, "FARGATE") => Some("LATEST".to_owned()),
+        (None, _) => None,
+    };
     let config = deployment_config(call, DeploymentConfig::default())?;
     let grace = grace_period(call)?;
     let tags = call.tags()?;
@@ -58,6 +89,7 @@ pub(super) fn create(call: &mut Call<'_>) -> Result<Value, ApiError> {
             "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
         ));
     }
+    let load_balancers = load_balancers(call, &arn)?.unwrap_or_else(|| json!([]));
     let now = call.now;
     let deployment = new_deployment(call, &arn);
     let region_arn = call
@@ -74,10 +106,16 @@ pub(super) fn create(call: &mut Call<'_>) -> Result<Value, ApiError> {
         created_at: now,
         desired_count: desired,
         task_definition: arn,
-        platform_version: (launch_type == "FARGATE").then(|| "LATEST".to_owned()),
+        platform_version,
         launch_type,
         network_configuration: network,
         health_check_grace_period: grace,
+        load_balancers,
+        capacity_provider_strategy: strategy,
+        deployment_controller: options.deployment_controller,
+        enable_execute_command: options.enable_execute_command,
+        propagate_tags: options.propagate_tags,
+        enable_ecs_managed_tags: options.enable_ecs_managed_tags,
         config,
         deployments: vec![deployment],
         events: Vec::new(),
@@ -104,7 +142,7 @@ pub(super) fn update(call: &mut Call<'_>) -> Result<Value, ApiError> {
         Some(reference) => Some(task_definition(call, reference)?),
         None => None,
     };
-    let (current, current_definition) = {
+    let (current, current_definition, current_options) = {
         let cluster = call.cluster()?;
         let service = cluster
             .services
@@ -113,8 +151,27 @@ pub(super) fn update(call: &mut Call<'_>) -> Result<Value, ApiError> {
         (
             service.config,
             service.deployments[0].task_definition.clone(),
+            ServiceOptions::from(service),
         )
     };
+    let controller = current_options.deployment_controller.clone();
+    if new_definition.is_some() && controller != "ECS" {
+        return Err(ApiError::invalid(format!(
+            "Unable to update task definition on services with a {controller} deployment controller.{}",
+            if controller == "CODE_DEPLOY" {
+                " Use AWS CodeDeploy to trigger a new deployment."
+            } else {
+                ""
+            }
+        )));
+    }
+    let options = ServiceOptions::of(call, Some(current_options))?;
+    let strategy = capacity_provider_strategy(call)?;
+    let load_balancers = load_balancers(
+        call,
+        new_definition.as_deref().unwrap_or(&current_definition),
+    )?;
+    let platform_version = call.str("platformVersion")?.map(str::to_owned);
     let config = deployment_config(call, current)?;
     let changes_definition = new_definition
         .as_ref()
@@ -143,6 +200,18 @@ pub(super) fn update(call: &mut Call<'_>) -> Result<Value, ApiError> {
     if network.is_some() {
         service.network_configuration = network;
     }
+    if let Some(load_balancers) = load_balancers {
+        service.load_balancers = load_balancers;
+    }
+    if strategy.is_some() {
+        service.capacity_provider_strategy = strategy;
+    }
+    if platform_version.is_some() && service.launch_type == "FARGATE" {
+        service.platform_version = platform_version;
+    }
+    service.enable_execute_command = options.enable_execute_command;
+    service.propagate_tags = options.propagate_tags;
+    service.enable_ecs_managed_tags = options.enable_ecs_managed_tags;
     if let Some(deployment) = deployment {
         service.task_definition = deployment.task_definition.clone();
         service.deployments.insert(0, deployment);
@@ -307,4 +376,137 @@ fn pending_deployment(task_definition: &str, now: f64) -> Deployment {
         rollout_state_reason: String::new(),
         is_rollback: false,
     }
+}
+
+/// The settings of a service that only need storing and returning as ECS does.
+struct ServiceOptions {
+    deployment_controller: String,
+    enable_execute_command: bool,
+    propagate_tags: String,
+    enable_ecs_managed_tags: bool,
+}
+
+impl From<&Service> for ServiceOptions {
+    fn from(service: &Service) -> Self {
+        Self {
+            deployment_controller: service.deployment_controller.clone(),
+            enable_execute_command: service.enable_execute_command,
+            propagate_tags: service.propagate_tags.clone(),
+            enable_ecs_managed_tags: service.enable_ecs_managed_tags,
+        }
+    }
+}
+
+impl ServiceOptions {
+    /// The request's options over `current` (an update) or ECS's defaults (a create).
+    fn of(call: &Call<'_>, current: Option<Self>) -> Result<Self, ApiError> {
+        let current = current.unwrap_or(Self {
+            deployment_controller: "ECS".to_owned(),
+            enable_execute_command: false,
+            propagate_tags: "NONE".to_owned(),
+            enable_ecs_managed_tags: false,
+        });
+        let deployment_controller = match call.body["deploymentController"]["type"].as_str() {
+            None => current.deployment_controller,
+            Some(kind @ ("ECS" | "CODE_DEPLOY" | "EXTERNAL")) => kind.to_owned(),
+            Some(other) => {
+                return Err(ApiError::invalid(format!(
+                    "Invalid deploymentController type: {other}"
+                )));
+            }
+        };
+        let propagate_tags = match call.str("propagateTags")? {
+            None => current.propagate_tags,
+            Some(value @ ("NONE" | "SERVICE" | "TASK_DEFINITION")) => value.to_owned(),
+            Some(other) => {
+                return Err(ApiError::invalid(format!(
+                    "Invalid propagateTags value: {other}"
+                )));
+            }
+        };
+        Ok(Self {
+            deployment_controller,
+            enable_execute_command: call
+                .bool("enableExecuteCommand")?
+                .unwrap_or(current.enable_execute_command),
+            propagate_tags,
+            enable_ecs_managed_tags: call
+                .bool("enableECSManagedTags")?
+                .unwrap_or(current.enable_ecs_managed_tags),
+        })
+    }
+}
+
+/// `capacityProviderStrategy`, checked against the cluster's capacity providers.
+fn capacity_provider_strategy(call: &mut Call<'_>) -> Result<Option<Value>, ApiError> {
+    let Some(items) = call
+        .body
+        .get("capacityProviderStrategy")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let providers = call.cluster()?.capacity_providers.clone();
+    for item in &items {
+        let provider = item["capacityProvider"].as_str().unwrap_or_default();
+        if !providers.iter().any(|p| p == provider) {
+            return Err(ApiError::invalid(
+                "The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster. Associate the capacity provider with the cluster or specify a valid capacity provider and try again.",
+            ));
+        }
+        if item["weight"]
+            .as_i64()
+            .is_some_and(|w| !(0..=1000).contains(&w))
+            || item["base"]
+                .as_i64()
+                .is_some_and(|b| !(0..=100_000).contains(&b))
+        {
+            return Err(ApiError::invalid(
+                "The capacity provider strategy weight must be between 0 and 1000 and its base between 0 and 100000.",
+            ));
+        }
+    }
+    Ok(Some(Value::Array(items)))
+}
+
+/// `loadBalancers`, each naming a container and port of the task definition `arn`.
+fn load_balancers(call: &Call<'_>, arn: &str) -> Result<Option<Value>, ApiError> {
+    let Some(items) = call.body.get("loadBalancers").and_then(Value::as_array) else {
+        return Ok(None);
+    };
+    let definition = call
+        .region
+        .task_definition(arn)
+        .ok_or_else(|| ApiError::client("TaskDefinition not found."))?;
+    let containers = definition.body["containerDefinitions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for item in items {
+        if item["targetGroupArn"].is_null() && item["loadBalancerName"].is_null() {
+            return Err(ApiError::invalid(
+                "Either a target group ARN or a load balancer name must be specified.",
+            ));
+        }
+        let name = item["containerName"].as_str().unwrap_or_default();
+        let Some(container) = containers.iter().find(|c| c["name"] == name) else {
+            return Err(ApiError::invalid(format!(
+                "The container {name} does not exist in the task definition."
+            )));
+        };
+        let port = item["containerPort"].as_i64().unwrap_or_default();
+        let declared = container["portMappings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["containerPort"].as_i64() == Some(port));
+        if !declared {
+            return Err(ApiError::invalid(format!(
+                "The container {name} did not have a container port {port} defined."
+            )));
+        }
+    }
+    Ok(Some(Value::Array(items.clone())))
 }

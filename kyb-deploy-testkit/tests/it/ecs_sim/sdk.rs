@@ -683,3 +683,171 @@ async fn errors_come_back_as_the_sdks_modeled_errors() {
     let listed = ecs.list_task_definitions().send().await.unwrap();
     assert!(listed.task_definition_arns().is_empty());
 }
+
+/// What CreateService and UpdateService accept comes back as ECS returns it, through the
+/// SDK's typed shapes: load balancers, a capacity provider strategy (and no launch type
+/// then), the deployment controller, platform version, execute command, tag propagation,
+/// managed tags, and the cluster's Container Insights setting; what ECS refuses is refused.
+#[tokio::test]
+async fn service_and_cluster_settings_are_kept_as_given() {
+    use aws_sdk_ecs::types::{
+        CapacityProviderStrategyItem, ClusterSetting, ClusterSettingName, DeploymentController,
+        DeploymentControllerType, LoadBalancer, PropagateTags,
+    };
+    let sim = serve(EcsSimulator::builder().time_scale(30.0)).await;
+    let ecs = client(&sim, RetryConfig::disabled());
+    let cluster = ecs
+        .create_cluster()
+        .cluster_name("c")
+        .settings(
+            ClusterSetting::builder()
+                .name(ClusterSettingName::ContainerInsights)
+                .value("enabled")
+                .build(),
+        )
+        .capacity_providers("FARGATE")
+        .capacity_providers("FARGATE_SPOT")
+        .send()
+        .await
+        .unwrap();
+    let cluster = cluster.cluster().unwrap();
+    assert_eq!(cluster.settings()[0].value(), Some("enabled"));
+    assert_eq!(cluster.capacity_providers(), ["FARGATE", "FARGATE_SPOT"]);
+    register(&ecs, "registry.test/web:v1").await;
+    let target_group =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef";
+    let balancer = |container: &str, port: i32| {
+        LoadBalancer::builder()
+            .target_group_arn(target_group)
+            .container_name(container)
+            .container_port(port)
+            .build()
+    };
+    let spot = CapacityProviderStrategyItem::builder()
+        .capacity_provider("FARGATE_SPOT")
+        .weight(1)
+        .build()
+        .unwrap();
+    let created = ecs
+        .create_service()
+        .cluster("c")
+        .service_name("api")
+        .task_definition("web:1")
+        .desired_count(1)
+        .capacity_provider_strategy(spot.clone())
+        .network_configuration(network())
+        .load_balancers(balancer("web", 8080))
+        .platform_version("1.4.0")
+        .enable_execute_command(true)
+        .propagate_tags(PropagateTags::Service)
+        .enable_ecs_managed_tags(true)
+        .send()
+        .await
+        .unwrap();
+    let service = created.service().unwrap();
+    assert_eq!(
+        service.load_balancers()[0].target_group_arn(),
+        Some(target_group)
+    );
+    assert_eq!(
+        service.capacity_provider_strategy()[0].capacity_provider(),
+        "FARGATE_SPOT"
+    );
+    assert_eq!(
+        service.launch_type(),
+        None,
+        "a strategy replaces the launch type"
+    );
+    assert_eq!(service.platform_version(), Some("1.4.0"));
+    assert!(service.enable_execute_command());
+    assert_eq!(service.propagate_tags(), Some(&PropagateTags::Service));
+    assert!(service.enable_ecs_managed_tags());
+    assert_eq!(
+        service.deployment_controller().map(|c| c.r#type().clone()),
+        Some(DeploymentControllerType::Ecs)
+    );
+
+    // Refused as ECS refuses them.
+    let refusal = |e: aws_sdk_ecs::error::SdkError<_, _>| {
+        match e.into_service_error() {
+        e @ aws_sdk_ecs::operation::create_service::CreateServiceError::InvalidParameterException(_) => {
+            e.message().unwrap_or_default().to_owned()
+        }
+        other => panic!("{other:?}"),
+    }
+    };
+    let both = ecs
+        .create_service()
+        .cluster("c")
+        .service_name("both")
+        .task_definition("web:1")
+        .launch_type(LaunchType::Fargate)
+        .capacity_provider_strategy(spot)
+        .network_configuration(network())
+        .send()
+        .await
+        .unwrap_err();
+    assert!(refusal(both).contains("Specifying both a launch type and capacity provider strategy"));
+    let wrong_port = ecs
+        .create_service()
+        .cluster("c")
+        .service_name("port")
+        .task_definition("web:1")
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(network())
+        .load_balancers(balancer("web", 9090))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal(wrong_port),
+        "The container web did not have a container port 9090 defined."
+    );
+
+    // A service deployed by CodeDeploy takes no new task definition through UpdateService.
+    ecs.create_service()
+        .cluster("c")
+        .service_name("blue-green")
+        .task_definition("web:1")
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(network())
+        .load_balancers(balancer("web", 8080))
+        .deployment_controller(
+            DeploymentController::builder()
+                .r#type(DeploymentControllerType::CodeDeploy)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let update = ecs
+        .update_service()
+        .cluster("c")
+        .service("blue-green")
+        .task_definition("web:1")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        update
+            .as_service_error()
+            .and_then(|e| e.message())
+            .is_some_and(|m| m.contains("CODE_DEPLOY deployment controller")),
+        "{update:?}"
+    );
+    // Settings an update changes come back changed; the others stay.
+    let updated = ecs
+        .update_service()
+        .cluster("c")
+        .service("api")
+        .enable_execute_command(false)
+        .send()
+        .await
+        .unwrap();
+    let service = updated.service().unwrap();
+    assert!(!service.enable_execute_command());
+    assert_eq!(service.propagate_tags(), Some(&PropagateTags::Service));
+    assert_eq!(service.load_balancers().len(), 1);
+    sim.shutdown().await.unwrap();
+}
