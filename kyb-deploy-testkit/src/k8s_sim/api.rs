@@ -230,30 +230,33 @@ fn list(
     Ok((200, document))
 }
 
-/// Where an item stands in a list: its namespace and name.
-fn item_key(object: &Value) -> String {
+/// Where an item stands in a list: its namespace, then its name (the store's order).
+fn item_key(object: &Value) -> (String, String) {
     let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    format!(
-        "{}/{}",
+    (
         text(&object["metadata"]["namespace"]),
-        text(&object["metadata"]["name"])
+        text(&object["metadata"]["name"]),
     )
 }
 
-fn continue_token(key: &str) -> String {
+fn continue_token((namespace, name): &(String, String)) -> String {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .encode(json!({"v": "meta.k8s.io/v1", "start": key}).to_string())
+    let token = json!({"v": "meta.k8s.io/v1", "start": [namespace, name]});
+    base64::engine::general_purpose::STANDARD.encode(token.to_string())
 }
 
 /// The key a `continue` token resumes after; 400 for a token this server did not give.
-fn continue_key(token: &str) -> Result<String, ApiError> {
+fn continue_key(token: &str) -> Result<(String, String), ApiError> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD
         .decode(token)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .and_then(|v| v["start"].as_str().map(str::to_owned))
+        .and_then(|v| {
+            let start = v["start"].as_array()?;
+            let part = |i: usize| start.get(i)?.as_str().map(str::to_owned);
+            Some((part(0)?, part(1)?))
+        })
         .ok_or_else(|| ApiError::bad_request(format!("continue key is not valid: {token}")))
 }
 
@@ -391,6 +394,15 @@ fn streaming(body: Body) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn continue_tokens_resume_in_the_stores_order() {
+        let key = ("team".to_owned(), "web".to_owned());
+        assert_eq!(continue_key(&continue_token(&key)).unwrap(), key);
+        // Namespace first, as the store orders: `team/z` comes before `team-a/a`.
+        assert!(("team".to_owned(), "z".to_owned()) < ("team-a".to_owned(), "a".to_owned()));
+        assert!(continue_key("not a token").is_err());
+    }
 
     #[test]
     fn query_strings_are_decoded() {
