@@ -68,6 +68,14 @@ struct K8sArgs {
     /// Containers whose image matches PATTERN crash at once: CrashLoopBackOff. Repeatable.
     #[arg(long, value_name = "PATTERN")]
     crash_loop: Vec<String>,
+    /// The user may not VERB RESOURCE in NAMESPACE (each may be `*`; an empty namespace is
+    /// the cluster scope): 403, and `kubectl auth can-i` says no. Repeatable.
+    #[arg(long, value_name = "VERB:RESOURCE:NAMESPACE", value_parser = forbid_rule)]
+    forbid: Vec<(String, String, String)>,
+    /// Pods whose image matches PATTERN share a CPU load of PERCENT of one pod's request,
+    /// which autoscalers read. Repeatable.
+    #[arg(long, value_name = "PATTERN=PERCENT", value_parser = cpu_load_rule)]
+    cpu_load: Vec<(String, u32)>,
     /// Run the first container of every pod as a real container through the local Docker
     /// engine, and give every Service a local URL over its ready pods.
     #[arg(long)]
@@ -204,6 +212,12 @@ async fn k8s(args: K8sArgs) -> ExitCode {
     for pattern in args.crash_loop {
         builder = builder.fault(K8sFault::crash_loop(pattern, 1));
     }
+    for (verb, resource, namespace) in args.forbid {
+        builder = builder.fault(K8sFault::forbidden(verb, resource, namespace));
+    }
+    for (pattern, percent) in args.cpu_load {
+        builder = builder.fault(K8sFault::cpu_load(pattern, percent));
+    }
     if args.docker {
         builder = builder.docker_runtime(DockerPodsConfig::default());
     }
@@ -307,4 +321,30 @@ fn announce(address: SocketAddr) -> std::io::Result<()> {
 )]
 fn report(message: &str) {
     eprintln!("kyb-sim: {message}");
+}
+
+/// `--forbid VERB:RESOURCE:NAMESPACE`.
+fn forbid_rule(text: &str) -> Result<(String, String, String), String> {
+    match text.split(':').collect::<Vec<_>>().as_slice() {
+        [verb, resource, namespace] if !verb.is_empty() && !resource.is_empty() => Ok((
+            (*verb).to_owned(),
+            (*resource).to_owned(),
+            (*namespace).to_owned(),
+        )),
+        _ => Err(
+            "expected VERB:RESOURCE:NAMESPACE, like list:secrets:default (each may be *; an empty namespace is the cluster scope, like list:clusterroles:)"
+                .to_owned(),
+        ),
+    }
+}
+
+/// `--cpu-load PATTERN=PERCENT`.
+fn cpu_load_rule(text: &str) -> Result<(String, u32), String> {
+    let fix = "expected PATTERN=PERCENT, like 'registry.test/web:*=200' (two pods' worth of load)";
+    let (pattern, percent) = text.rsplit_once('=').ok_or_else(|| fix.to_owned())?;
+    let percent = percent.parse().map_err(|_| fix.to_owned())?;
+    if pattern.is_empty() {
+        return Err(fix.to_owned());
+    }
+    Ok((pattern.to_owned(), percent))
 }

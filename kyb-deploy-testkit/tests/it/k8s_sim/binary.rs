@@ -20,6 +20,10 @@ async fn kyb_sim_k8s_writes_a_kubeconfig_kubectl_uses_and_exits_0_on_sigterm() {
             "20",
             "--image-pull-backoff",
             "*:broken",
+            "--forbid",
+            "list:secrets:default",
+            "--cpu-load",
+            "reg.test/*=100",
             "--kubeconfig",
         ])
         .arg(&kubeconfig)
@@ -70,6 +74,15 @@ async fn kyb_sim_k8s_writes_a_kubeconfig_kubectl_uses_and_exits_0_on_sigterm() {
     .unwrap();
     let listed = String::from_utf8_lossy(&namespaces.stdout);
     assert!(listed.contains("namespace/default"), "{namespaces:?}");
+    let (k, h) = (kubeconfig.clone(), home.clone());
+    let secrets =
+        tokio::task::spawn_blocking(move || kubectl(&k, &h, &["get".into(), "secrets".into()]))
+            .await
+            .unwrap();
+    assert!(
+        String::from_utf8_lossy(&secrets.stderr).contains("secrets is forbidden"),
+        "{secrets:?}"
+    );
 
     let pod = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                   "spec": {"containers": [{"name": "app", "image": "reg.test/app:broken"}]}}"#;
@@ -134,4 +147,27 @@ fn nix_kill(child: &tokio::process::Child) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+#[test]
+fn malformed_fault_flags_are_refused_naming_the_form() {
+    for (flag, value, form) in [
+        ("--forbid", "list-secrets", "VERB:RESOURCE:NAMESPACE"),
+        ("--cpu-load", "reg.test/*", "PATTERN=PERCENT"),
+        ("--cpu-load", "reg.test/*=lots", "PATTERN=PERCENT"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_kyb-sim"))
+            .args([
+                "k8s",
+                "--kubeconfig",
+                "/nonexistent/kubeconfig",
+                flag,
+                value,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(form), "{flag} {value}: {stderr}");
+    }
 }
