@@ -18,6 +18,25 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    let output = succeeded(program, args).await?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// `docker logs` of the container `name`: what it wrote to stdout, then to stderr.
+pub(crate) async fn logs(program: &Path, name: &str) -> Result<String, String> {
+    let output = succeeded(program, ["logs", name]).await?;
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    Ok(text)
+}
+
+/// Runs `program` with `args` (the child is killed when the future is dropped); its output
+/// when it succeeded, else the engine's message.
+async fn succeeded<I, S>(program: &Path, args: I) -> Result<std::process::Output, String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let output = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -26,27 +45,10 @@ where
         .await
         .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
     if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        Ok(output)
     } else {
         Err(engine_message(&String::from_utf8_lossy(&output.stderr)))
     }
-}
-
-/// `docker logs` of the container `name`: what it wrote to stdout, then to stderr.
-pub(crate) async fn logs(program: &Path, name: &str) -> Result<String, String> {
-    let output = Command::new(program)
-        .args(["logs", name])
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
-    if !output.status.success() {
-        return Err(engine_message(&String::from_utf8_lossy(&output.stderr)));
-    }
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    Ok(text)
 }
 
 /// The engine's message without the CLI's prefix, on one line.

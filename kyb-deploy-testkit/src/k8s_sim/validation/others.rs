@@ -150,7 +150,6 @@ pub(crate) fn secret(errors: &mut FieldErrors, object: &Value, old: Option<&Valu
         Some("kubernetes.io/tls") => &["tls.crt", "tls.key"],
         Some("kubernetes.io/dockerconfigjson") => &[".dockerconfigjson"],
         Some("kubernetes.io/dockercfg") => &[".dockercfg"],
-        Some("kubernetes.io/basic-auth") => &[],
         _ => &[],
     };
     for key in required {

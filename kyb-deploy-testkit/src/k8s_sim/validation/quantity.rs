@@ -25,21 +25,21 @@ pub(crate) fn canonical(text: &str) -> Result<String, String> {
 
 /// A quantity's JSON value (a string or a number) in canonical form.
 pub(crate) fn canonical_value(value: &Value) -> Result<String, String> {
+    text_of(value).map_or_else(|| Err(QUANTITY_SYNTAX.to_owned()), |text| canonical(&text))
+}
+
+/// A quantity's JSON value (a string, or a number as YAML sends it) as text.
+fn text_of(value: &Value) -> Option<String> {
     match value {
-        Value::String(s) => canonical(s),
-        Value::Number(n) => canonical(&n.to_string()),
-        _ => Err(QUANTITY_SYNTAX.to_owned()),
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
 /// A quantity's amount in nano-units (for comparisons), when it is one.
 pub(crate) fn nano_of(value: &Value) -> Option<i128> {
-    let text = match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    parse(text.trim()).map(|(nano, _)| nano)
+    parse(text_of(value)?.trim()).map(|(nano, _)| nano)
 }
 
 /// The amount in nano-units (rounded up below one nano, as apimachinery does), and the
