@@ -55,6 +55,7 @@ mod simulator;
 mod store;
 mod table;
 mod tls;
+mod typed;
 mod validation;
 
 pub use self::docker::DockerPodsConfig;

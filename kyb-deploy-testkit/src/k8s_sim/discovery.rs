@@ -1,10 +1,13 @@
 //! Discovery as kubectl and kube-rs use it: `/version`, `/api`, `/apis`, the resource list
 //! of each group version, and the OpenAPI v3 documents kubectl reads to learn that the
-//! server validates fields itself (`fieldValidation`).
+//! server validates fields itself (`fieldValidation`) and to explain each kind's fields.
 
+use k8s_openapi::schemars::JsonSchema;
+use k8s_openapi::schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Value, json};
 
 use super::resources::{RESOURCES, ResourceType, categories, groups, verbs};
+use super::typed::{WithType, with_type};
 
 /// The Kubernetes version the simulator reports.
 pub(crate) const GIT_VERSION: &str = "v1.32.0";
@@ -162,13 +165,19 @@ pub(crate) fn openapi_root() -> Value {
 
 /// The OpenAPI v3 document of a group version: a PATCH operation per kind that takes the
 /// `fieldValidation` query parameter, which is what kubectl looks for before it leaves
-/// validation to the server. Schemas are not served.
+/// validation to the server, and the schema of each kind with every schema it refers to,
+/// marked with its group, version and kind as `kubectl explain` looks them up.
 pub(crate) fn openapi_group_version(group: &str, version: &str) -> Option<Value> {
     let mut paths = serde_json::Map::new();
+    let mut schemas = SchemaSettings::openapi3().into_generator();
+    let mut kinds = Vec::new();
     for r in RESOURCES
         .iter()
         .filter(|r| r.group == group && r.version == version)
     {
+        if let Some(name) = with_type(r.kind, Register(&mut schemas)) {
+            kinds.push((name, r));
+        }
         let collection = if r.namespaced {
             format!(
                 "{}/namespaces/{{namespace}}/{}",
@@ -214,12 +223,34 @@ pub(crate) fn openapi_group_version(group: &str, version: &str) -> Option<Value>
     if paths.is_empty() {
         return None;
     }
+    let mut definitions = schemas.take_definitions(true);
+    for (name, r) in kinds {
+        if let Some(Value::Object(schema)) = definitions.get_mut(&name) {
+            schema.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([{"group": r.group, "version": r.version, "kind": r.kind}]),
+            );
+        }
+    }
     Some(json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": GIT_VERSION},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": definitions},
     }))
+}
+
+/// Adds a type's schema, and those it refers to, to the generator's definitions; its name
+/// there (`io.k8s.api.apps.v1.Deployment`).
+struct Register<'a>(&'a mut SchemaGenerator);
+
+impl WithType for Register<'_> {
+    type Output = String;
+
+    fn with<T: JsonSchema>(self) -> String {
+        self.0.subschema_for::<T>();
+        T::schema_name().into_owned()
+    }
 }
 
 #[cfg(test)]
@@ -251,5 +282,29 @@ mod tests {
             "Deployment"
         );
         assert!(openapi_root()["paths"]["apis/apps/v1"].is_object());
+    }
+
+    #[test]
+    fn each_kind_has_its_schema_marked_with_its_group_version_kind() {
+        let doc = openapi_group_version("apps", "v1").unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let deployment = &schemas["io.k8s.api.apps.v1.Deployment"];
+        assert_eq!(
+            deployment["x-kubernetes-group-version-kind"],
+            json!([{"group": "apps", "version": "v1", "kind": "Deployment"}])
+        );
+        // Whatever a kind refers to is in the same document, as an OpenAPI 3 reference.
+        let spec = &deployment["properties"]["spec"]["allOf"][0]["$ref"];
+        assert_eq!(
+            spec,
+            "#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec"
+        );
+        assert!(schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"].is_object());
+        // Types that are not kinds carry no group-version-kind.
+        assert!(
+            schemas["io.k8s.api.core.v1.PodSpec"]
+                .get("x-kubernetes-group-version-kind")
+                .is_none()
+        );
     }
 }

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc::{self, UnboundedSender};
 
 pub(crate) use self::agent::{Command, Launch, Report};
-use self::agent::{Observed, Shared};
+use self::agent::{Observed, Shared, Termination};
 use self::probe::{Probe, container_port};
 use super::cluster::Cluster;
 use super::resources::kind;
@@ -62,6 +62,11 @@ impl Default for DockerPodsConfig {
         }
     }
 }
+
+/// The longest real time a deleted pod's container is given to end gracefully, so a
+/// fast clock's or a large `terminationGracePeriodSeconds` cannot keep containers around
+/// for long.
+const MAX_GRACE: Duration = Duration::from_secs(10);
 
 /// Names a Service: namespace, name.
 type ServiceKey = (String, String);
@@ -133,7 +138,9 @@ impl DockerPods {
         std::mem::take(&mut observed.reports)
     }
 
-    /// Stops the agents of pods not in `alive` (deleted pods); they remove their containers.
+    /// Lets go of the agents of pods not in `alive` (deleted pods): each terminates its
+    /// container as the kubelet would (`preStop` sleep, SIGTERM, SIGKILL after the grace
+    /// period), then removes it.
     pub(crate) fn release_all_but(&self, alive: &HashSet<String>) {
         let mut inner = self.inner();
         let gone: Vec<String> = inner
@@ -143,7 +150,8 @@ impl DockerPods {
             .cloned()
             .collect();
         for pod_uid in gone {
-            inner.retire(&pod_uid);
+            // Dropping the agent's command channel is what tells it to terminate.
+            drop(inner.release(&pod_uid));
         }
     }
 
@@ -219,9 +227,17 @@ impl DockerPods {
                 label("container", &container["name"]),
             ],
         };
+        let seconds = |v: &Value| Duration::from_secs(v.as_u64().unwrap_or(0));
+        let termination = Termination {
+            pre_stop_sleep: real(seconds(
+                &container["lifecycle"]["preStop"]["sleep"]["seconds"],
+            )),
+            grace: real(seconds(&pod["spec"]["terminationGracePeriodSeconds"])).min(MAX_GRACE),
+        };
         Launch {
             container: spec,
             probe,
+            termination,
         }
     }
 

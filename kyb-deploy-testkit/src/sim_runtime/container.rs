@@ -59,6 +59,13 @@ pub(crate) async fn wait_exit(program: &Path, name: &str) -> i32 {
         .unwrap_or(137)
 }
 
+/// Stops the container as an orchestrator ends a workload: SIGTERM, then SIGKILL once
+/// `grace` has passed (whole seconds, rounded up, as `docker stop` counts them).
+pub(crate) async fn stop(program: &Path, name: &str, grace: std::time::Duration) {
+    let seconds = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
+    let _ = docker(program, ["stop", "--time", &seconds.to_string(), name]).await;
+}
+
 /// Removes the container by name, whatever state it is in (a `docker run` cut short may
 /// still have created it); a container already gone is no error.
 pub(crate) async fn remove(program: &Path, name: &str) {

@@ -34,9 +34,10 @@ pub(crate) struct Fleet<A, K> {
 pub(crate) struct Members<A, K> {
     pub(crate) agents: HashMap<String, Agent<A>>,
     pub(crate) proxies: HashMap<K, Proxy>,
-    /// Agents stopped before shutdown that may still be removing their containers (a
-    /// `docker run` is let finish first): shutdown waits for them too.
-    retired: Vec<JoinHandle<()>>,
+    /// Agents stopped or released before shutdown that may still be removing their
+    /// containers (a `docker run` is let finish first, a graceful termination its grace):
+    /// shutdown cuts them short and waits for them too.
+    retired: Vec<(JoinHandle<()>, CancellationToken)>,
     /// Shut down: nothing more is launched or proxied.
     pub(crate) closed: bool,
 }
@@ -46,9 +47,22 @@ impl<A, K> Members<A, K> {
     pub(crate) fn retire(&mut self, key: &str) {
         if let Some(agent) = self.agents.remove(key) {
             agent.stop();
-            self.retired.retain(|task| !task.is_finished());
-            self.retired.push(agent.task);
+            self.keep_until_done(agent);
         }
+    }
+
+    /// Lets go of the agent of `key` without stopping it: the caller has told it how to
+    /// end (a graceful termination), and shutdown still waits for it, or cuts it short.
+    pub(crate) fn release(&mut self, key: &str) -> Option<A> {
+        let agent = self.agents.remove(key)?;
+        Some(self.keep_until_done(agent))
+    }
+
+    /// Keeps the agent's task for shutdown to wait on; the agent's state.
+    fn keep_until_done(&mut self, agent: Agent<A>) -> A {
+        self.retired.retain(|(task, _)| !task.is_finished());
+        self.retired.push((agent.task, agent.cancel));
+        agent.state
     }
 }
 
@@ -134,7 +148,11 @@ impl<A, K> Fleet<A, K> {
                 agent.task
             })
             .collect();
-        tasks.append(&mut members.retired);
+        // Shutdown does not wait out a released agent's graceful termination.
+        tasks.extend(members.retired.drain(..).map(|(task, cancel)| {
+            cancel.cancel();
+            task
+        }));
         tasks
     }
 

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,17 @@ pub(crate) struct Launch {
     pub(crate) container: ContainerSpec,
     /// The readiness probe; without one the container is ready once it runs.
     pub(crate) probe: Option<Probe>,
+    /// How the container ends when its pod is deleted.
+    pub(crate) termination: Termination,
+}
+
+/// The kubelet's termination of a deleted pod's container, in real time: the `preStop`
+/// sleep (the container keeps serving, out of the Service's endpoints), then SIGTERM,
+/// then SIGKILL once the grace period (which the sleep counts against) has passed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Termination {
+    pub(crate) pre_stop_sleep: Duration,
+    pub(crate) grace: Duration,
 }
 
 /// What the kubelet asks the agent to do; each ends the container running before.
@@ -62,7 +74,8 @@ fn report(shared: &Shared, seq: u64, report: Report) {
 }
 
 /// Serves the kubelet's commands until `cancel` or until the kubelet lets go of the
-/// channel, then removes the container.
+/// channel, then removes the container: at once when cancelled, after the running
+/// container's [`Termination`] when let go of (its pod was deleted).
 pub(crate) async fn run(
     program: PathBuf,
     name: String,
@@ -70,8 +83,20 @@ pub(crate) async fn run(
     observed: Shared,
     cancel: CancellationToken,
 ) {
-    serve(&program, &name, &mut commands, &observed, &cancel).await;
+    let running = serve(&program, &name, &mut commands, &observed, &cancel).await;
+    if let Some(termination) = running.filter(|_| !cancel.is_cancelled()) {
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            () = terminate(&program, &name, termination) => {}
+        }
+    }
     container::remove(&program, &name).await;
+}
+
+async fn terminate(program: &Path, name: &str, termination: Termination) {
+    tokio::time::sleep(termination.pre_stop_sleep.min(termination.grace)).await;
+    let left = termination.grace.saturating_sub(termination.pre_stop_sleep);
+    container::stop(program, name, left).await;
 }
 
 /// The next command, or `None` once cancelled or let go of.
@@ -85,20 +110,22 @@ async fn next_command(
     }
 }
 
+/// Serves commands until cancelled or let go of; the termination of the container still
+/// running then, if any.
 async fn serve(
     program: &Path,
     name: &str,
     commands: &mut UnboundedReceiver<(u64, Command)>,
     observed: &Shared,
     cancel: &CancellationToken,
-) {
+) -> Option<Termination> {
     let mut next = next_command(commands, cancel).await;
     while let Some((seq, command)) = next.take() {
         update(observed, |o| o.ports.clear());
         match command {
             Command::Pull { image } => {
                 let pulled = tokio::select! {
-                    () = cancel.cancelled() => return,
+                    () = cancel.cancelled() => return None,
                     pulled = docker(program, ["pull", image.as_str()]) => pulled,
                 };
                 let outcome = match pulled {
@@ -114,7 +141,7 @@ async fn serve(
                 // create the container after the removal meant for it.
                 let started = container::start(program, &launch.container).await;
                 if cancel.is_cancelled() {
-                    return;
+                    return None;
                 }
                 match started {
                     Err(message) => report(observed, seq, Report::StartFailed(message)),
@@ -123,11 +150,11 @@ async fn serve(
                         report(observed, seq, Report::Started { id });
                         let verdicts = |ready| report(observed, seq, Report::Ready(ready));
                         tokio::select! {
-                            () = cancel.cancelled() => return,
+                            () = cancel.cancelled() => return None,
                             command = commands.recv() => {
                                 next = command;
                                 if next.is_none() {
-                                    return;
+                                    return Some(launch.termination);
                                 }
                                 continue;
                             }
@@ -143,4 +170,5 @@ async fn serve(
         }
         next = next_command(commands, cancel).await;
     }
+    None
 }

@@ -9,7 +9,7 @@ mod merge;
 use serde_json::{Map, Value};
 
 use super::fields::{
-    Comparison, FieldSet, FieldTree, Scope, display_path, field_set, item_element, paths,
+    Comparison, FieldSet, FieldTree, Paths, Scope, display_path, field_set, item_element, paths,
 };
 use super::managed::{self, Entry, Operation};
 use super::schema::{ListKind, list_kind};
@@ -17,6 +17,14 @@ use super::{FieldConflict, PatchError};
 
 /// The manager that owns what an object had before its first apply, as the real server names it.
 const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+
+/// Where client-side `kubectl apply` keeps the configuration it applied last.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The field manager of `kubectl apply --server-side`: the only one whose applies the API
+/// server migrates from client-side apply (its `lastAppliedManager` and
+/// `lastAppliedUpdater`).
+const KUBECTL: &str = "kubectl";
 
 /// Applies `applied` (a whole object: apiVersion, kind, metadata.name, ...) for `manager`
 /// and returns the new object with its `metadata.managedFields`; `live` is `None` when the
@@ -77,7 +85,14 @@ pub(crate) fn apply(
             (!taken.is_empty()).then_some((index, taken))
         })
         .collect();
-    if !conflicts.is_empty() && !force {
+    // Moving from client-side to server-side apply: the conflicts with fields that the
+    // last client-side apply set, still holding the values it set, are taken over.
+    let migrates = manager == KUBECTL
+        && live.is_some_and(|live| {
+            last_applied_fields(live, &live_paths)
+                .is_some_and(|allowed| conflicts.iter().all(|(_, taken)| taken.is_subset(&allowed)))
+        });
+    if !conflicts.is_empty() && !force && !migrates {
         return Err(conflict_error(&entries, &conflicts));
     }
     for (index, taken) in &conflicts {
@@ -108,7 +123,52 @@ pub(crate) fn apply(
     }
     entries.push(me);
     managed::write(&mut object, entries);
+    if manager == KUBECTL {
+        keep_last_applied_current(&mut object, applied);
+    }
     Ok(object)
+}
+
+/// The fields of the object's last client-side applied configuration that still hold the
+/// values it set; `None` without that annotation, or with one of another `apiVersion` or
+/// that does not parse.
+fn last_applied_fields(live: &Value, live_paths: &Paths) -> Option<FieldSet> {
+    let text = live["metadata"]["annotations"][LAST_APPLIED].as_str()?;
+    let last: Value = serde_json::from_str(text).ok()?;
+    if last["apiVersion"] != live["apiVersion"] {
+        return None;
+    }
+    let last_paths = paths(&last, Scope::Main, false).ok()?;
+    // Compared as the live object changing into the last applied one: what the latter
+    // adds or modifies differs from the live object.
+    let comparison = Comparison::of(Some(live_paths), &last_paths);
+    let differs = comparison.changed();
+    Some(
+        field_set(&last_paths)
+            .into_iter()
+            .filter(|path| !differs.contains(path))
+            .collect(),
+    )
+}
+
+/// After a server-side apply by kubectl, an object that has a client-side last-applied
+/// annotation gets the applied configuration in it, so that a later client-side apply
+/// computes its changes from what was really applied last.
+fn keep_last_applied_current(object: &mut Value, applied: &Value) {
+    let present = object["metadata"]["annotations"][LAST_APPLIED]
+        .as_str()
+        .is_some_and(|text| !text.is_empty());
+    if !present {
+        return;
+    }
+    let mut configuration = applied.clone();
+    if let Some(annotations) = configuration
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(LAST_APPLIED);
+    }
+    object["metadata"]["annotations"][LAST_APPLIED] = Value::String(configuration.to_string());
 }
 
 /// The applied configuration, checked and cleaned: no `null`s, no `status` (the main

@@ -2,58 +2,21 @@
 //! types stand in for the Go structs): a field of the wrong type is refused, and fields the
 //! schema does not declare are found, to be refused (`fieldValidation=Strict`) or dropped.
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, PersistentVolumeClaim, Pod,
-    ResourceQuota, Secret, Service, ServiceAccount,
-};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use crate::k8s_sim::typed::{WithType, with_type};
 
 /// Decodes `object` as a `kind`; the paths of the fields its schema does not declare
 /// (`spec.template.spec.containers[0].imagePullPolicyy`), or why it cannot be decoded (a
 /// field of the wrong type, a `data` value that is not base64), with the field's path.
 pub(crate) fn unknown_fields(kind: &str, object: &Value) -> Result<Vec<String>, String> {
-    let kept = match kind {
-        "Namespace" => roundtrip::<Namespace>(object),
-        "Pod" => roundtrip::<Pod>(object),
-        "Service" => roundtrip::<Service>(object),
-        "ConfigMap" => roundtrip::<ConfigMap>(object),
-        "Secret" => roundtrip::<Secret>(object),
-        "ServiceAccount" => roundtrip::<ServiceAccount>(object),
-        "Event" => roundtrip::<Event>(object),
-        "Deployment" => roundtrip::<Deployment>(object),
-        "ReplicaSet" => roundtrip::<ReplicaSet>(object),
-        "Ingress" => roundtrip::<Ingress>(object),
-        "NetworkPolicy" => roundtrip::<NetworkPolicy>(object),
-        "HorizontalPodAutoscaler" => roundtrip::<HorizontalPodAutoscaler>(object),
-        "Role" => roundtrip::<Role>(object),
-        "RoleBinding" => roundtrip::<RoleBinding>(object),
-        "Lease" => roundtrip::<Lease>(object),
-        "PodDisruptionBudget" => roundtrip::<PodDisruptionBudget>(object),
-        "Job" => roundtrip::<Job>(object),
-        "CronJob" => roundtrip::<CronJob>(object),
-        "StatefulSet" => roundtrip::<StatefulSet>(object),
-        "DaemonSet" => roundtrip::<DaemonSet>(object),
-        "ClusterRole" => roundtrip::<ClusterRole>(object),
-        "ClusterRoleBinding" => roundtrip::<ClusterRoleBinding>(object),
-        "Endpoints" => roundtrip::<Endpoints>(object),
-        "EndpointSlice" => roundtrip::<EndpointSlice>(object),
-        "PersistentVolumeClaim" => roundtrip::<PersistentVolumeClaim>(object),
-        "LimitRange" => roundtrip::<LimitRange>(object),
-        "ResourceQuota" => roundtrip::<ResourceQuota>(object),
-        "Node" => roundtrip::<Node>(object),
-        // A kind without a typed schema here: nothing is known to be unknown.
-        _ => return Ok(Vec::new()),
-    }?;
+    // A kind without a typed schema here: nothing is known to be unknown.
+    let Some(kept) = with_type(kind, Roundtrip(object)) else {
+        return Ok(Vec::new());
+    };
+    let kept = kept?;
     let mut unknown = Vec::new();
     compare(object, &kept, "", &mut unknown);
     Ok(unknown)
@@ -67,16 +30,23 @@ pub(crate) fn drop_fields(object: &mut Value, paths: &[String]) {
     }
 }
 
-fn roundtrip<T: DeserializeOwned + Serialize>(object: &Value) -> Result<Value, String> {
-    let typed: T = serde_path_to_error::deserialize(object).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." || path.is_empty() {
-            e.into_inner().to_string()
-        } else {
-            format!("{path}: {}", e.into_inner())
-        }
-    })?;
-    serde_json::to_value(typed).map_err(|e| e.to_string())
+/// Decodes an object into a type and encodes it back: what the type keeps of it.
+struct Roundtrip<'a>(&'a Value);
+
+impl WithType for Roundtrip<'_> {
+    type Output = Result<Value, String>;
+
+    fn with<T: DeserializeOwned + Serialize>(self) -> Self::Output {
+        let typed: T = serde_path_to_error::deserialize(self.0).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." || path.is_empty() {
+                e.into_inner().to_string()
+            } else {
+                format!("{path}: {}", e.into_inner())
+            }
+        })?;
+        serde_json::to_value(typed).map_err(|e| e.to_string())
+    }
 }
 
 fn join(path: &str, key: &str) -> String {

@@ -82,6 +82,18 @@ async fn start_docker_cluster() -> Cluster {
     Cluster::start(builder).await
 }
 
+/// The Service in front of the pods labelled `app: web`, on their port named `http`.
+const WEB_SERVICE: &str = "---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - {port: 80, targetPort: http}
+";
+
 /// A Deployment of kyb-sample-api (2 replicas, ready per `/ready` on 8080) and a Service
 /// that targets its named port.
 fn app(image: &str) -> String {
@@ -112,16 +124,7 @@ spec:
         readinessProbe:
           httpGet: {{path: /ready, port: 8080}}
           periodSeconds: 2
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector: {{app: web}}
-  ports:
-  - {{port: 80, targetPort: http}}
-"#
+{WEB_SERVICE}"#
     )
 }
 
@@ -227,7 +230,12 @@ async fn pods_are_containers_behind_the_service_url_and_an_unready_image_stalls_
         ])
         .await;
     assert_eq!(format!("http://{}", published.ok()), url);
-    let client = reqwest::Client::new();
+    // A fresh connection per request, as each one is routed by the endpoints of its time: a
+    // kept-alive connection stays with its pod until that pod ends, as with kube-proxy.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     assert_eq!(versions(&client, &url, 4).await, ["v1"; 4]);
     // `kubectl logs` shows what the real container wrote.
     let logs = cluster.kubectl(&["logs", "deployment/web"]).await;
@@ -407,5 +415,91 @@ spec:
         Vec::<String>::new(),
         "containers left behind"
     );
+    remove_images(&[&image]);
+}
+
+/// The IDs of the running containers of `image`.
+fn running_containers_of(image: &str) -> Vec<String> {
+    docker(&["ps", "-q", "--filter", &format!("ancestor={image}")])
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_pod_leaves_the_service_at_once_and_its_container_serves_out_the_pre_stop_sleep()
+{
+    let repository = unique_repository().await;
+    let image = push_sample_image(&repository, "v1", &["KYB_SAMPLE_VERSION=v1"]);
+    let cluster = start_docker_cluster().await;
+    // At time scale 10: a 5 s preStop sleep in real time, inside a 9 s grace period.
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: draining
+  labels: {{app: web}}
+spec:
+  terminationGracePeriodSeconds: 90
+  containers:
+  - name: api
+    image: "{image}"
+    env:
+    - {{name: ENVIRONMENT, value: k8s-sim}}
+    ports:
+    - {{name: http, containerPort: 8080}}
+    lifecycle:
+      preStop:
+        sleep: {{seconds: 50}}
+{WEB_SERVICE}"#
+    );
+    let file = cluster.file("pod.yaml", &manifest);
+    cluster
+        .kubectl(&["apply", "-f", file.to_str().unwrap()])
+        .await
+        .ok();
+    cluster
+        .kubectl(&[
+            "wait",
+            "pod/draining",
+            "--for=condition=Ready",
+            "--timeout=90s",
+        ])
+        .await
+        .ok();
+    let url = cluster.running.service_url("default", "web").unwrap();
+    // A fresh connection per request, so each one is routed by the current endpoints.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    assert_eq!(status(&client, &url).await.0, 200);
+
+    cluster
+        .kubectl(&["delete", "pod", "draining", "--wait=false"])
+        .await
+        .ok();
+    // The Service has no endpoint left, while the container still runs its preStop sleep.
+    let refused = client.get(format!("{url}/status")).send().await;
+    assert!(refused.is_err(), "{refused:?}");
+    // Well after the kubelet saw the deletion, well before the sleep ends.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        running_containers_of(&image).len(),
+        1,
+        "ended before its preStop sleep"
+    );
+    // Then SIGTERM ends it well within the grace period, and the container is removed.
+    let start = Instant::now();
+    while !containers_of(&image).is_empty() {
+        assert!(
+            start.elapsed() < DOCKER_PATIENCE,
+            "the container was never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    cluster.running.shutdown().await.unwrap();
     remove_images(&[&image]);
 }

@@ -1,4 +1,5 @@
-//! `kubectl get` prints upstream's columns from the server's Table.
+//! `kubectl get` prints upstream's columns from the server's Table; `kubectl explain` reads
+//! the kinds' fields from the server's OpenAPI schemas.
 
 use serde_json::json;
 
@@ -68,4 +69,34 @@ async fn kubectl_get_prints_upstreams_columns() {
         .kubectl(&["get", "deployment", "web", "--show-labels"])
         .await;
     assert!(one.ok().contains("LABELS"), "{one:#?}");
+}
+
+#[tokio::test]
+async fn kubectl_explain_reads_each_kinds_fields_from_the_servers_schemas() {
+    let c = Cluster::default().await;
+    let strategy = c
+        .kubectl(&["explain", "deployment.spec.strategy.rollingUpdate.maxSurge"])
+        .await;
+    let text = strategy.ok();
+    assert!(text.contains("GROUP:      apps"), "{text}");
+    assert!(text.contains("KIND:       Deployment"), "{text}");
+    assert!(text.contains("FIELD: maxSurge <IntOrString>"), "{text}");
+    assert!(
+        text.contains("The maximum number of pods that can be scheduled above"),
+        "{text}"
+    );
+
+    // A kind of the core group, with its fields listed.
+    let service = c.kubectl(&["explain", "services.spec"]).await;
+    let text = service.ok();
+    assert!(text.contains("FIELD: spec <ServiceSpec>"), "{text}");
+    assert!(text.contains("clusterIP\t<string>"), "{text}");
+    for field in ["selector", "ports", "sessionAffinity"] {
+        assert!(text.contains(field), "{field} missing: {text}");
+    }
+
+    // A field no schema has is named in kubectl's error.
+    let wrong = c.kubectl(&["explain", "deployment.spec.replicaz"]).await;
+    assert_ne!(wrong.code, Some(0), "{wrong:#?}");
+    assert!(wrong.stderr.contains("replicaz"), "{wrong:#?}");
 }

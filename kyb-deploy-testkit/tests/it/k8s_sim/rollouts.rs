@@ -415,3 +415,64 @@ async fn pause_resume_scale_and_a_cascading_delete() {
     let left = c.kubectl(&["get", "rs,pods", "-o", "json"]).await.json();
     assert_eq!(left["items"].as_array().unwrap().len(), 0, "{left:#}");
 }
+
+/// A ConfigMap with `k` set to `value`, as YAML.
+fn settings(value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  k: {value}\n")
+}
+
+/// The settings' client-side last-applied configuration.
+async fn last_applied(c: &Cluster) -> Value {
+    let object = c
+        .kubectl(&["get", "configmap", "settings", "-o", "json"])
+        .await
+        .json();
+    let annotation =
+        &object["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"];
+    serde_json::from_str(annotation.as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn kubectl_moves_an_object_from_client_side_to_server_side_apply_and_back() {
+    let c = Cluster::default().await;
+    let v1 = c.file("v1.yaml", &settings("one"));
+    c.kubectl(&["apply", "-f", v1.to_str().unwrap()]).await.ok();
+
+    // The field the client-side apply set is taken over without --force-conflicts...
+    let v2 = c.file("v2.yaml", &settings("two"));
+    let migrated = c
+        .kubectl(&["apply", "--server-side", "-f", v2.to_str().unwrap()])
+        .await;
+    assert!(
+        migrated.ok().contains("serverside-applied"),
+        "{migrated:#?}"
+    );
+    // ...and the annotation follows, so a later client-side apply starts from "two".
+    assert_eq!(last_applied(&c).await["data"]["k"], "two");
+
+    // A field someone changed since then is a conflict again.
+    c.kubectl(&[
+        "patch",
+        "configmap",
+        "settings",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"k":"patched"}}"#,
+    ])
+    .await
+    .ok();
+    let v3 = c.file("v3.yaml", &settings("three"));
+    let refused = c
+        .kubectl(&["apply", "--server-side", "-f", v3.to_str().unwrap()])
+        .await;
+    assert_ne!(refused.code, Some(0), "{refused:#?}");
+    assert!(
+        refused.stderr.contains("conflict") && refused.stderr.contains("kubectl-patch"),
+        "{refused:#?}"
+    );
+
+    // Back to client-side apply: it diffs against the annotation and applies.
+    let back = c.kubectl(&["apply", "-f", v3.to_str().unwrap()]).await;
+    assert!(back.ok().contains("configured"), "{back:#?}");
+    assert_eq!(last_applied(&c).await["data"]["k"], "three");
+}

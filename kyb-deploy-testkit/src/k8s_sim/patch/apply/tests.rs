@@ -313,3 +313,65 @@ proptest! {
         }
     }
 }
+
+/// An object as client-side `kubectl apply` leaves it: `configuration` with its
+/// last-applied annotation, every field owned by the client-side apply manager.
+fn client_side_applied(configuration: &Value) -> Value {
+    let mut object = stored(configuration.clone());
+    object["metadata"]["annotations"][LAST_APPLIED] = json!(configuration.to_string());
+    record_update(None, &mut object, "kubectl-client-side-apply", T1);
+    object
+}
+
+#[test]
+fn kubectl_moves_from_client_side_apply_without_conflicts_on_what_it_applied_last() {
+    let live = client_side_applied(&simple(2));
+    let migrated = apply(Some(&live), &simple(3), KUBECTL, false, T2).unwrap();
+    assert_eq!(migrated["spec"]["replicas"], json!(3));
+    // The annotation now holds what was applied, for the next client-side apply.
+    let annotation = migrated["metadata"]["annotations"][LAST_APPLIED]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(annotation).unwrap(),
+        simple(3)
+    );
+    let update = migrated["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "kubectl-client-side-apply")
+        .unwrap();
+    assert_eq!(update["fieldsV1"]["f:spec"].get("f:replicas"), None);
+
+    // Only kubectl's own field manager migrates.
+    let (message, _) = conflicts_of(apply(Some(&live), &simple(3), "kyb-deploy", false, T2));
+    assert!(message.contains(".spec.replicas"), "{message}");
+}
+
+#[test]
+fn a_field_changed_since_the_last_client_side_apply_still_conflicts() {
+    let live = client_side_applied(&simple(2));
+    let mut scaled = live.clone();
+    scaled["spec"]["replicas"] = json!(5);
+    record_update(Some(&live), &mut scaled, "kubectl-scale", T2);
+    let (message, conflicts) = conflicts_of(apply(Some(&scaled), &simple(3), KUBECTL, false, T3));
+    assert_eq!(conflicts.len(), 1, "{message}");
+    assert_eq!(conflicts[0].manager, "kubectl-scale");
+
+    // An annotation of another apiVersion, or one that does not parse, allows nothing.
+    for annotation in [
+        json!(simple(2).to_string().replace("apps/v1", "apps/v1beta2")),
+        json!("{not json"),
+    ] {
+        let mut odd = live.clone();
+        odd["metadata"]["annotations"][LAST_APPLIED] = annotation;
+        conflicts_of(apply(Some(&odd), &simple(3), KUBECTL, false, T2));
+    }
+}
+
+#[test]
+fn without_a_last_applied_annotation_a_server_side_apply_adds_none() {
+    let created = apply(None, &simple(2), KUBECTL, false, T1).unwrap();
+    assert!(created["metadata"]["annotations"].is_null(), "{created:#}");
+}
