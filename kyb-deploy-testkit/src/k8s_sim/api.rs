@@ -114,6 +114,8 @@ pub(crate) async fn handle(
                     Err(e) => error(&e),
                 };
             }
+            // What a write accepted but warns about (`Warning` headers).
+            let mut warnings = Vec::new();
             let result = match (&method, &target.name) {
                 (&Method::GET, Some(_)) => get(&cluster, &target, &query, &headers),
                 (&Method::GET, None) if is_true(query.get("watch")) => {
@@ -123,12 +125,14 @@ pub(crate) async fn handle(
                     };
                 }
                 (&Method::GET, None) => list(&cluster, &target, &query, &headers),
-                (&Method::POST, None) => writes::create(&cluster, &target, &query, &headers, &body),
+                (&Method::POST, None) => {
+                    writes::create(&cluster, &target, &query, &headers, &body, &mut warnings)
+                }
                 (&Method::PUT, Some(_)) => {
-                    writes::replace(&cluster, &target, &query, &headers, &body)
+                    writes::replace(&cluster, &target, &query, &headers, &body, &mut warnings)
                 }
                 (&Method::PATCH, Some(_)) => {
-                    writes::patch(&cluster, &target, &query, &headers, &body)
+                    writes::patch(&cluster, &target, &query, &headers, &body, &mut warnings)
                 }
                 (&Method::DELETE, Some(_)) => writes::delete(&cluster, &target, &query, &body),
                 (&Method::DELETE, None) => {
@@ -140,7 +144,7 @@ pub(crate) async fn handle(
                 ))),
             };
             match result {
-                Ok((code, value)) => respond(code, &value),
+                Ok((code, value)) => with_warnings(respond(code, &value), &warnings),
                 Err(e) => error(&e),
             }
         }
@@ -336,6 +340,18 @@ fn decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Adds a `Warning: 299 - "TEXT"` header per warning, as the API server sends them and
+/// kubectl prints them (`Warning: TEXT`).
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let quoted = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
 }
 
 fn respond(code: u16, value: &Value) -> Response {

@@ -27,8 +27,7 @@ use crate::k8s_sim::resources::ResourceType;
 pub(crate) enum FieldValidation {
     /// Refuse the write (400), as kubectl asks by default.
     Strict,
-    /// Drop them (a real server also answers with a `Warning` header; the simulator does
-    /// not send one).
+    /// Drop them, and warn about each (a `Warning` header).
     Warn,
     /// Drop them.
     Ignore,
@@ -49,12 +48,14 @@ impl FieldValidation {
 }
 
 /// Makes `object` what a write of kind `r` stores, or refuses it; `old` is the stored
-/// object on an update.
+/// object on an update. Under [`FieldValidation::Warn`] each unknown field dropped adds
+/// its warning to `warnings`.
 pub(crate) fn admit(
     r: &ResourceType,
     object: &mut Value,
     old: Option<&Value>,
     fields: FieldValidation,
+    warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
     let kind = r.kind;
     let undecodable = |detail: String| {
@@ -67,15 +68,19 @@ pub(crate) fn admit(
         .map_err(|(path, problem)| undecodable(format!("{path}: {problem}")))?;
     let unknown = decode::unknown_fields(kind, object).map_err(undecodable)?;
     if !unknown.is_empty() {
-        if fields == FieldValidation::Strict {
-            let listed: Vec<String> = unknown
-                .iter()
-                .map(|path| format!("unknown field \"{path}\""))
-                .collect();
-            return Err(undecodable(format!(
-                "strict decoding error: {}",
-                listed.join(", ")
-            )));
+        let listed = unknown
+            .iter()
+            .map(|path| format!("unknown field \"{path}\""));
+        match fields {
+            FieldValidation::Strict => {
+                let listed: Vec<String> = listed.collect();
+                return Err(undecodable(format!(
+                    "strict decoding error: {}",
+                    listed.join(", ")
+                )));
+            }
+            FieldValidation::Warn => warnings.extend(listed),
+            FieldValidation::Ignore => {}
         }
         decode::drop_fields(object, &unknown);
     }
@@ -136,6 +141,7 @@ mod tests {
             &mut object.clone(),
             None,
             FieldValidation::Strict,
+            &mut Vec::new(),
         )
         .unwrap_err();
         assert_eq!(error.code, 400);
@@ -143,10 +149,31 @@ mod tests {
             error.message,
             "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"extra\""
         );
-        let mut kept = object;
-        admit(kind("ConfigMap"), &mut kept, None, FieldValidation::Warn).unwrap();
+        let mut warnings = Vec::new();
+        let mut kept = object.clone();
+        admit(
+            kind("ConfigMap"),
+            &mut kept,
+            None,
+            FieldValidation::Warn,
+            &mut warnings,
+        )
+        .unwrap();
         assert!(kept.get("extra").is_none());
         assert_eq!(kept["data"]["a"], "1");
+        assert_eq!(warnings, ["unknown field \"extra\""]);
+        let mut ignored = object;
+        warnings.clear();
+        admit(
+            kind("ConfigMap"),
+            &mut ignored,
+            None,
+            FieldValidation::Ignore,
+            &mut warnings,
+        )
+        .unwrap();
+        assert_eq!(ignored, kept);
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]
@@ -154,14 +181,28 @@ mod tests {
         let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [
             {"name": "c", "image": "i", "resources": {"requests": {"cpu": 0.5, "memory": 1073741824}}}
         ]}});
-        admit(kind("Pod"), &mut pod, None, FieldValidation::Strict).unwrap();
+        admit(
+            kind("Pod"),
+            &mut pod,
+            None,
+            FieldValidation::Strict,
+            &mut Vec::new(),
+        )
+        .unwrap();
         assert_eq!(
             pod["spec"]["containers"][0]["resources"]["requests"]["cpu"],
             "500m"
         );
         let mut bad = pod.clone();
         bad["spec"]["containers"][0]["resources"]["requests"]["cpu"] = json!("lots");
-        let error = admit(kind("Pod"), &mut bad, None, FieldValidation::Strict).unwrap_err();
+        let error = admit(
+            kind("Pod"),
+            &mut bad,
+            None,
+            FieldValidation::Strict,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert_eq!(error.code, 400);
         assert!(
             error
@@ -178,7 +219,14 @@ mod tests {
             "selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "other"}}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}}
         }});
-        let error = admit(kind("Deployment"), &mut d, None, FieldValidation::Strict).unwrap_err();
+        let error = admit(
+            kind("Deployment"),
+            &mut d,
+            None,
+            FieldValidation::Strict,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert_eq!(error.code, 422);
         assert_eq!(error.reason, "Invalid");
         let details = error.details.unwrap();

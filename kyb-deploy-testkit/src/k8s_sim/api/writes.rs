@@ -25,6 +25,7 @@ pub(super) fn create(
     query: &Query,
     headers: &HeaderMap,
     body: &Bytes,
+    warnings: &mut Vec<String>,
 ) -> Written {
     let dry = dry_run(query)?;
     let mut object = json_body(headers, body)?;
@@ -34,7 +35,7 @@ pub(super) fn create(
     let now = cluster.now();
     // The API server fills in defaults when an object is written, not its controllers.
     defaults::apply(t.resource.kind, &mut object);
-    validation::admit(t.resource, &mut object, None, fields)?;
+    validation::admit(t.resource, &mut object, None, fields, warnings)?;
     patch::record_update(None, &mut object, &manager, &now);
     let created = {
         let mut state = cluster.lock();
@@ -58,6 +59,7 @@ pub(super) fn replace(
     query: &Query,
     headers: &HeaderMap,
     body: &Bytes,
+    warnings: &mut Vec<String>,
 ) -> Written {
     let dry = dry_run(query)?;
     let name = t.name.as_deref().unwrap_or_default();
@@ -84,7 +86,7 @@ pub(super) fn replace(
         fields,
         dry,
     };
-    commit(cluster, state, t, object, &write)
+    commit(cluster, state, t, object, &write, warnings)
 }
 
 /// How an updated object is stored.
@@ -112,6 +114,7 @@ fn commit(
     t: &Target,
     mut object: Value,
     write: &Write<'_>,
+    warnings: &mut Vec<String>,
 ) -> Written {
     if t.subresource.is_none() {
         defaults::apply(t.resource.kind, &mut object);
@@ -120,7 +123,13 @@ fn commit(
     // The object itself changed (not only its status): it is admitted like a new one,
     // against the stored one for the rules of updates.
     if !write.status_only {
-        validation::admit(t.resource, &mut object, Some(write.current), write.fields)?;
+        validation::admit(
+            t.resource,
+            &mut object,
+            Some(write.current),
+            write.fields,
+            warnings,
+        )?;
     }
     if let Some(manager) = write.manager {
         record(
@@ -175,6 +184,7 @@ pub(super) fn patch(
     query: &Query,
     headers: &HeaderMap,
     body: &Bytes,
+    warnings: &mut Vec<String>,
 ) -> Written {
     let dry = dry_run(query)?;
     let name = t.name.as_deref().unwrap_or_default();
@@ -208,7 +218,7 @@ pub(super) fn patch(
                 .map_err(|e| patch_error(t.resource, name, e))?;
             applied["metadata"]["name"] = json!(name);
             defaults::apply(t.resource.kind, &mut applied);
-            validation::admit(t.resource, &mut applied, None, fields)?;
+            validation::admit(t.resource, &mut applied, None, fields, warnings)?;
             let State { store, rng } = &mut *state;
             if dry {
                 let preview = store.preview_create(t.resource, namespace(t), applied, &now, rng)?;
@@ -256,7 +266,7 @@ pub(super) fn patch(
         fields,
         dry,
     };
-    commit(cluster, state, t, object, &write)
+    commit(cluster, state, t, object, &write, warnings)
 }
 
 /// Whether a patch carries its own `metadata.resourceVersion` precondition.

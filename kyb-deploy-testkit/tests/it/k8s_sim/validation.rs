@@ -1,6 +1,6 @@
 //! Admission like the real API server's, judged by kubectl (its messages and exit codes)
 //! and by kube-rs's typed API (canonical quantities, Secret data): validation with 422
-//! `Invalid` and causes, strict field validation, canonical quantities, Secret `stringData`,
+//! `Invalid` and causes, strict field validation (and warnings under `Warn`), canonical quantities, Secret `stringData`,
 //! Service defaults and the immutable fields.
 
 use std::time::{Duration, Instant};
@@ -134,8 +134,19 @@ async fn unknown_fields_and_wrong_types_are_refused_unless_validation_is_off() {
         &c.apply(&typo, &[]).await,
         "strict decoding error: unknown field \"spec.template.spec.containers[0].imagePullPolicyy\"",
     );
-    // Without validation the field is dropped, as a real API server's decoder does.
-    c.apply(&typo, &["--validate=false"]).await.ok();
+    // With `--validate=warn` it is dropped and kubectl prints the server's warning.
+    let warned = c.apply(&typo, &["--validate=warn"]).await;
+    warned.ok();
+    assert!(
+        warned.stderr.contains(
+            "Warning: unknown field \"spec.template.spec.containers[0].imagePullPolicyy\""
+        ),
+        "{warned:#?}"
+    );
+    // Without validation it is dropped silently, as a real API server's decoder does.
+    let silent = c.apply(&typo, &["--validate=false"]).await;
+    silent.ok();
+    assert!(!silent.stderr.contains("Warning"), "{silent:#?}");
     let stored = c
         .kubectl(&["get", "deployment", "web", "-o", "json"])
         .await
