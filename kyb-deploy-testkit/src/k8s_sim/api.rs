@@ -119,7 +119,8 @@ pub(crate) async fn handle(
             let result = match (&method, &target.name) {
                 (&Method::GET, Some(_)) => get(&cluster, &target, &query, &headers),
                 (&Method::GET, None) if is_true(query.get("watch")) => {
-                    return match watch::stream(&cluster, &target, &query) {
+                    let as_table = table::wanted(accept(&headers));
+                    return match watch::stream(&cluster, &target, &query, as_table) {
                         Ok(body) => streaming(body),
                         Err(e) => error(&e),
                     };

@@ -1,5 +1,6 @@
 //! Watches: a stream of `{"type": ..., "object": ...}` lines, from a resourceVersion or
-//! from the current state, until `timeoutSeconds` or the server stops.
+//! from the current state, until `timeoutSeconds` or the server stops; each object as a
+//! one-row Table when the client asks for Tables (`kubectl get -w`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::k8s_sim::error::ApiError;
 use crate::k8s_sim::route::Target;
 use crate::k8s_sim::selector::{FieldSelector, LabelSelector};
 use crate::k8s_sim::store::{Change, ChangeType};
+use crate::k8s_sim::table;
 
 /// What one watch shows.
 struct Filter {
@@ -38,8 +40,14 @@ impl Filter {
     }
 }
 
-/// The body of a watch.
-pub(super) fn stream(cluster: &Arc<Cluster>, t: &Target, query: &Query) -> Result<Body, ApiError> {
+/// The body of a watch; with `as_table`, every object as a one-row Table (the first event's
+/// with the column definitions, as the API server sends them).
+pub(super) fn stream(
+    cluster: &Arc<Cluster>,
+    t: &Target,
+    query: &Query,
+    as_table: bool,
+) -> Result<Body, ApiError> {
     let (labels, fields) = selectors(query)?;
     let filter = Filter {
         resource: t.resource,
@@ -123,7 +131,32 @@ pub(super) fn stream(cluster: &Arc<Cluster>, t: &Target, query: &Query) -> Resul
             }
         }
     });
-    let events = futures::stream::iter(initial).chain(live);
+    let mut events = futures::stream::iter(initial).chain(live).boxed();
+    if as_table {
+        let (cluster, resource) = (Arc::clone(cluster), t.resource);
+        let include = query.get("includeObject").cloned();
+        let mut first = true;
+        events = events
+            .map(move |mut event| {
+                if matches!(
+                    event["type"].as_str(),
+                    Some("ADDED" | "MODIFIED" | "DELETED")
+                ) {
+                    let object = event["object"].take();
+                    let metadata =
+                        json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+                    let now = cluster.clock.now();
+                    let mut table =
+                        table::of(resource, &[object], &metadata, now, include.as_deref());
+                    if !std::mem::take(&mut first) {
+                        table["columnDefinitions"] = Value::Null;
+                    }
+                    event["object"] = table;
+                }
+                event
+            })
+            .boxed();
+    }
     let ending = async move {
         match timeout {
             Some(t) => {

@@ -1,4 +1,4 @@
-//! `kubectl get` prints upstream's columns from the server's Table; `kubectl explain` reads
+//! `kubectl get` (and `get --watch`) prints upstream's columns from the server's Table; `kubectl explain` reads
 //! the kinds' fields from the server's OpenAPI schemas.
 
 use serde_json::json;
@@ -69,6 +69,26 @@ async fn kubectl_get_prints_upstreams_columns() {
         .kubectl(&["get", "deployment", "web", "--show-labels"])
         .await;
     assert!(one.ok().contains("LABELS"), "{one:#?}");
+
+    // A watch prints the same columns: each event's object is a one-row Table.
+    let watched = c
+        .kubectl(&[
+            "get",
+            "deployments",
+            "--watch",
+            "--output-watch-events",
+            "--request-timeout=2s",
+        ])
+        .await;
+    let lines: Vec<&str> = watched.ok().lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["EVENT", "NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "{lines:?}"
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(&row[..5], ["ADDED", "web", "2/2", "2", "2"], "{lines:?}");
 }
 
 #[tokio::test]
