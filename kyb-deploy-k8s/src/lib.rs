@@ -1,0 +1,34 @@
+//! The Kubernetes target of kyb-deploy.
+//!
+//! This first part is the rollout verdict: [`judge_rollout`] says, from one consistent view
+//! of a Deployment, its ReplicaSets and its pods, whether *our* release has rolled out, is
+//! still rolling out, or has failed, with kubectl's `rollout status` rules plus the
+//! fail-fast rules a deployment tool needs (pods that can never start). It decides and
+//! fetches nothing: the watch that feeds it is separate, so every rule has a table test.
+//!
+//! ```
+//! use k8s_openapi::api::apps::v1::Deployment;
+//! use kyb_deploy_k8s::{Release, RolloutVerdict, Waiting, judge_rollout};
+//!
+//! // Our apply made generation 2 with version v2; the controller has seen only generation 1.
+//! let deployment: Deployment = serde_json::from_value(serde_json::json!({
+//!     "metadata": {"name": "web", "generation": 2},
+//!     "spec": {
+//!         "selector": {"matchLabels": {"app": "web"}},
+//!         "template": {"metadata": {"labels": {"app.kubernetes.io/version": "v2"}}},
+//!     },
+//!     "status": {"observedGeneration": 1},
+//! }))?;
+//! let release = Release { version: "v2".into(), generation: 2 };
+//! assert_eq!(
+//!     judge_rollout(&release, &deployment, &[], &[]),
+//!     RolloutVerdict::InProgress(Waiting::SpecNotObserved)
+//! );
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+
+mod verdict;
+
+pub use crate::verdict::{
+    DoomedPod, Release, RolloutFailure, RolloutVerdict, VERSION_LABEL, Waiting, judge_rollout,
+};
