@@ -27,8 +27,18 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
+mod manifests;
+mod settings;
 mod verdict;
 
+pub use crate::manifests::{
+    ENVIRONMENT_LABEL, MANAGED_BY_LABEL, Manifest, ManifestInput, NAME_LABEL, REDACTED,
+    SecretValues, VERSION_ANNOTATION, built_in, label_value,
+};
+pub use crate::settings::{
+    Autoscaling, DisruptionBudget, IngressSettings, KubernetesSettings, NetworkPolicySettings,
+    Probe, Probes, Resources, RolloutSettings, SecretSource,
+};
 pub use crate::verdict::{
     DoomedPod, Release, RolloutFailure, RolloutVerdict, VERSION_LABEL, Waiting, judge_rollout,
 };
