@@ -208,6 +208,12 @@ impl Error {
     pub fn chain(&self) -> String {
         chain(self)
     }
+
+    /// Any error and its causes as one line, redacted like [`Error::chain`]: for a
+    /// backend's own error that becomes a configuration message.
+    pub fn chain_of(error: &(dyn std::error::Error + 'static)) -> String {
+        chain(error)
+    }
 }
 
 /// An error and its causes as one line: `a: b: c`.

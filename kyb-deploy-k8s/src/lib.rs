@@ -27,10 +27,16 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
+mod apply;
+mod client;
+mod error;
 mod manifests;
 mod settings;
 mod verdict;
 
+pub use crate::apply::{ApplyMode, FIELD_MANAGER, apply_all};
+pub use crate::client::Credentials;
+pub use crate::error::Error;
 pub use crate::manifests::{
     ENVIRONMENT_LABEL, MANAGED_BY_LABEL, Manifest, ManifestInput, NAME_LABEL, REDACTED,
     SecretValues, VERSION_ANNOTATION, built_in, label_value,

@@ -143,13 +143,13 @@ fn kubectls_rules_in_order() {
                 "v2",
                 4,
                 Counts {
-                    replicas: 4,
+                    replicas: 5,
                     updated: 3,
                     available: 3,
                 },
                 progressing,
             ),
-            RolloutVerdict::InProgress(Waiting::OldReplicasPending { count: 1 }),
+            RolloutVerdict::InProgress(Waiting::OldReplicasPending { count: 2 }),
         ),
         (
             "not all available",
@@ -202,6 +202,18 @@ fn the_controller_must_have_seen_our_generation_not_only_the_current_one() {
     // The view is older than our apply: generation 3 is observed, ours is 4.
     let mut view = deployment("v2", 3, DONE, "NewReplicaSetAvailable");
     view["metadata"]["generation"] = json!(3);
+    assert_eq!(
+        judge(view, &sets(), &[]),
+        RolloutVerdict::InProgress(Waiting::SpecNotObserved)
+    );
+}
+
+#[test]
+fn a_later_spec_change_must_be_observed_too() {
+    // Someone changed the spec after our apply (generation 5), keeping our template: the
+    // status (of generation 4) does not describe the Deployment as it is.
+    let mut view = deployment("v2", 4, DONE, "NewReplicaSetAvailable");
+    view["metadata"]["generation"] = json!(5);
     assert_eq!(
         judge(view, &sets(), &[]),
         RolloutVerdict::InProgress(Waiting::SpecNotObserved)

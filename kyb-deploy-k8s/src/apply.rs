@@ -1,0 +1,132 @@
+//! Server-side apply of manifests with kyb-deploy's field manager: one object at a time, as
+//! a real write or a dry run (`dryRun=All`: admitted, defaulted and merged by the API
+//! server, nothing stored).
+
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::{Client, Resource as _};
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::manifests::Manifest;
+
+/// The field manager of every write kyb-deploy makes.
+pub const FIELD_MANAGER: &str = "kyb-deploy";
+
+/// How an apply is made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApplyMode {
+    /// Nothing is stored; the answer is what would be.
+    pub dry_run: bool,
+    /// Take over fields another field manager owns instead of failing.
+    pub force: bool,
+}
+
+/// Where `apiVersion` and `kind` are served (plural, scope), for the kinds kyb-deploy
+/// renders; `None` for any other.
+fn api_resource(api_version: &str, kind: &str) -> Option<(ApiResource, bool)> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
+    use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+
+    fn of<K: kube::Resource<DynamicType = ()>>(namespaced: bool) -> (ApiResource, bool) {
+        (ApiResource::erase::<K>(&()), namespaced)
+    }
+    let found = match kind {
+        "Namespace" => of::<Namespace>(false),
+        "ServiceAccount" => of::<ServiceAccount>(true),
+        "Role" => of::<Role>(true),
+        "RoleBinding" => of::<RoleBinding>(true),
+        "ConfigMap" => of::<ConfigMap>(true),
+        "Secret" => of::<Secret>(true),
+        "Service" => of::<Service>(true),
+        "Deployment" => of::<Deployment>(true),
+        "HorizontalPodAutoscaler" => of::<HorizontalPodAutoscaler>(true),
+        "PodDisruptionBudget" => of::<PodDisruptionBudget>(true),
+        "NetworkPolicy" => of::<NetworkPolicy>(true),
+        "Ingress" => of::<Ingress>(true),
+        _ => return None,
+    };
+    (found.0.api_version == api_version).then_some(found)
+}
+
+/// `Kind namespace/name` (or `Kind name`), for messages.
+fn describe(object: &Value) -> String {
+    let meta = &object["metadata"];
+    let kind = object["kind"].as_str().unwrap_or("object");
+    let name = meta["name"].as_str().unwrap_or_default();
+    match meta["namespace"].as_str() {
+        Some(namespace) => format!("{kind} {namespace}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// Applies `manifest` and returns the object as the API server answered (what it stores,
+/// or would store in a dry run).
+///
+/// # Errors
+///
+/// [`Error::Conflict`] when another field manager owns a field the manifest changes (and
+/// `mode.force` is off), [`Error::UnknownKind`] for a kind kyb-deploy does not apply, and
+/// [`Error::Api`] for any other failure.
+async fn apply(client: &Client, manifest: &Manifest, mode: ApplyMode) -> Result<Value, Error> {
+    let object = &manifest.object;
+    let what = describe(object);
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let Some((resource, namespaced)) = api_resource(api_version, manifest.kind()) else {
+        return Err(Error::UnknownKind {
+            object: what,
+            api_version: api_version.to_owned(),
+        });
+    };
+    let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
+        Some(namespace) if namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
+        _ => Api::all_with(client.clone(), &resource),
+    };
+    let mut params = PatchParams::apply(FIELD_MANAGER);
+    if mode.force {
+        params = params.force();
+    }
+    if mode.dry_run {
+        params = params.dry_run();
+    }
+    match api
+        .patch(manifest.name(), &params, &Patch::Apply(object))
+        .await
+    {
+        Ok(applied) => {
+            let mut value = serde_json::to_value(&applied).unwrap_or(Value::Null);
+            // A dynamic object keeps what the server sent; the type is the manifest's.
+            value["apiVersion"] = Value::String(DynamicObject::api_version(&resource).into_owned());
+            value["kind"] = Value::String(resource.kind.clone());
+            Ok(value)
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 && status.reason == "Conflict" => {
+            Err(Error::Conflict {
+                object: what,
+                message: status.message.clone(),
+            })
+        }
+        Err(source) => Err(Error::api(format!("apply {what}"), source)),
+    }
+}
+
+/// Applies `manifests` one after the other, in their order (each may need the ones
+/// before: the Namespace first), and returns each object as the API server answered.
+///
+/// # Errors
+///
+/// The first failure, as [`apply`] reports it; the objects before it are applied.
+pub async fn apply_all(
+    client: &Client,
+    manifests: &[Manifest],
+    mode: ApplyMode,
+) -> Result<Vec<Value>, Error> {
+    let mut applied = Vec::with_capacity(manifests.len());
+    for manifest in manifests {
+        applied.push(apply(client, manifest, mode).await?);
+    }
+    Ok(applied)
+}

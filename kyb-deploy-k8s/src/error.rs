@@ -1,0 +1,120 @@
+//! The Kubernetes crate's errors. At the crate's edge each becomes a core
+//! [`Error`](kyb_deploy_core::Error): a kubeconfig that cannot be used is a configuration
+//! error, a failed API call a target error whose source is the `kube::Error`.
+
+use std::path::PathBuf;
+
+/// What went wrong talking to a cluster. Messages name the thing and the fix; the cause is
+/// the `#[source]`, never pasted into the message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No kubeconfig anywhere and not running in a pod.
+    #[error(
+        "no Kubernetes credentials found: KUBECONFIG is unset, ~/.kube/config does not exist and this is not a pod; set kubernetes.kubeconfig or KUBECONFIG"
+    )]
+    NoCredentials,
+    /// The kubeconfig file could not be read or parsed.
+    #[error("failed to read kubeconfig {path}")]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// The context asked for is not in the kubeconfig.
+    #[error(
+        "kubeconfig has no context {context:?}; its contexts: {available}; fix kubernetes.context"
+    )]
+    UnknownContext {
+        /// The context asked for.
+        context: String,
+        /// The contexts it has, comma-separated.
+        available: String,
+    },
+    /// The kubeconfig's context cannot make a client (a missing cluster or user entry, a
+    /// bad certificate).
+    #[error("cannot use kubeconfig context {context:?}")]
+    Context {
+        /// The context.
+        context: String,
+        /// Why.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// The in-cluster service account cannot make a client.
+    #[error("cannot use the pod's service account")]
+    InCluster(#[source] kube::config::InClusterError),
+    /// The HTTP client could not be built from the configuration.
+    #[error("cannot build a Kubernetes client")]
+    Client(#[source] kube::Error),
+    /// Another field manager owns fields the manifest changes.
+    #[error(
+        "{object}: {message}; another field manager owns these fields: stop it from setting them, or set kubernetes.force_conflicts = true to take them over"
+    )]
+    Conflict {
+        /// The object (`Deployment kyb/web`).
+        object: String,
+        /// The API server's message, naming the managers and fields.
+        message: String,
+    },
+    /// A manifest of a kind kyb-deploy does not apply.
+    #[error("{object}: kind of apiVersion {api_version:?} is not one kyb-deploy applies")]
+    UnknownKind {
+        /// The object.
+        object: String,
+        /// Its `apiVersion`.
+        api_version: String,
+    },
+    /// An API call failed.
+    #[error("failed to {action}{}", hint(.source))]
+    Api {
+        /// What was being done: `apply Deployment kyb/kyb-api`.
+        action: String,
+        /// The client's error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+/// A hint for the kinds of API failures whose fix kyb-deploy knows.
+fn hint(source: &kube::Error) -> &'static str {
+    match source {
+        kube::Error::Api(status) if status.code == 401 => {
+            "; the cluster refused the credentials: refresh the kubeconfig's token or certificate"
+        }
+        kube::Error::Api(status) if status.code == 403 => {
+            "; the identity lacks this permission: grant it (docs/kubernetes.md, RBAC)"
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            "; the API server is unreachable: check the kubeconfig's server address and the network"
+        }
+        _ => "",
+    }
+}
+
+impl Error {
+    /// The error of an API call doing `action`.
+    pub(crate) fn api(action: impl Into<String>, source: kube::Error) -> Self {
+        Self::Api {
+            action: action.into(),
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<Error> for kyb_deploy_core::Error {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Api { .. } | Error::Client(_) | Error::Conflict { .. } => Self::Target {
+                target: "kubernetes".to_owned(),
+                message: error.to_string(),
+                source: Some(Box::new(error)),
+            },
+            other => Self::Config {
+                message: kyb_deploy_core::Error::chain_of(&other),
+            },
+        }
+    }
+}

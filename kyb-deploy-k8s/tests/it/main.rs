@@ -1,0 +1,74 @@
+//! The Kubernetes target against the Kubernetes API simulator, in process.
+
+mod apply;
+
+use std::collections::BTreeMap;
+
+use kube::Client;
+use kyb_deploy_core::{Release, Version};
+use kyb_deploy_k8s::{
+    Credentials, KubernetesSettings, Manifest, ManifestInput, SecretValues, built_in,
+};
+use kyb_deploy_testkit::k8s_sim::{K8sSimulator, RunningK8sSimulator};
+use tokio::net::TcpListener;
+
+/// A simulator, its kubeconfig's directory, and a client from that kubeconfig.
+struct Cluster {
+    running: RunningK8sSimulator,
+    _dir: tempfile::TempDir,
+    client: Client,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = K8sSimulator::builder()
+            .time_scale(20.0)
+            .seed(7)
+            .token("k8s-target-test")
+            .build()
+            .serve(listener)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kubeconfig");
+        running.write_kubeconfig(&file).unwrap();
+        let credentials = Credentials::Kubeconfig {
+            paths: vec![file],
+            context: None,
+        };
+        let client = credentials.client().await.unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            running,
+            _dir: dir,
+            client,
+        }
+    }
+}
+
+fn settings(extra: &str) -> KubernetesSettings {
+    toml::from_str(&format!("namespace = \"kyb\"\napp = \"web\"\n{extra}")).unwrap()
+}
+
+fn release(version: &str) -> Release {
+    Release::new(
+        Version::parse(version).unwrap(),
+        format!("registry.test/web:{version}"),
+    )
+}
+
+/// The built-in manifests of `release` with `settings`, secret values resolved.
+fn manifests(settings: &KubernetesSettings, release: &Release) -> Vec<Manifest> {
+    let env = BTreeMap::from([("LOG_LEVEL".to_owned(), "info".to_owned())]);
+    let input = ManifestInput {
+        environment: "staging",
+        settings,
+        release,
+        env: &env,
+    };
+    let values = settings
+        .secrets
+        .keys()
+        .map(|k| (k.clone(), format!("value-of-{k}")))
+        .collect();
+    built_in(&input, &SecretValues::Resolved(values))
+}
