@@ -1,5 +1,5 @@
-//! RegisterTaskDefinition, DescribeTaskDefinition, ListTaskDefinitions and
-//! DeregisterTaskDefinition.
+//! RegisterTaskDefinition, DescribeTaskDefinition, ListTaskDefinitions,
+//! ListTaskDefinitionFamilies and DeregisterTaskDefinition.
 
 use serde_json::{Map, Value, json};
 
@@ -227,6 +227,32 @@ pub(super) fn list(call: &mut Call<'_>) -> Result<Value, ApiError> {
     }
     let (page, next) = call.page(arns, 100, 100)?;
     Ok(with_next(json!({"taskDefinitionArns": page}), next))
+}
+
+/// The families by name; `status` ACTIVE: those with an ACTIVE revision, INACTIVE: those
+/// without, ALL (the default): every family.
+pub(super) fn list_families(call: &mut Call<'_>) -> Result<Value, ApiError> {
+    let prefix = call.str("familyPrefix")?.unwrap_or("");
+    let status = call.str("status")?.unwrap_or("ALL");
+    let wanted = match status {
+        "ALL" => None,
+        "ACTIVE" => Some(true),
+        "INACTIVE" => Some(false),
+        other => return Err(ApiError::invalid(format!("Invalid status: {other}"))),
+    };
+    let families: Vec<String> = call
+        .region
+        .families
+        .iter()
+        .filter(|(name, _)| name.starts_with(prefix))
+        .filter(|(_, revisions)| {
+            let active = revisions.iter().any(|d| d.status == "ACTIVE");
+            wanted.is_none_or(|wanted| wanted == active)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    let (page, next) = call.page(families, 100, 100)?;
+    Ok(with_next(json!({"families": page}), next))
 }
 
 pub(super) fn deregister(call: &mut Call<'_>) -> Result<Value, ApiError> {
