@@ -54,9 +54,18 @@ pub(super) fn register(call: &mut Call<'_>) -> Result<Value, ApiError> {
             ));
         }
     };
+    let rules = validate::TaskRules {
+        network_mode,
+        fargate,
+        memory_mib: size.memory.as_deref().and_then(|m| m.parse().ok()),
+        execution_role: call
+            .str("executionRoleArn")?
+            .is_some_and(|role| !role.is_empty()),
+    };
     let mut specs = Vec::new();
     let mut normalized = Vec::new();
     for container in containers {
+        validate::container_rules(container, rules)?;
         let (spec, value) = container_definition(container, size.memory.is_some(), network_mode)?;
         if specs.iter().any(|s: &ContainerSpec| s.name == spec.name) {
             return Err(ApiError::client(format!(
@@ -66,6 +75,11 @@ pub(super) fn register(call: &mut Call<'_>) -> Result<Value, ApiError> {
         }
         specs.push(spec);
         normalized.push(value);
+    }
+    if !specs.iter().any(|spec| spec.essential) {
+        return Err(ApiError::client(
+            "Task definition doesn't have any essential container.",
+        ));
     }
     let tags = call.tags()?;
 
