@@ -282,3 +282,120 @@ pub(crate) fn revision(service: &Service, revision: &ServiceRevision) -> Value {
     fields.insert("guardDutyEnabled".into(), json!(false));
     value
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng as _;
+
+    use super::*;
+    use crate::ecs_sim::model::{Deployment, DeploymentConfig, RolloutState, ServiceStatus};
+
+    fn deployment(id: &str) -> Deployment {
+        Deployment {
+            id: id.to_owned(),
+            task_definition: "td:1".into(),
+            failed_tasks: 0,
+            created_at: 0.0,
+            updated_at: 0.0,
+            rollout_state: RolloutState::InProgress,
+            rollout_state_reason: String::new(),
+            is_rollback: false,
+            revision: String::new(),
+            record: String::new(),
+        }
+    }
+
+    fn service() -> Service {
+        Service {
+            name: "s".into(),
+            arn: "arn:aws:ecs:us-east-1:123456789012:service/c/s".into(),
+            cluster_arn: "arn:aws:ecs:us-east-1:123456789012:cluster/c".into(),
+            created_at: 0.0,
+            desired_count: 2,
+            task_definition: "td:1".into(),
+            launch_type: "FARGATE".into(),
+            platform_version: None,
+            network_configuration: None,
+            health_check_grace_period: None,
+            load_balancers: json!([]),
+            capacity_provider_strategy: None,
+            deployment_controller: "ECS".into(),
+            enable_execute_command: false,
+            propagate_tags: "NONE".into(),
+            enable_ecs_managed_tags: false,
+            config: DeploymentConfig::default(),
+            deployments: Vec::new(),
+            events: Vec::new(),
+            tags: Vec::new(),
+            last_completed: None,
+            steady: false,
+            status: ServiceStatus::Active,
+            deleted_at: None,
+            revisions: Vec::new(),
+            history: Vec::new(),
+        }
+    }
+
+    /// Starts a deployment `id`; returns its service deployment's id.
+    fn start(service: &mut Service, id: &str, at: f64, rng: &mut StdRng) -> String {
+        service.deployments.insert(0, deployment(id));
+        started(service, &[], json!({}), at, rng);
+        service.deployments[0].record.clone()
+    }
+
+    fn status(service: &Service, record: &str) -> ServiceDeploymentStatus {
+        service
+            .history
+            .iter()
+            .find(|r| r.id == record)
+            .unwrap()
+            .status
+    }
+
+    #[test]
+    fn service_deployments_move_through_ecs_statuses() {
+        use ServiceDeploymentStatus::*;
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut service = service();
+        let first = start(&mut service, "ecs-svc/1", 1.0, &mut rng);
+        assert_eq!(status(&service, &first), InProgress);
+        completed(&mut service, &first, 2.0);
+        assert_eq!(status(&service, &first), Successful);
+
+        // Replaced before it completes: STOPPED.
+        let replaced = start(&mut service, "ecs-svc/2", 3.0, &mut rng);
+        let second = start(&mut service, "ecs-svc/3", 4.0, &mut rng);
+        assert_eq!(status(&service, &replaced), Stopped);
+        let sources = &service.history.last().unwrap().sources;
+        assert_eq!(sources.len(), 2, "{sources:?}");
+
+        // The breaker rolls back: ROLLBACK_IN_PROGRESS, then ROLLBACK_SUCCESSFUL.
+        tripped(&mut service, &second, 3, Some("1".into()), 5.0);
+        assert_eq!(status(&service, &second), RollbackInProgress);
+        completed(&mut service, &second, 6.0);
+        assert_eq!(status(&service, &second), RollbackSuccessful);
+
+        // A rollback that fails too: ROLLBACK_FAILED; without a rollback: STOPPED.
+        let third = start(&mut service, "ecs-svc/4", 7.0, &mut rng);
+        tripped(&mut service, &third, 3, Some("1".into()), 8.0);
+        tripped(&mut service, &third, 3, None, 9.0);
+        assert_eq!(status(&service, &third), RollbackFailed);
+        let fourth = start(&mut service, "ecs-svc/5", 10.0, &mut rng);
+        tripped(&mut service, &fourth, 3, None, 11.0);
+        assert_eq!(status(&service, &fourth), Stopped);
+
+        // A deleted service stops what is still in progress.
+        let fifth = start(&mut service, "ecs-svc/6", 12.0, &mut rng);
+        deleted(&mut service, 13.0);
+        assert_eq!(status(&service, &fifth), Stopped);
+        assert_eq!(service.revisions.len(), 6);
+        assert_eq!(
+            revision_arn(&service, "6"),
+            "arn:aws:ecs:us-east-1:123456789012:service-revision/c/s/6"
+        );
+        assert!(
+            deployment_arn(&service, &fifth)
+                .starts_with("arn:aws:ecs:us-east-1:123456789012:service-deployment/c/s/")
+        );
+    }
+}
