@@ -8,7 +8,8 @@ use aws_sdk_ecs::config::retry::RetryConfig;
 use aws_sdk_ecs::error::ProvideErrorMetadata as _;
 use aws_sdk_ecs::operation::RequestId as _;
 use aws_sdk_ecs::types::{
-    ContainerOverride, DesiredStatus, KeyValuePair, LaunchType, TaskOverride,
+    CapacityProviderStrategyItem, ContainerOverride, DesiredStatus, KeyValuePair, LaunchType,
+    TaskOverride,
 };
 use kyb_deploy_testkit::ecs_sim::{EcsSimulator, Fault};
 
@@ -256,6 +257,64 @@ async fn stop_task_stops_with_the_reason_given() {
             .await
             .unwrap_err();
         assert_eq!(error.code(), Some("ClientException"));
+    })
+    .await
+    .expect("the test timed out");
+}
+
+#[tokio::test]
+async fn run_task_places_tasks_by_launch_type_or_capacity_provider_strategy() {
+    let sim = serve(EcsSimulator::builder().manual_clock().seed(53)).await;
+    let ecs = client(&sim, RetryConfig::disabled());
+    tokio::time::timeout(PATIENCE, async {
+        let fargate = CapacityProviderStrategyItem::builder()
+            .capacity_provider("FARGATE")
+            .weight(1)
+            .build()
+            .unwrap();
+        ecs.create_cluster()
+            .cluster_name("c")
+            .capacity_providers("FARGATE")
+            .default_capacity_provider_strategy(fargate.clone())
+            .send()
+            .await
+            .unwrap();
+        register(&ecs, "example/job:v1").await;
+        // The cluster's default strategy places a task given neither.
+        let run = ecs
+            .run_task()
+            .cluster("c")
+            .task_definition("web")
+            .network_configuration(network())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(run.tasks()[0].launch_type(), Some(&LaunchType::Fargate));
+        let error = ecs
+            .run_task()
+            .cluster("c")
+            .task_definition("web")
+            .launch_type(LaunchType::Fargate)
+            .capacity_provider_strategy(fargate)
+            .network_configuration(network())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Some("InvalidParameterException"));
+        let spot = CapacityProviderStrategyItem::builder()
+            .capacity_provider("FARGATE_SPOT")
+            .build()
+            .unwrap();
+        let error = ecs
+            .run_task()
+            .cluster("c")
+            .task_definition("web")
+            .capacity_provider_strategy(spot)
+            .network_configuration(network())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Some("InvalidParameterException"));
     })
     .await
     .expect("the test timed out");
