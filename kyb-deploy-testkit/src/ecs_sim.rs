@@ -12,10 +12,20 @@
 //! `123456789012`. Errors are `{"__type": "<Code>", "message": "..."}` with status 400, or
 //! 500 for `ServerException`.
 //!
-//! Operations: CreateCluster, DescribeClusters, RegisterTaskDefinition,
-//! DescribeTaskDefinition, ListTaskDefinitions, DeregisterTaskDefinition, CreateService,
-//! UpdateService, DescribeServices, ListServices, ListTasks, DescribeTasks, TagResource,
-//! UntagResource, ListTagsForResource.
+//! Every answer carries an `x-amzn-RequestId` header (a UUID).
+//!
+//! Operations: CreateCluster, DescribeClusters, ListClusters, DeleteCluster,
+//! RegisterTaskDefinition, DescribeTaskDefinition, ListTaskDefinitions,
+//! ListTaskDefinitionFamilies, DeregisterTaskDefinition, CreateService, UpdateService,
+//! DescribeServices, ListServices, DeleteService, ListServiceDeployments,
+//! DescribeServiceDeployments, DescribeServiceRevisions, RunTask, StopTask, ListTasks,
+//! DescribeTasks, TagResource, UntagResource, ListTagsForResource.
+//!
+//! RunTask's tasks go through the lifecycle below like a service's, and stop when their
+//! essential container exits; awsvpc tasks get an `ElasticNetworkInterface` attachment with a
+//! private IP in their first subnet. Subnet and security group ids are checked against
+//! [`EcsSimulatorBuilder::known_subnets`] and
+//! [`EcsSimulatorBuilder::known_security_groups`] when given.
 //!
 //! # Rollouts
 //!
@@ -37,12 +47,14 @@
 //! real time, and the controller applies what they did at its next step, which runs
 //! whenever the simulator is called (so keep polling, as ECS clients do). Concretely:
 //!
-//! - When a task is launched, its first essential container's image is pulled
-//!   (`127.0.0.1:5000/app@sha256:...` or `:tag` from a local registry) and run with the
-//!   container definition's `environment` and `command`, its first
+//! - When a task is launched (by a service or RunTask), its first essential container's
+//!   image is pulled (`127.0.0.1:5000/app@sha256:...` or `:tag` from a local registry) and
+//!   run with the container definition's `environment` and `command` (RunTask's container
+//!   override replaces the command and adds to the environment), its first
 //!   `portMappings.containerPort` published on an ephemeral 127.0.0.1 port, and the labels
-//!   `io.kyb-sim.cluster`, `io.kyb-sim.service`, `io.kyb-sim.task` (and
-//!   `io.kyb-sim.simulator`, which cleanup uses). Other containers are not run.
+//!   `io.kyb-sim.cluster`, `io.kyb-sim.service` (empty for RunTask), `io.kyb-sim.group`,
+//!   `io.kyb-sim.task` (and `io.kyb-sim.simulator`, which cleanup uses). Other containers
+//!   are not run.
 //! - PENDING -> RUNNING happens once the simulated pull time has passed *and* the container
 //!   runs.
 //! - A failed pull stops the task with `stoppedReason` `CannotPullContainerError: <engine
@@ -86,7 +98,8 @@
 //! # API
 //!
 //! - [`EcsSimulator::builder`] -> [`EcsSimulatorBuilder`]: `time_scale`, `manual_clock`,
-//!   `seed`, `fault`, `docker_runtime` ([`DockerRuntimeConfig`]); then `build`.
+//!   `seed`, `fault`, `known_subnets`, `known_security_groups`, `docker_runtime`
+//!   ([`DockerRuntimeConfig`]); then `build`.
 //! - [`EcsSimulator::serve`] -> [`RunningSimulator`] (`url`, `handle`, `shutdown`).
 //! - [`SimHandle`]: `request_log` ([`LoggedRequest`]), `operation_counts`,
 //!   `mutating_calls`, `snapshot`, `advance` (manual clock), `add_fault`, `clear_faults`,
@@ -133,9 +146,11 @@ mod faults;
 mod handle;
 mod lifecycle;
 mod model;
+mod network;
 mod render;
 mod rollout;
 mod server;
+mod service_deployments;
 mod shared;
 mod simulator;
 mod validate;

@@ -104,7 +104,8 @@ struct EcsArgs {
     /// Run every task as a real container through the local Docker engine.
     #[arg(long)]
     docker: bool,
-    /// TOML file of settings: `time_scale`, `seed`, `runtime` ("virtual" or "docker") and
+    /// TOML file of settings: `time_scale`, `seed`, `runtime` ("virtual" or "docker"),
+    /// `subnets` and `security_groups` (the ids that exist; any id when absent) and
     /// `[[faults]]` entries shaped like the admin endpoint's JSON; flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -117,6 +118,8 @@ struct Config {
     time_scale: Option<f64>,
     seed: Option<u64>,
     runtime: Option<Runtime>,
+    subnets: Option<Vec<String>>,
+    security_groups: Option<Vec<String>>,
     #[serde(default)]
     faults: Vec<FaultSpec>,
 }
@@ -155,6 +158,12 @@ fn settings(args: EcsArgs) -> Result<EcsSimulatorBuilder, String> {
     }
     if args.docker || config.runtime == Some(Runtime::Docker) {
         builder = builder.docker_runtime(DockerRuntimeConfig::default());
+    }
+    if let Some(subnets) = config.subnets {
+        builder = builder.known_subnets(subnets);
+    }
+    if let Some(groups) = config.security_groups {
+        builder = builder.known_security_groups(groups);
     }
     for (index, spec) in config.faults.into_iter().enumerate() {
         let fault = Fault::try_from(spec)

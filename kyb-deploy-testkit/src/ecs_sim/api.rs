@@ -3,6 +3,7 @@
 //! files.
 
 mod clusters;
+mod service_deployments;
 mod services;
 mod task_definitions;
 mod tasks;
@@ -10,20 +11,30 @@ mod tasks;
 use rand::rngs::StdRng;
 use serde_json::{Value, json};
 
-use super::model::{Cluster, Region, State, Tag};
+use super::faults::FaultSet;
+use super::model::{Cluster, KnownNetwork, Region, State, Tag};
 
 /// The operations the simulator serves.
-pub(crate) const OPERATIONS: [&str; 15] = [
+pub(crate) const OPERATIONS: [&str; 24] = [
     "CreateCluster",
     "DescribeClusters",
+    "ListClusters",
+    "DeleteCluster",
     "RegisterTaskDefinition",
     "DescribeTaskDefinition",
     "ListTaskDefinitions",
     "DeregisterTaskDefinition",
+    "ListTaskDefinitionFamilies",
     "CreateService",
     "UpdateService",
     "DescribeServices",
     "ListServices",
+    "DeleteService",
+    "ListServiceDeployments",
+    "DescribeServiceDeployments",
+    "DescribeServiceRevisions",
+    "RunTask",
+    "StopTask",
     "ListTasks",
     "DescribeTasks",
     "TagResource",
@@ -33,9 +44,19 @@ pub(crate) const OPERATIONS: [&str; 15] = [
 
 /// Whether `operation` changes state.
 pub(crate) fn is_mutating(operation: &str) -> bool {
-    ["Create", "Register", "Deregister", "Update", "Tag", "Untag"]
-        .iter()
-        .any(|prefix| operation.starts_with(prefix))
+    [
+        "Create",
+        "Register",
+        "Deregister",
+        "Update",
+        "Delete",
+        "Run",
+        "Stop",
+        "Tag",
+        "Untag",
+    ]
+    .iter()
+    .any(|prefix| operation.starts_with(prefix))
 }
 
 /// An ECS error: its `__type` code and message.
@@ -89,6 +110,21 @@ pub(crate) struct Call<'a> {
     pub(crate) body: &'a Value,
     pub(crate) now: f64,
     pub(crate) rng: &'a mut StdRng,
+    /// The task faults RunTask's tasks start with.
+    pub(crate) faults: &'a FaultSet,
+    /// Whether tasks run as containers.
+    pub(crate) docker: bool,
+    /// The subnets and security groups that exist.
+    pub(crate) network: &'a KnownNetwork,
+}
+
+/// What a call is served with besides the state: the time, the id generator, the faults
+/// and the runtime.
+pub(crate) struct Context<'a> {
+    pub(crate) now: f64,
+    pub(crate) rng: &'a mut StdRng,
+    pub(crate) faults: &'a FaultSet,
+    pub(crate) docker: bool,
 }
 
 /// Runs `operation` on `state` for a request to `region`.
@@ -97,8 +133,7 @@ pub(crate) fn dispatch(
     state: &mut State,
     region: &str,
     body: &Value,
-    now: f64,
-    rng: &mut StdRng,
+    context: Context<'_>,
 ) -> Result<Value, ApiError> {
     if !body.is_object() {
         return Err(ApiError::new(
@@ -106,23 +141,42 @@ pub(crate) fn dispatch(
             "the request body must be a JSON object",
         ));
     }
+    let State {
+        regions, network, ..
+    } = state;
+    let region = regions.entry(region.to_owned()).or_insert_with(|| Region {
+        name: region.to_owned(),
+        ..Region::default()
+    });
     let mut call = Call {
-        region: state.region(region),
+        region,
         body,
-        now,
-        rng,
+        now: context.now,
+        rng: context.rng,
+        faults: context.faults,
+        docker: context.docker,
+        network,
     };
     match operation {
         "CreateCluster" => clusters::create(&mut call),
         "DescribeClusters" => clusters::describe(&mut call),
+        "ListClusters" => clusters::list(&mut call),
+        "DeleteCluster" => clusters::delete(&mut call),
         "RegisterTaskDefinition" => task_definitions::register(&mut call),
         "DescribeTaskDefinition" => task_definitions::describe(&mut call),
         "ListTaskDefinitions" => task_definitions::list(&mut call),
         "DeregisterTaskDefinition" => task_definitions::deregister(&mut call),
+        "ListTaskDefinitionFamilies" => task_definitions::list_families(&mut call),
         "CreateService" => services::create(&mut call),
         "UpdateService" => services::update(&mut call),
         "DescribeServices" => services::describe(&mut call),
         "ListServices" => services::list(&mut call),
+        "DeleteService" => services::delete(&mut call),
+        "ListServiceDeployments" => service_deployments::list(&mut call),
+        "DescribeServiceDeployments" => service_deployments::describe(&mut call),
+        "DescribeServiceRevisions" => service_deployments::describe_revisions(&mut call),
+        "RunTask" => tasks::run(&mut call),
+        "StopTask" => tasks::stop(&mut call),
         "ListTasks" => tasks::list(&mut call),
         "DescribeTasks" => tasks::describe(&mut call),
         "TagResource" => clusters::tag(&mut call),
@@ -228,12 +282,21 @@ impl Call<'_> {
         Ok(resource_name(self.str("cluster")?.unwrap_or("default")).to_owned())
     }
 
+    /// The ACTIVE cluster named by the `cluster` parameter.
     pub(crate) fn cluster(&mut self) -> Result<&mut Cluster, ApiError> {
         let name = self.cluster_name()?;
-        self.region
+        let cluster = self
+            .region
             .clusters
             .get_mut(&name)
-            .ok_or_else(ApiError::cluster_not_found)
+            .ok_or_else(ApiError::cluster_not_found)?;
+        if cluster.status != "ACTIVE" {
+            return Err(ApiError::new(
+                "ClusterNotFoundException",
+                "The referenced cluster was inactive.",
+            ));
+        }
+        Ok(cluster)
     }
 
     /// Pages `items` by `nextToken`/`maxResults`.
@@ -304,10 +367,14 @@ mod tests {
             mutating,
             [
                 "CreateCluster",
+                "DeleteCluster",
                 "RegisterTaskDefinition",
                 "DeregisterTaskDefinition",
                 "CreateService",
                 "UpdateService",
+                "DeleteService",
+                "RunTask",
+                "StopTask",
                 "TagResource",
                 "UntagResource",
             ]

@@ -6,9 +6,11 @@
 //! engine did, and the controller applies it at its next step:
 //!
 //! - A task's agent starts with the task: `docker pull`, then `docker run` with the
-//!   container definition's `environment` and `command`, its first `containerPort`
-//!   published on an ephemeral 127.0.0.1 port, and the labels `io.kyb-sim.simulator`,
-//!   `io.kyb-sim.cluster`, `io.kyb-sim.service` and `io.kyb-sim.task`.
+//!   container definition's `environment` and `command` (with RunTask's container
+//!   override applied), its first `containerPort` published on an ephemeral 127.0.0.1
+//!   port, and the labels `io.kyb-sim.simulator`, `io.kyb-sim.cluster`,
+//!   `io.kyb-sim.service` (empty for RunTask's tasks), `io.kyb-sim.group` and
+//!   `io.kyb-sim.task`.
 //! - PENDING -> RUNNING waits for both the simulated pull time and the real container.
 //! - A failed pull stops the task with `CannotPullContainerError: <engine message>`, a
 //!   failed `docker run` with `CannotStartContainerError: ...`, an exit with
@@ -158,14 +160,35 @@ impl DockerRuntime {
             .and_then(|all| all.iter().find(|c| c["name"] == spec.name.as_str()))
             .cloned()
             .unwrap_or(Value::Null);
-        let environment = body["environment"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|pair| Some((pair["name"].as_str()?, pair["value"].as_str()?)))
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect();
-        let command = body["command"]
+        // RunTask's container override replaces the command and adds to (or replaces
+        // entries of) the environment.
+        let override_ = task
+            .overrides
+            .as_ref()
+            .and_then(|o| o["containerOverrides"].as_array())
+            .and_then(|all| all.iter().find(|c| c["name"] == spec.name.as_str()))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let pairs = |value: &Value| -> Vec<(String, String)> {
+            value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|pair| Some((pair["name"].as_str()?, pair["value"].as_str()?)))
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect()
+        };
+        let mut environment = pairs(&body["environment"]);
+        for (name, value) in pairs(&override_["environment"]) {
+            environment.retain(|(existing, _)| *existing != name);
+            environment.push((name, value));
+        }
+        let command_source = if override_["command"].is_array() {
+            &override_["command"]
+        } else {
+            &body["command"]
+        };
+        let command = command_source
             .as_array()
             .into_iter()
             .flatten()
@@ -188,6 +211,7 @@ impl DockerRuntime {
                 ("io.kyb-sim.region".into(), region.to_owned()),
                 ("io.kyb-sim.cluster".into(), cluster.to_owned()),
                 ("io.kyb-sim.service".into(), task.service.clone()),
+                ("io.kyb-sim.group".into(), task.group.clone()),
                 ("io.kyb-sim.task".into(), task.arn.clone()),
             ],
         };

@@ -20,7 +20,8 @@ pub struct LoggedRequest {
     /// When it was answered, in simulated time.
     pub at: SystemTime,
     /// Whether the operation changes state (`Create*`, `Register*`, `Deregister*`,
-    /// `UpdateService`, `TagResource`, `UntagResource`), whatever its outcome.
+    /// `Delete*`, `UpdateService`, `RunTask`, `StopTask`, `TagResource`, `UntagResource`),
+    /// whatever its outcome.
     pub mutating: bool,
     /// The HTTP status of the answer.
     pub status: u16,

@@ -3,8 +3,12 @@
 //! The Docker-backed runtime uses the same steps, with PENDING -> RUNNING held until the
 //! task's container has started.
 
-use super::faults::TaskFaultKind;
-use super::model::{Phase, Task};
+use rand::rngs::StdRng;
+use serde_json::Value;
+
+use super::faults::{FaultSet, TaskFaultKind};
+use super::model::{ACCOUNT, Ids, Phase, Task, TaskDefinition, TaskTimes};
+use super::network;
 
 /// Simulated seconds a task spends PROVISIONING.
 pub(crate) const PROVISIONING_SECONDS: f64 = 5.0;
@@ -14,6 +18,86 @@ pub(crate) const PULL_SECONDS: f64 = 10.0;
 pub(crate) const STOPPING_SECONDS: f64 = 5.0;
 /// Simulated seconds until a container health check first passes.
 pub(crate) const HEALTH_CHECK_SECONDS: f64 = 10.0;
+
+/// What a new task is made of, whoever starts it (a service's scheduler or RunTask).
+pub(crate) struct TaskLaunch<'a> {
+    pub(crate) region: &'a str,
+    pub(crate) cluster: &'a str,
+    pub(crate) cluster_arn: &'a str,
+    pub(crate) definition: &'a TaskDefinition,
+    pub(crate) launch_type: &'a str,
+    /// The `networkConfiguration` an awsvpc task gets its interface from.
+    pub(crate) network: Option<&'a Value>,
+    /// The health check grace period, in seconds.
+    pub(crate) grace: f64,
+    pub(crate) faults: &'a FaultSet,
+    /// Whether containers run in Docker, where a real health check decides.
+    pub(crate) docker: bool,
+    pub(crate) at: f64,
+}
+
+/// A new PROVISIONING task with the faults of its images; a standalone task (group
+/// `family:FAMILY`, no service) until the caller says otherwise.
+pub(crate) fn new_task(launch: &TaskLaunch<'_>, rng: &mut StdRng) -> Task {
+    let definition = launch.definition;
+    let id = Ids::task(rng);
+    let faults: Vec<TaskFaultKind> = definition
+        .containers
+        .iter()
+        .flat_map(|container| launch.faults.for_image(&container.image))
+        .collect();
+    let has_check = definition.containers.iter().any(|c| c.has_health_check);
+    let checks_health = has_check || faults.contains(&TaskFaultKind::HealthCheckFails);
+    // With the Docker-backed runtime a real health check decides, whenever it does.
+    let real_check =
+        launch.docker && has_check && !faults.contains(&TaskFaultKind::HealthCheckFails);
+    let check = if real_check {
+        f64::INFINITY
+    } else if checks_health {
+        HEALTH_CHECK_SECONDS
+    } else {
+        0.0
+    };
+    let awsvpc = definition.body["networkMode"] == "awsvpc";
+    let eni = launch
+        .network
+        .filter(|_| awsvpc)
+        .and_then(|network| network::new_eni(network, launch.region, rng));
+    Task {
+        arn: format!(
+            "arn:aws:ecs:{}:{ACCOUNT}:task/{}/{id}",
+            launch.region, launch.cluster
+        ),
+        id,
+        cluster_arn: launch.cluster_arn.to_owned(),
+        task_definition: definition.arn.clone(),
+        service: String::new(),
+        deployment: String::new(),
+        started_by: None,
+        group: format!("family:{}", definition.family),
+        overrides: None,
+        eni,
+        launch_type: launch.launch_type.to_owned(),
+        containers: definition.containers.clone(),
+        cpu: definition.cpu.clone(),
+        memory: definition.memory.clone(),
+        phase: Phase::Provisioning,
+        desired_running: true,
+        next_at: launch.at + PROVISIONING_SECONDS,
+        healthy: false,
+        health_delay: launch.grace.max(check),
+        faults,
+        times: TaskTimes {
+            created: launch.at,
+            ..TaskTimes::default()
+        },
+        stopped_reason: None,
+        stop_code: None,
+        exit_code: None,
+        failed: false,
+        tags: Vec::new(),
+    }
+}
 
 /// Which deployment lost a task.
 pub(crate) struct FailedTask {
@@ -155,15 +239,23 @@ pub(crate) fn fail(
 
 /// The scheduler stops `task` on behalf of `deployment`.
 pub(crate) fn stop(task: &mut Task, at: f64, deployment: &str) {
+    let reason = format!("Scaling activity initiated by (deployment {deployment})");
+    stop_with(task, at, reason, "ServiceSchedulerInitiated");
+}
+
+/// Stops `task` (STOPPING, then STOPPED) with `reason` and stop `code`; a task already
+/// stopping or stopped keeps its reason.
+pub(crate) fn stop_with(task: &mut Task, at: f64, reason: String, code: &'static str) {
+    if !task.is_active() {
+        return;
+    }
     task.desired_running = false;
     task.healthy = false;
     task.phase = Phase::Stopping;
     task.times.stopping = Some(at);
     task.next_at = at + STOPPING_SECONDS;
-    task.stopped_reason = Some(format!(
-        "Scaling activity initiated by (deployment {deployment})"
-    ));
-    task.stop_code = Some("ServiceSchedulerInitiated");
+    task.stopped_reason = Some(reason);
+    task.stop_code = Some(code);
 }
 
 #[cfg(test)]
@@ -171,7 +263,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::ecs_sim::model::{ContainerSpec, TaskTimes};
+    use crate::ecs_sim::model::ContainerSpec;
 
     fn task(faults: Vec<TaskFaultKind>, health_delay: f64) -> Task {
         Task {
@@ -181,6 +273,10 @@ mod tests {
             task_definition: String::new(),
             service: "s".into(),
             deployment: "ecs-svc/1".into(),
+            started_by: Some("ecs-svc/1".into()),
+            group: "service:s".into(),
+            overrides: None,
+            eni: None,
             launch_type: "EC2".into(),
             containers: vec![ContainerSpec {
                 name: "app".into(),

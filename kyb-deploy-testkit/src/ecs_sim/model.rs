@@ -1,7 +1,7 @@
 //! The simulated state: regions, clusters, task definitions, services, deployments, tasks
 //! and service events. Everything here is plain data that serializes into the snapshot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::Rng as _;
 use rand::rngs::StdRng;
@@ -18,17 +18,16 @@ pub(crate) struct State {
     pub(crate) regions: BTreeMap<String, Region>,
     /// Simulated time up to which the controller has run.
     pub(crate) controller_time: f64,
+    /// The subnets and security groups that exist, when the simulator was told.
+    pub(crate) network: KnownNetwork,
 }
 
-impl State {
-    pub(crate) fn region(&mut self, name: &str) -> &mut Region {
-        self.regions
-            .entry(name.to_owned())
-            .or_insert_with(|| Region {
-                name: name.to_owned(),
-                ..Region::default()
-            })
-    }
+/// The subnets and security groups awsvpc tasks may use. `None` accepts any id of the
+/// right shape (`subnet-...`, `sg-...`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KnownNetwork {
+    pub(crate) subnets: Option<BTreeSet<String>>,
+    pub(crate) security_groups: Option<BTreeSet<String>>,
 }
 
 /// The resources of one region.
@@ -85,6 +84,8 @@ pub(crate) struct Tag {
 pub(crate) struct Cluster {
     pub(crate) name: String,
     pub(crate) arn: String,
+    /// `ACTIVE`, or `INACTIVE` once deleted.
+    pub(crate) status: &'static str,
     pub(crate) tags: Vec<Tag>,
     /// `settings` as created (`containerInsights`).
     pub(crate) settings: Value,
@@ -174,10 +175,104 @@ pub(crate) struct Service {
     /// Newest first, at most [`MAX_EVENTS`].
     pub(crate) events: Vec<ServiceEvent>,
     pub(crate) tags: Vec<Tag>,
-    /// The last deployment that reached COMPLETED: its id and task definition.
-    pub(crate) last_completed: Option<(String, String)>,
+    /// The last deployment that reached COMPLETED: its id, task definition and revision.
+    pub(crate) last_completed: Option<(String, String, String)>,
     /// Whether the steady-state event was written since the service last changed.
     pub(crate) steady: bool,
+    /// ACTIVE, or DRAINING then INACTIVE once deleted.
+    pub(crate) status: ServiceStatus,
+    /// When DeleteService was called.
+    pub(crate) deleted_at: Option<f64>,
+    /// Every service revision, oldest first.
+    pub(crate) revisions: Vec<ServiceRevision>,
+    /// Every service deployment, oldest first, completed and failed ones included.
+    pub(crate) history: Vec<ServiceDeploymentRecord>,
+}
+
+/// The lifecycle of a service (`status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ServiceStatus {
+    Active,
+    /// Deleted; its tasks are stopping.
+    Draining,
+    /// Deleted, and no task of it runs.
+    Inactive,
+}
+
+impl ServiceStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Draining => "DRAINING",
+            Self::Inactive => "INACTIVE",
+        }
+    }
+}
+
+/// A service revision: the settings one deployment rolls out.
+#[derive(Clone, Debug)]
+pub(crate) struct ServiceRevision {
+    /// The numeric id of the revision, the number of the deployment that created it.
+    pub(crate) id: String,
+    pub(crate) task_definition: String,
+    pub(crate) created_at: f64,
+    /// The service's settings at the time, rendered as ECS returns them (`launchType`,
+    /// `networkConfiguration`, `loadBalancers`, ...).
+    pub(crate) settings: Value,
+}
+
+/// The status of a service deployment, as ListServiceDeployments reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ServiceDeploymentStatus {
+    InProgress,
+    Successful,
+    /// Replaced by a newer deployment before it completed, or failed without a rollback.
+    Stopped,
+    RollbackInProgress,
+    RollbackSuccessful,
+    RollbackFailed,
+}
+
+impl ServiceDeploymentStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Successful => "SUCCESSFUL",
+            Self::Stopped => "STOPPED",
+            Self::RollbackInProgress => "ROLLBACK_IN_PROGRESS",
+            Self::RollbackSuccessful => "ROLLBACK_SUCCESSFUL",
+            Self::RollbackFailed => "ROLLBACK_FAILED",
+        }
+    }
+
+    pub(crate) fn is_finished(self) -> bool {
+        !matches!(self, Self::InProgress | Self::RollbackInProgress)
+    }
+}
+
+/// One service deployment: a deployment of the service, with its rollback when the circuit
+/// breaker made one.
+#[derive(Clone, Debug)]
+pub(crate) struct ServiceDeploymentRecord {
+    /// 21 letters and digits, as ECS names service deployments.
+    pub(crate) id: String,
+    /// The `ecs-svc/...` id of the deployment it follows.
+    pub(crate) deployment: String,
+    pub(crate) created_at: f64,
+    pub(crate) updated_at: f64,
+    pub(crate) finished_at: Option<f64>,
+    pub(crate) stopped_at: Option<f64>,
+    pub(crate) status: ServiceDeploymentStatus,
+    pub(crate) status_reason: String,
+    /// The revisions that ran when it started, with their task counts then.
+    pub(crate) sources: Vec<(String, u32)>,
+    /// The revision it rolls out.
+    pub(crate) target: String,
+    pub(crate) desired: u32,
+    pub(crate) config: DeploymentConfig,
+    /// The circuit breaker's rollback: when it started, and the revision it went back to.
+    pub(crate) rollback: Option<(f64, String)>,
+    pub(crate) failed_tasks: u32,
 }
 
 /// How many events a service keeps.
@@ -213,6 +308,11 @@ pub(crate) struct Deployment {
     pub(crate) rollout_state_reason: String,
     /// Whether the circuit breaker made this deployment to roll back a failed one.
     pub(crate) is_rollback: bool,
+    /// The id of the service revision it rolls out.
+    pub(crate) revision: String,
+    /// The id of the service deployment it belongs to (a rollback belongs to the one it
+    /// rolls back).
+    pub(crate) record: String,
 }
 
 /// The lifecycle stage of a task (`lastStatus`).
@@ -249,8 +349,18 @@ pub(crate) struct Task {
     pub(crate) arn: String,
     pub(crate) cluster_arn: String,
     pub(crate) task_definition: String,
+    /// The service that started the task; empty for RunTask's tasks.
     pub(crate) service: String,
+    /// The deployment that started the task; empty for RunTask's tasks.
     pub(crate) deployment: String,
+    /// `startedBy`: the deployment id for a service's tasks, RunTask's `startedBy`.
+    pub(crate) started_by: Option<String>,
+    /// `group`: `service:NAME`, or RunTask's `group` (default `family:FAMILY`).
+    pub(crate) group: String,
+    /// RunTask's `overrides`, as given.
+    pub(crate) overrides: Option<Value>,
+    /// The elastic network interface of an awsvpc task.
+    pub(crate) eni: Option<Eni>,
     pub(crate) launch_type: String,
     pub(crate) containers: Vec<ContainerSpec>,
     pub(crate) cpu: Option<String>,
@@ -271,6 +381,18 @@ pub(crate) struct Task {
     /// Whether the task failed (counted in its deployment's `failedTasks`).
     pub(crate) failed: bool,
     pub(crate) tags: Vec<Tag>,
+}
+
+/// The elastic network interface of an awsvpc task.
+#[derive(Clone, Debug)]
+pub(crate) struct Eni {
+    /// The id of the task's attachment (a UUID).
+    pub(crate) attachment_id: String,
+    pub(crate) subnet_id: String,
+    pub(crate) interface_id: String,
+    pub(crate) mac_address: String,
+    pub(crate) private_ip: String,
+    pub(crate) private_dns_name: String,
 }
 
 /// The timestamps of a task's lifecycle.
@@ -313,6 +435,14 @@ impl Ids {
     /// 32 lowercase hex digits, the id of a task.
     pub(crate) fn task(rng: &mut StdRng) -> String {
         format!("{:032x}", rng.random::<u128>())
+    }
+
+    /// 21 letters and digits, the id of a service deployment.
+    pub(crate) fn service_deployment(rng: &mut StdRng) -> String {
+        const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        (0..21)
+            .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
+            .collect()
     }
 
     /// A UUID-shaped id, as ECS uses for events and containers.

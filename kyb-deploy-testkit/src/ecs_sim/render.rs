@@ -3,7 +3,9 @@
 use serde_json::{Map, Value, json};
 
 use super::faults::TaskFaultKind;
-use super::model::{ACCOUNT, Cluster, Deployment, Phase, Service, Tag, Task, TaskDefinition};
+use super::model::{
+    ACCOUNT, Cluster, Deployment, Eni, Phase, Service, ServiceStatus, Tag, Task, TaskDefinition,
+};
 use super::rollout::{Counts, deployment_counts};
 
 pub(crate) fn tags(tags: &[Tag]) -> Value {
@@ -15,14 +17,19 @@ pub(crate) fn tags(tags: &[Tag]) -> Value {
 pub(crate) fn cluster(cluster: &Cluster, with_tags: bool) -> Value {
     let running = cluster.tasks.iter().filter(|t| t.phase == Phase::Running);
     let pending = cluster.tasks.iter().filter(|t| t.phase.is_pending());
+    let active_services = cluster
+        .services
+        .values()
+        .filter(|s| s.status == ServiceStatus::Active)
+        .count();
     let mut value = json!({
         "clusterArn": cluster.arn,
         "clusterName": cluster.name,
-        "status": "ACTIVE",
+        "status": cluster.status,
         "registeredContainerInstancesCount": 0,
         "runningTasksCount": running.count(),
         "pendingTasksCount": pending.count(),
-        "activeServicesCount": cluster.services.len(),
+        "activeServicesCount": active_services,
         "statistics": [],
         "tags": [],
         "settings": cluster.settings,
@@ -78,7 +85,7 @@ pub(crate) fn service(service: &Service, tasks: &[Task], with_tags: bool) -> Val
         "clusterArn": service.cluster_arn,
         "loadBalancers": service.load_balancers,
         "serviceRegistries": [],
-        "status": "ACTIVE",
+        "status": service.status.as_str(),
         "desiredCount": service.desired_count,
         "runningCount": running,
         "pendingCount": pending,
@@ -159,6 +166,17 @@ pub(crate) fn task(task: &Task, with_tags: bool) -> Value {
         (true, false) => "UNKNOWN",
     };
     let (cluster_part, _) = task.arn.rsplit_once('/').unwrap_or((&task.arn, ""));
+    let network_interfaces: Vec<Value> = task
+        .eni
+        .iter()
+        .map(|eni| json!({"attachmentId": eni.attachment_id, "privateIpv4Address": eni.private_ip}))
+        .collect();
+    let attachments: Vec<Value> = task.eni.iter().map(|eni| attachment(task, eni)).collect();
+    let overrides = task.overrides.clone().unwrap_or_else(|| {
+        json!({"containerOverrides": task.containers.iter().map(|c| json!({"name": c.name})).collect::<Vec<_>>()})
+    });
+    let mut overrides = overrides;
+    overrides["inferenceAcceleratorOverrides"] = json!([]);
     let containers: Vec<Value> = task
         .containers
         .iter()
@@ -177,7 +195,7 @@ pub(crate) fn task(task: &Task, with_tags: bool) -> Value {
                 "image": container.image,
                 "lastStatus": task.phase.as_str(),
                 "networkBindings": [],
-                "networkInterfaces": [],
+                "networkInterfaces": network_interfaces,
                 "healthStatus": if container.has_health_check { health } else { "UNKNOWN" },
             });
             if let (Some(code), true) = (task.exit_code, container.essential) {
@@ -187,7 +205,7 @@ pub(crate) fn task(task: &Task, with_tags: bool) -> Value {
         })
         .collect();
     let mut value = json!({
-        "attachments": [],
+        "attachments": attachments,
         "attributes": [],
         "availabilityZone": format!("{}a", task.arn.split(':').nth(3).unwrap_or("us-east-1")),
         "clusterArn": task.cluster_arn,
@@ -195,21 +213,18 @@ pub(crate) fn task(task: &Task, with_tags: bool) -> Value {
         "createdAt": task.times.created,
         "desiredStatus": if task.desired_running { "RUNNING" } else { "STOPPED" },
         "enableExecuteCommand": false,
-        "group": format!("service:{}", task.service),
+        "group": task.group,
         "healthStatus": health,
         "lastStatus": task.phase.as_str(),
         "launchType": task.launch_type,
-        "overrides": {
-            "containerOverrides": task.containers.iter().map(|c| json!({"name": c.name})).collect::<Vec<_>>(),
-            "inferenceAcceleratorOverrides": [],
-        },
-        "startedBy": task.deployment,
+        "overrides": overrides,
         "tags": [],
         "taskArn": task.arn,
         "taskDefinitionArn": task.task_definition,
         "version": 1,
     });
     let fields = value.as_object_mut().expect("a task is an object");
+    insert_optional(fields, "startedBy", task.started_by.clone());
     insert_optional(fields, "cpu", task.cpu.clone());
     insert_optional(fields, "memory", task.memory.clone());
     insert_optional(fields, "pullStartedAt", task.times.pull_started);
@@ -226,6 +241,57 @@ pub(crate) fn task(task: &Task, with_tags: bool) -> Value {
     insert_optional(fields, "stopCode", task.stop_code);
     if with_tags {
         fields.insert("tags".into(), tags(&task.tags));
+    }
+    value
+}
+
+/// The `ElasticNetworkInterface` attachment of an awsvpc task; its status follows the task.
+fn attachment(task: &Task, eni: &Eni) -> Value {
+    let status = match task.phase {
+        Phase::Provisioning => "PRECREATED",
+        Phase::Pending | Phase::Running => "ATTACHED",
+        Phase::Stopping => "DETACHING",
+        Phase::Stopped => "DELETED",
+    };
+    let detail = |name: &str, value: &str| json!({"name": name, "value": value});
+    json!({
+        "id": eni.attachment_id,
+        "type": "ElasticNetworkInterface",
+        "status": status,
+        "details": [
+            detail("subnetId", &eni.subnet_id),
+            detail("networkInterfaceId", &eni.interface_id),
+            detail("macAddress", &eni.mac_address),
+            detail("privateDNSName", &eni.private_dns_name),
+            detail("privateIPv4Address", &eni.private_ip),
+        ],
+    })
+}
+
+/// The settings of a service revision: what a deployment of `service` rolls out besides its
+/// task definition, whose containers' images are `images`.
+pub(crate) fn revision_settings(service: &Service, definition: Option<&TaskDefinition>) -> Value {
+    let images: Vec<Value> = definition
+        .into_iter()
+        .flat_map(|d| &d.containers)
+        .map(|c| json!({"containerName": c.name, "image": c.image}))
+        .collect();
+    let mut value = json!({
+        "launchType": service.launch_type,
+        "loadBalancers": service.load_balancers,
+        "serviceRegistries": [],
+        "containerImages": images,
+    });
+    let fields = value
+        .as_object_mut()
+        .expect("revision settings are an object");
+    if let Some(strategy) = &service.capacity_provider_strategy {
+        fields.remove("launchType");
+        fields.insert("capacityProviderStrategy".into(), strategy.clone());
+    }
+    insert_platform(fields, service);
+    if let Some(network) = &service.network_configuration {
+        fields.insert("networkConfiguration".into(), network.clone());
     }
     value
 }

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use rand::rngs::StdRng;
 
 use super::docker_runtime::DockerRuntime;
-use super::faults::{FaultSet, TaskFaultKind};
-use super::lifecycle::{HEALTH_CHECK_SECONDS, PROVISIONING_SECONDS, advance_task_gated, stop};
+use super::faults::FaultSet;
+use super::lifecycle::{TaskLaunch, advance_task_gated, new_task, stop};
 use super::model::{
-    ACCOUNT, Cluster, Deployment, Ids, MAX_EVENTS, Phase, RolloutState, Service, ServiceEvent,
-    State, Task, TaskDefinition, TaskTimes, find_task_definition,
+    Cluster, Deployment, Ids, MAX_EVENTS, Phase, RolloutState, Service, ServiceEvent,
+    ServiceStatus, State, Task, TaskDefinition, find_task_definition,
 };
+use super::service_deployments;
 
 /// Simulated seconds between two controller passes.
 const STEP: f64 = 1.0;
@@ -115,6 +116,7 @@ impl Pass<'_> {
             services,
             tasks,
             name: cluster_name,
+            arn: cluster_arn,
             ..
         } = cluster;
         for task in tasks.iter_mut() {
@@ -148,11 +150,27 @@ impl Pass<'_> {
                 .is_none_or(|stopped| at - stopped < STOPPED_TASK_RETENTION_SECONDS)
         });
         for service in services.values_mut() {
+            match service.status {
+                ServiceStatus::Inactive => continue,
+                ServiceStatus::Draining => {
+                    // DeleteService stopped its tasks; once none is left running (they may
+                    // still be STOPPING) the service is INACTIVE.
+                    let running = tasks.iter().any(|t| {
+                        t.service == service.name
+                            && !matches!(t.phase, Phase::Stopping | Phase::Stopped)
+                    });
+                    if !running {
+                        service.status = ServiceStatus::Inactive;
+                    }
+                    continue;
+                }
+                ServiceStatus::Active => {}
+            }
             if let Some(docker) = self.docker {
                 docker.ensure_proxy(self.region, cluster_name, &service.name);
             }
             self.circuit_breaker(service);
-            self.schedule(service, tasks, cluster_name);
+            self.schedule(service, tasks, cluster_name, cluster_arn);
             self.complete(service, tasks);
         }
     }
@@ -175,13 +193,19 @@ impl Pass<'_> {
             service.name, primary.id
         );
         let is_rollback = primary.is_rollback;
+        let (record, failed_tasks) = (primary.record.clone(), primary.failed_tasks);
         push_event(service, self.rng, at, message);
-        let Some((completed_id, task_definition)) = service.last_completed.clone() else {
+        let rollback_to = service
+            .last_completed
+            .clone()
+            .filter(|_| service.config.rollback && !is_rollback);
+        let rollback_revision = rollback_to
+            .as_ref()
+            .map(|(_, _, revision)| revision.clone());
+        service_deployments::tripped(service, &record, failed_tasks, rollback_revision, at);
+        let Some((completed_id, task_definition, revision)) = rollback_to else {
             return;
         };
-        if !service.config.rollback || is_rollback {
-            return;
-        }
         let rollback = Deployment {
             id: Ids::deployment(self.rng),
             task_definition: task_definition.clone(),
@@ -193,13 +217,21 @@ impl Pass<'_> {
                 "ECS deployment circuit breaker: rolling back to deploymentId {completed_id}."
             ),
             is_rollback: true,
+            revision,
+            record,
         };
         service.deployments.insert(0, rollback);
         service.task_definition = task_definition;
         service.steady = false;
     }
 
-    fn schedule(&mut self, service: &mut Service, tasks: &mut Vec<Task>, cluster: &str) {
+    fn schedule(
+        &mut self,
+        service: &mut Service,
+        tasks: &mut Vec<Task>,
+        cluster: &str,
+        cluster_arn: &str,
+    ) {
         let primary = service.deployments[0].clone();
         if primary.rollout_state == RolloutState::Failed {
             // Without a rollback a failed deployment launches nothing more; the tasks of the
@@ -253,7 +285,7 @@ impl Pass<'_> {
             .min((max_total as usize).saturating_sub(active));
         let mut started = Vec::new();
         for _ in 0..launch {
-            let Some(task) = self.new_task(service, &primary, cluster) else {
+            let Some(task) = self.new_task(service, &primary, cluster, cluster_arn) else {
                 break;
             };
             started.push(task.id.clone());
@@ -306,8 +338,10 @@ impl Pass<'_> {
             primary.rollout_state_reason = format!("ECS deployment {primary_id} completed.");
             primary.updated_at = self.at;
             let task_definition = primary.task_definition.clone();
+            let (record, revision) = (primary.record.clone(), primary.revision.clone());
             service.deployments.truncate(1);
-            service.last_completed = Some((primary_id.clone(), task_definition));
+            service.last_completed = Some((primary_id.clone(), task_definition, revision));
+            service_deployments::completed(service, &record, self.at);
             let message = format!(
                 "(service {}) (deployment {primary_id}) deployment completed.",
                 service.name
@@ -327,55 +361,27 @@ impl Pass<'_> {
         service: &Service,
         deployment: &Deployment,
         cluster: &str,
+        cluster_arn: &str,
     ) -> Option<Task> {
         let definition = find_task_definition(self.families, &deployment.task_definition)?;
-        let id = Ids::task(self.rng);
-        let faults: Vec<TaskFaultKind> = definition
-            .containers
-            .iter()
-            .flat_map(|container| self.faults.for_image(&container.image))
-            .collect();
-        let checks_health = definition.containers.iter().any(|c| c.has_health_check)
-            || faults.contains(&TaskFaultKind::HealthCheckFails);
-        let grace = f64::from(service.health_check_grace_period.unwrap_or(0));
-        // With the Docker-backed runtime a real health check decides, whenever it does.
-        let real_check = self.docker.is_some()
-            && definition.containers.iter().any(|c| c.has_health_check)
-            && !faults.contains(&TaskFaultKind::HealthCheckFails);
-        let check = if real_check {
-            f64::INFINITY
-        } else if checks_health {
-            HEALTH_CHECK_SECONDS
-        } else {
-            0.0
+        let launch = TaskLaunch {
+            region: self.region,
+            cluster,
+            cluster_arn,
+            definition,
+            launch_type: &service.launch_type,
+            network: service.network_configuration.as_ref(),
+            grace: f64::from(service.health_check_grace_period.unwrap_or(0)),
+            faults: self.faults,
+            docker: self.docker.is_some(),
+            at: self.at,
         };
-        Some(Task {
-            arn: format!("arn:aws:ecs:{}:{ACCOUNT}:task/{cluster}/{id}", self.region),
-            id,
-            cluster_arn: service.cluster_arn.clone(),
-            task_definition: definition.arn.clone(),
-            service: service.name.clone(),
-            deployment: deployment.id.clone(),
-            launch_type: service.launch_type.clone(),
-            containers: definition.containers.clone(),
-            cpu: definition.cpu.clone(),
-            memory: definition.memory.clone(),
-            phase: Phase::Provisioning,
-            desired_running: true,
-            next_at: self.at + PROVISIONING_SECONDS,
-            healthy: false,
-            health_delay: grace.max(check),
-            faults,
-            times: TaskTimes {
-                created: self.at,
-                ..TaskTimes::default()
-            },
-            stopped_reason: None,
-            stop_code: None,
-            exit_code: None,
-            failed: false,
-            tags: Vec::new(),
-        })
+        let mut task = new_task(&launch, self.rng);
+        task.service = service.name.clone();
+        task.deployment = deployment.id.clone();
+        task.started_by = Some(deployment.id.clone());
+        task.group = format!("service:{}", service.name);
+        Some(task)
     }
 }
 

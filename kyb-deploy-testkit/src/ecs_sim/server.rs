@@ -82,13 +82,32 @@ async fn handle(State(core): State<Arc<Core>>, headers: HeaderMap, body: Bytes) 
     answer(status, &body)
 }
 
+/// An answer of the ECS API: its JSON body, and a fresh `x-amzn-RequestId` (a UUID) as
+/// ECS gives every answer, errors included.
 fn answer(status: u16, body: &Value) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    if let Ok(id) = HeaderValue::from_str(&request_id()) {
+        headers.insert("x-amzn-requestid", id);
+    }
     response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-    response
+}
+
+/// A random (version 4) UUID. It comes from the thread's generator, not the simulator's
+/// seeded one, so that request ids do not shift the ids of a seeded run.
+fn request_id() -> String {
+    let bits = rand::random::<u128>() & !(0xf << 76) & !(0x3 << 62) | (0x4 << 76) | (0x2 << 62);
+    let hex = format!("{bits:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// The region of a SigV4 `Authorization` header's credential scope

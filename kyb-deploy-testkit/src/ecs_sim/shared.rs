@@ -11,7 +11,7 @@ use super::api::{self, ApiError};
 use super::docker_runtime::{DockerRuntime, DockerRuntimeConfig};
 use super::faults::FaultSet;
 use super::handle::LoggedRequest;
-use super::model::State;
+use super::model::{KnownNetwork, State};
 use super::{render, rollout};
 use crate::sim_runtime::SimClock;
 
@@ -38,9 +38,11 @@ impl Core {
         rng: StdRng,
         faults: FaultSet,
         docker: Option<DockerRuntimeConfig>,
+        network: KnownNetwork,
     ) -> Arc<Self> {
         let state = State {
             controller_time: clock.now_seconds(),
+            network,
             ..State::default()
         };
         // The runtime's proxies look the state up through the core, which owns them.
@@ -85,8 +87,16 @@ impl Core {
     pub(crate) fn call(&self, operation: &str, region: &str, request: &Value) -> (u16, Value) {
         let mut inner = self.lock();
         let now = self.clock.now_seconds();
-        let Inner { state, rng, .. } = &mut *inner;
-        let result = api::dispatch(operation, state, region, request, now, rng);
+        let Inner {
+            state, rng, faults, ..
+        } = &mut *inner;
+        let context = api::Context {
+            now,
+            rng,
+            faults,
+            docker: self.docker.is_some(),
+        };
+        let result = api::dispatch(operation, state, region, request, context);
         let (status, body, error) = match result {
             Ok(body) => (200, body, None),
             Err(error) => (error.status(), error.body(), Some(error.code.to_owned())),

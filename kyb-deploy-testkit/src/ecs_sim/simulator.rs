@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use super::docker_runtime::DockerRuntimeConfig;
 use super::faults::{Fault, FaultSet};
 use super::handle::SimHandle;
+use super::model::KnownNetwork;
 use super::server;
 use super::shared::Core;
 use crate::sim_runtime::SimClock;
@@ -35,6 +36,7 @@ pub struct EcsSimulatorBuilder {
     seed: Option<u64>,
     faults: Vec<Fault>,
     docker: Option<DockerRuntimeConfig>,
+    network: KnownNetwork,
 }
 
 impl Default for EcsSimulatorBuilder {
@@ -45,6 +47,7 @@ impl Default for EcsSimulatorBuilder {
             seed: None,
             faults: Vec::new(),
             docker: None,
+            network: KnownNetwork::default(),
         }
     }
 }
@@ -79,6 +82,38 @@ impl EcsSimulatorBuilder {
         self
     }
 
+    /// The subnets that exist: a network configuration naming another one is refused with
+    /// ECS's `InvalidParameterException`. Without this, any `subnet-...` id is accepted.
+    ///
+    /// ```
+    /// use kyb_deploy_testkit::ecs_sim::EcsSimulator;
+    ///
+    /// let sim = EcsSimulator::builder()
+    ///     .known_subnets(["subnet-0a1b2c3d"])
+    ///     .known_security_groups(["sg-0a1b2c3d"])
+    ///     .build();
+    /// # drop(sim);
+    /// ```
+    pub fn known_subnets<I, S>(mut self, subnets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.network.subnets = Some(subnets.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The security groups that exist, like [`known_subnets`](Self::known_subnets); without
+    /// this, any `sg-...` id is accepted.
+    pub fn known_security_groups<I, S>(mut self, groups: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.network.security_groups = Some(groups.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Runs every task as a real container through the local Docker engine, and gives
     /// every service a stable local URL ([`SimHandle::service_url`]) over its healthy tasks.
     /// See the [module docs](super#docker-backed-runtime) for the model.
@@ -109,7 +144,7 @@ impl EcsSimulatorBuilder {
         }
         EcsSimulator {
             handle: SimHandle {
-                core: Core::new(clock, rng, faults, self.docker),
+                core: Core::new(clock, rng, faults, self.docker, self.network),
             },
         }
     }

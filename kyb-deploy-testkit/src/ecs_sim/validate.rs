@@ -1,5 +1,6 @@
 //! Validation rules of task definitions that ECS applies on registration: task size units,
-//! Fargate's cpu/memory combinations, container memory.
+//! Fargate's cpu/memory combinations, container memory, and the container rules of
+//! [`container_rules`] (ports, log drivers, secrets, health checks).
 
 use serde_json::Value;
 
@@ -109,6 +110,102 @@ pub(crate) fn container_memory(container: &Value, task_memory: bool) -> Result<(
     )))
 }
 
+/// What the container rules need to know of the task definition.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TaskRules<'a> {
+    pub(crate) network_mode: Option<&'a str>,
+    /// Whether the definition requires Fargate compatibility.
+    pub(crate) fargate: bool,
+    /// The task's memory in MiB, when it sets one.
+    pub(crate) memory_mib: Option<u32>,
+    pub(crate) execution_role: bool,
+}
+
+/// The log drivers ECS accepts in a `logConfiguration`.
+const LOG_DRIVERS: [&str; 8] = [
+    "json-file",
+    "syslog",
+    "journald",
+    "gelf",
+    "fluentd",
+    "awslogs",
+    "splunk",
+    "awsfirelens",
+];
+
+/// The ranges of a container health check: `(field, lowest, highest)` in seconds (retries:
+/// a count), as the ECS API reference gives them.
+const HEALTH_CHECK_RANGES: [(&str, i64, i64); 4] = [
+    ("interval", 5, 300),
+    ("timeout", 2, 60),
+    ("retries", 1, 10),
+    ("startPeriod", 0, 300),
+];
+
+/// Checks one container definition, as given, against the rules ECS applies on
+/// registration.
+pub(crate) fn container_rules(container: &Value, task: TaskRules<'_>) -> Result<(), ApiError> {
+    let name = container.get("name").and_then(Value::as_str).unwrap_or("");
+    if task.network_mode == Some("awsvpc") {
+        let mismatched = container["portMappings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| !m["hostPort"].is_null() && m["hostPort"] != m["containerPort"]);
+        if mismatched {
+            return Err(ApiError::client(
+                "When networkMode=awsvpc, the host ports and container ports in port mappings \
+                 must match.",
+            ));
+        }
+    }
+    if let (Some(task_memory), Some(memory)) = (task.memory_mib, container["memory"].as_u64())
+        && memory > u64::from(task_memory)
+    {
+        return Err(ApiError::client(format!(
+            "The 'memory' setting for container '{name}' is greater than for the task."
+        )));
+    }
+    if let Some(driver) = container["logConfiguration"].get("logDriver") {
+        let driver = driver.as_str().unwrap_or_default();
+        if !LOG_DRIVERS.contains(&driver) {
+            return Err(ApiError::invalid(format!(
+                "Log driver {driver} is not supported. Supported log drivers: {}.",
+                LOG_DRIVERS.join(", ")
+            )));
+        }
+        if driver == "awslogs" && task.fargate && !task.execution_role {
+            return Err(ApiError::client(
+                "Fargate requires task definition to have execution role ARN to support log \
+                 driver awslogs.",
+            ));
+        }
+    }
+    let has_secrets = container["secrets"]
+        .as_array()
+        .is_some_and(|secrets| !secrets.is_empty());
+    if has_secrets && !task.execution_role {
+        return Err(ApiError::client(
+            "When you are specifying container secrets, you must also specify a value for \
+             'executionRoleArn'.",
+        ));
+    }
+    if let Some(check) = container.get("healthCheck").filter(|v| v.is_object()) {
+        for (field, low, high) in HEALTH_CHECK_RANGES {
+            let Some(value) = check.get(field).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            if value.as_i64().is_none_or(|v| !(low..=high).contains(&v)) {
+                return Err(ApiError::client(format!(
+                    "Invalid 'healthCheck.{field}' setting for container '{name}': it must be \
+                     between {low} and {high}."
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -198,5 +295,117 @@ mod tests {
         );
         assert!(container_memory(&container, true).is_ok());
         assert!(container_memory(&json!({"name": "w", "memoryReservation": 64}), false).is_ok());
+    }
+
+    #[test]
+    fn container_rules_follow_ecs() {
+        let fargate = TaskRules {
+            network_mode: Some("awsvpc"),
+            fargate: true,
+            memory_mib: Some(512),
+            execution_role: false,
+        };
+        let with_role = TaskRules {
+            execution_role: true,
+            ..fargate
+        };
+        let ec2 = TaskRules {
+            network_mode: Some("bridge"),
+            fargate: false,
+            memory_mib: None,
+            execution_role: false,
+        };
+        let awslogs = json!({"logDriver": "awslogs", "options": {}});
+        // (container, rules, the error's start or None when valid)
+        let cases = [
+            (
+                json!({"name": "a", "portMappings": [{"containerPort": 80}]}),
+                fargate,
+                None,
+            ),
+            (
+                json!({"name": "a", "portMappings": [{"containerPort": 80, "hostPort": 80}]}),
+                fargate,
+                None,
+            ),
+            (
+                json!({"name": "a", "portMappings": [{"containerPort": 80, "hostPort": 8080}]}),
+                fargate,
+                Some("When networkMode=awsvpc"),
+            ),
+            (
+                json!({"name": "a", "portMappings": [{"containerPort": 80, "hostPort": 8080}]}),
+                ec2,
+                None,
+            ),
+            (json!({"name": "a", "memory": 512}), fargate, None),
+            (
+                json!({"name": "a", "memory": 1024}),
+                fargate,
+                Some("The 'memory' setting for container 'a'"),
+            ),
+            (
+                json!({"name": "a", "logConfiguration": awslogs}),
+                fargate,
+                Some("Fargate requires task definition to have execution role ARN"),
+            ),
+            (
+                json!({"name": "a", "logConfiguration": awslogs}),
+                with_role,
+                None,
+            ),
+            (json!({"name": "a", "logConfiguration": awslogs}), ec2, None),
+            (
+                json!({"name": "a", "logConfiguration": {"logDriver": "papertrail"}}),
+                with_role,
+                Some("Log driver papertrail is not supported"),
+            ),
+            (
+                json!({"name": "a", "secrets": [{"name": "K", "valueFrom": "arn:x"}]}),
+                ec2,
+                Some("When you are specifying container secrets"),
+            ),
+            (
+                json!({"name": "a", "secrets": [{"name": "K", "valueFrom": "arn:x"}]}),
+                with_role,
+                None,
+            ),
+            (
+                json!({"name": "a", "healthCheck": {"command": ["CMD"], "interval": 5,
+                       "timeout": 2, "retries": 10, "startPeriod": 300}}),
+                ec2,
+                None,
+            ),
+            (
+                json!({"name": "a", "healthCheck": {"command": ["CMD"], "interval": 4}}),
+                ec2,
+                Some("Invalid 'healthCheck.interval'"),
+            ),
+            (
+                json!({"name": "a", "healthCheck": {"command": ["CMD"], "timeout": 61}}),
+                ec2,
+                Some("Invalid 'healthCheck.timeout'"),
+            ),
+            (
+                json!({"name": "a", "healthCheck": {"command": ["CMD"], "retries": 0}}),
+                ec2,
+                Some("Invalid 'healthCheck.retries'"),
+            ),
+            (
+                json!({"name": "a", "healthCheck": {"command": ["CMD"], "startPeriod": 301}}),
+                ec2,
+                Some("Invalid 'healthCheck.startPeriod'"),
+            ),
+        ];
+        for (container, rules, expected) in cases {
+            let result = container_rules(&container, rules);
+            match expected {
+                None => assert!(result.is_ok(), "{container}: {result:?}"),
+                Some(start) => {
+                    let error = result.expect_err(&container.to_string());
+                    assert!(error.message.starts_with(start), "{container}: {error:?}");
+                }
+            }
+        }
     }
 }

@@ -6,10 +6,14 @@ mod aws_cli;
 mod binary;
 mod conformance;
 mod definitions;
+mod deletion;
 mod docker;
 mod rollouts;
 mod sdk;
+mod service_deployments;
 mod services;
+mod standalone_tasks;
+mod validation;
 
 use std::time::Duration;
 
@@ -157,7 +161,7 @@ async fn calls_without_authorization_are_refused() {
 #[tokio::test]
 async fn unknown_operations_and_bad_bodies_are_client_errors() {
     let sim = Sim::manual().await;
-    sim.fails("RunTask", json!({}), 400, "UnknownOperationException")
+    sim.fails("StartTask", json!({}), 400, "UnknownOperationException")
         .await;
     let response = sim
         .client

@@ -1,9 +1,9 @@
-//! CreateCluster, DescribeClusters, and the tagging operations.
+//! CreateCluster, DescribeClusters, ListClusters, DeleteCluster, and the tagging operations.
 
 use serde_json::{Value, json};
 
-use super::{ApiError, Call, resource_name};
-use crate::ecs_sim::model::{Cluster, Region, Tag};
+use super::{ApiError, Call, resource_name, with_next};
+use crate::ecs_sim::model::{Cluster, Phase, Region, ServiceStatus, Tag};
 use crate::ecs_sim::render;
 
 pub(super) fn create(call: &mut Call<'_>) -> Result<Value, ApiError> {
@@ -36,6 +36,15 @@ pub(super) fn create(call: &mut Call<'_>) -> Result<Value, ApiError> {
         .cloned()
         .unwrap_or_else(|| json!([]));
     let arn = call.region.arn(&format!("cluster/{name}"));
+    // A deleted (INACTIVE) cluster is replaced by a new one of the same name.
+    if call
+        .region
+        .clusters
+        .get(&name)
+        .is_some_and(|c| c.status != "ACTIVE")
+    {
+        call.region.clusters.remove(&name);
+    }
     // CreateCluster is idempotent: an existing cluster is returned as it is.
     let cluster = call
         .region
@@ -44,6 +53,7 @@ pub(super) fn create(call: &mut Call<'_>) -> Result<Value, ApiError> {
         .or_insert_with(|| Cluster {
             name,
             arn,
+            status: "ACTIVE",
             tags,
             settings,
             capacity_providers,
@@ -75,6 +85,47 @@ pub(super) fn describe(call: &mut Call<'_>) -> Result<Value, ApiError> {
         }
     }
     Ok(json!({"clusters": clusters, "failures": failures}))
+}
+
+pub(super) fn list(call: &mut Call<'_>) -> Result<Value, ApiError> {
+    let arns: Vec<String> = call
+        .region
+        .clusters
+        .values()
+        .filter(|cluster| cluster.status == "ACTIVE")
+        .map(|cluster| cluster.arn.clone())
+        .collect();
+    let (page, next) = call.page(arns, 100, 100)?;
+    Ok(with_next(json!({"clusterArns": page}), next))
+}
+
+/// Deletes an empty cluster: it stays INACTIVE, still described, until a cluster of the same
+/// name replaces it.
+pub(super) fn delete(call: &mut Call<'_>) -> Result<Value, ApiError> {
+    call.required_str("cluster")?;
+    let cluster = call.cluster()?;
+    let has_services = cluster
+        .services
+        .values()
+        .any(|service| service.status != ServiceStatus::Inactive);
+    if has_services {
+        return Err(ApiError::new(
+            "ClusterContainsServicesException",
+            "The Cluster cannot be deleted while Services are active.",
+        ));
+    }
+    if cluster
+        .tasks
+        .iter()
+        .any(|task| task.phase != Phase::Stopped)
+    {
+        return Err(ApiError::new(
+            "ClusterContainsTasksException",
+            "The Cluster cannot be deleted while Tasks are active.",
+        ));
+    }
+    cluster.status = "INACTIVE";
+    Ok(json!({"cluster": render::cluster(cluster, false)}))
 }
 
 /// The ARN ECS reports for a missing resource: the reference itself when it is an ARN.

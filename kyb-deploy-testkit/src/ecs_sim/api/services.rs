@@ -1,11 +1,14 @@
-//! CreateService, UpdateService, DescribeServices and ListServices.
+//! CreateService, UpdateService, DescribeServices, ListServices and DeleteService.
 
 use serde_json::{Value, json};
 
 use super::clusters::missing_arn;
 use super::{ApiError, Call, resource_name, with_next};
-use crate::ecs_sim::model::{Deployment, DeploymentConfig, Ids, RolloutState, Service};
-use crate::ecs_sim::render;
+use crate::ecs_sim::lifecycle::stop;
+use crate::ecs_sim::model::{
+    Deployment, DeploymentConfig, Ids, RolloutState, Service, ServiceStatus,
+};
+use crate::ecs_sim::{network as awsvpc, render, service_deployments};
 
 pub(super) fn create(call: &mut Call<'_>) -> Result<Value, ApiError> {
     let name = call.required_str("serviceName")?.to_owned();
@@ -89,6 +92,9 @@ pub(super) fn create(call: &mut Call<'_>) -> Result<Value, ApiError> {
             "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
         ));
     }
+    if let Some(network) = &network {
+        awsvpc::check(network, call.network)?;
+    }
     let load_balancers = load_balancers(call, &arn)?.unwrap_or_else(|| json!([]));
     let now = call.now;
     let deployment = new_deployment(call, &arn);
@@ -96,10 +102,15 @@ pub(super) fn create(call: &mut Call<'_>) -> Result<Value, ApiError> {
         .region
         .arn(&format!("service/{}/{name}", call.cluster_name()?));
     let cluster = call.cluster()?;
-    if cluster.services.contains_key(&name) {
+    // A service of the same name blocks the name until it is INACTIVE.
+    let taken = cluster
+        .services
+        .get(&name)
+        .is_some_and(|s| s.status != ServiceStatus::Inactive);
+    if taken {
         return Err(ApiError::invalid("Creation of service was not idempotent."));
     }
-    let service = Service {
+    let mut service = Service {
         name: name.clone(),
         arn: region_arn,
         cluster_arn: cluster.arn.clone(),
@@ -122,7 +133,17 @@ pub(super) fn create(call: &mut Call<'_>) -> Result<Value, ApiError> {
         tags,
         last_completed: None,
         steady: false,
+        status: ServiceStatus::Active,
+        deleted_at: None,
+        revisions: Vec::new(),
+        history: Vec::new(),
     };
+    let settings = render::revision_settings(
+        &service,
+        call.region.task_definition(&service.task_definition),
+    );
+    service_deployments::started(&mut service, &[], settings, now, call.rng);
+    let cluster = call.cluster()?;
     let response = json!({"service": render::service(&service, &cluster.tasks, true)});
     cluster.services.insert(name, service);
     Ok(response)
@@ -148,6 +169,12 @@ pub(super) fn update(call: &mut Call<'_>) -> Result<Value, ApiError> {
             .services
             .get(&name)
             .ok_or_else(ApiError::service_not_found)?;
+        if service.status != ServiceStatus::Active {
+            return Err(ApiError::new(
+                "ServiceNotActiveException",
+                "Service was not ACTIVE.",
+            ));
+        }
         (
             service.config,
             service.deployments[0].task_definition.clone(),
@@ -164,6 +191,9 @@ pub(super) fn update(call: &mut Call<'_>) -> Result<Value, ApiError> {
                 ""
             }
         )));
+    }
+    if let Some(network) = &network {
+        awsvpc::check(network, call.network)?;
     }
     let options = ServiceOptions::of(call, Some(current_options))?;
     let strategy = capacity_provider_strategy(call)?;
@@ -183,7 +213,12 @@ pub(super) fn update(call: &mut Call<'_>) -> Result<Value, ApiError> {
         )
     });
     let now = call.now;
-    let cluster = call.cluster()?;
+    let cluster_name = call.cluster_name()?;
+    let cluster = call
+        .region
+        .clusters
+        .get_mut(&cluster_name)
+        .expect("the cluster was looked up above");
     let service = cluster
         .services
         .get_mut(&name)
@@ -216,6 +251,12 @@ pub(super) fn update(call: &mut Call<'_>) -> Result<Value, ApiError> {
         service.task_definition = deployment.task_definition.clone();
         service.deployments.insert(0, deployment);
         service.steady = false;
+        let definition = crate::ecs_sim::model::find_task_definition(
+            &call.region.families,
+            &service.task_definition,
+        );
+        let settings = render::revision_settings(service, definition);
+        service_deployments::started(service, &cluster.tasks, settings, now, call.rng);
     }
     Ok(json!({"service": render::service(service, &cluster.tasks, false)}))
 }
@@ -260,6 +301,7 @@ pub(super) fn list(call: &mut Call<'_>) -> Result<Value, ApiError> {
     let arns: Vec<String> = cluster
         .services
         .values()
+        .filter(|s| s.status == ServiceStatus::Active)
         .filter(|s| launch_type.as_ref().is_none_or(|l| *l == s.launch_type))
         .filter(|_| !daemon_only)
         .map(|s| s.arn.clone())
@@ -268,8 +310,44 @@ pub(super) fn list(call: &mut Call<'_>) -> Result<Value, ApiError> {
     Ok(with_next(json!({"serviceArns": page}), next))
 }
 
+/// Deletes a service: scaled to zero (or forced), it goes DRAINING while its tasks stop,
+/// then INACTIVE; DescribeServices still shows it, and its name is free once INACTIVE.
+pub(super) fn delete(call: &mut Call<'_>) -> Result<Value, ApiError> {
+    let name = resource_name(call.required_str("service")?).to_owned();
+    let force = call.bool("force")?.unwrap_or(false);
+    let now = call.now;
+    let cluster = call.cluster()?;
+    let service = cluster
+        .services
+        .get_mut(&name)
+        .filter(|s| s.status != ServiceStatus::Inactive)
+        .ok_or_else(ApiError::service_not_found)?;
+    if service.status == ServiceStatus::Draining {
+        return Err(ApiError::new(
+            "ServiceNotActiveException",
+            "Service was not ACTIVE.",
+        ));
+    }
+    if service.desired_count > 0 && !force {
+        return Err(ApiError::invalid(
+            "The service cannot be stopped while it is scaled above 0.",
+        ));
+    }
+    service.desired_count = 0;
+    service.status = ServiceStatus::Draining;
+    service.deleted_at = Some(now);
+    service.steady = false;
+    service_deployments::deleted(service, now);
+    let primary = service.deployments[0].id.clone();
+    for task in cluster.tasks.iter_mut().filter(|t| t.service == name) {
+        stop(task, now, &primary);
+    }
+    let service = &cluster.services[&name];
+    Ok(json!({"service": render::service(service, &cluster.tasks, false)}))
+}
+
 /// Resolves a task definition reference for a service: ACTIVE, and as an ARN.
-fn task_definition(call: &Call<'_>, reference: &str) -> Result<String, ApiError> {
+pub(super) fn task_definition(call: &Call<'_>, reference: &str) -> Result<String, ApiError> {
     let definition = call
         .region
         .task_definition(reference)
@@ -375,6 +453,8 @@ fn pending_deployment(task_definition: &str, now: f64) -> Deployment {
         rollout_state: RolloutState::InProgress,
         rollout_state_reason: String::new(),
         is_rollback: false,
+        revision: String::new(),
+        record: String::new(),
     }
 }
 
@@ -438,7 +518,7 @@ impl ServiceOptions {
 }
 
 /// `capacityProviderStrategy`, checked against the cluster's capacity providers.
-fn capacity_provider_strategy(call: &mut Call<'_>) -> Result<Option<Value>, ApiError> {
+pub(super) fn capacity_provider_strategy(call: &mut Call<'_>) -> Result<Option<Value>, ApiError> {
     let Some(items) = call
         .body
         .get("capacityProviderStrategy")

@@ -1,5 +1,5 @@
-//! RegisterTaskDefinition, DescribeTaskDefinition, ListTaskDefinitions and
-//! DeregisterTaskDefinition.
+//! RegisterTaskDefinition, DescribeTaskDefinition, ListTaskDefinitions,
+//! ListTaskDefinitionFamilies and DeregisterTaskDefinition.
 
 use serde_json::{Map, Value, json};
 
@@ -54,9 +54,18 @@ pub(super) fn register(call: &mut Call<'_>) -> Result<Value, ApiError> {
             ));
         }
     };
+    let rules = validate::TaskRules {
+        network_mode,
+        fargate,
+        memory_mib: size.memory.as_deref().and_then(|m| m.parse().ok()),
+        execution_role: call
+            .str("executionRoleArn")?
+            .is_some_and(|role| !role.is_empty()),
+    };
     let mut specs = Vec::new();
     let mut normalized = Vec::new();
     for container in containers {
+        validate::container_rules(container, rules)?;
         let (spec, value) = container_definition(container, size.memory.is_some(), network_mode)?;
         if specs.iter().any(|s: &ContainerSpec| s.name == spec.name) {
             return Err(ApiError::client(format!(
@@ -66,6 +75,11 @@ pub(super) fn register(call: &mut Call<'_>) -> Result<Value, ApiError> {
         }
         specs.push(spec);
         normalized.push(value);
+    }
+    if !specs.iter().any(|spec| spec.essential) {
+        return Err(ApiError::client(
+            "Task definition doesn't have any essential container.",
+        ));
     }
     let tags = call.tags()?;
 
@@ -227,6 +241,32 @@ pub(super) fn list(call: &mut Call<'_>) -> Result<Value, ApiError> {
     }
     let (page, next) = call.page(arns, 100, 100)?;
     Ok(with_next(json!({"taskDefinitionArns": page}), next))
+}
+
+/// The families by name; `status` ACTIVE: those with an ACTIVE revision, INACTIVE: those
+/// without, ALL (the default): every family.
+pub(super) fn list_families(call: &mut Call<'_>) -> Result<Value, ApiError> {
+    let prefix = call.str("familyPrefix")?.unwrap_or("");
+    let status = call.str("status")?.unwrap_or("ALL");
+    let wanted = match status {
+        "ALL" => None,
+        "ACTIVE" => Some(true),
+        "INACTIVE" => Some(false),
+        other => return Err(ApiError::invalid(format!("Invalid status: {other}"))),
+    };
+    let families: Vec<String> = call
+        .region
+        .families
+        .iter()
+        .filter(|(name, _)| name.starts_with(prefix))
+        .filter(|(_, revisions)| {
+            let active = revisions.iter().any(|d| d.status == "ACTIVE");
+            wanted.is_none_or(|wanted| wanted == active)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    let (page, next) = call.page(families, 100, 100)?;
+    Ok(with_next(json!({"families": page}), next))
 }
 
 pub(super) fn deregister(call: &mut Call<'_>) -> Result<Value, ApiError> {

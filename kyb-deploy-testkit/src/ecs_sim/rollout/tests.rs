@@ -6,7 +6,7 @@ use rand::SeedableRng as _;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::ecs_sim::api::dispatch;
+use crate::ecs_sim::api::{Context, dispatch};
 use crate::ecs_sim::faults::Fault;
 
 struct World {
@@ -46,15 +46,14 @@ impl World {
 
     fn call(&mut self, operation: &str, body: Value) -> Value {
         let region = "us-east-1";
-        dispatch(
-            operation,
-            &mut self.state,
-            region,
-            &body,
-            self.now,
-            &mut self.rng,
-        )
-        .unwrap_or_else(|error| panic!("{operation} failed: {error:?}"))
+        let context = Context {
+            now: self.now,
+            rng: &mut self.rng,
+            faults: &self.faults,
+            docker: false,
+        };
+        dispatch(operation, &mut self.state, region, &body, context)
+            .unwrap_or_else(|error| panic!("{operation} failed: {error:?}"))
     }
 
     fn advance(&mut self, seconds: f64) {

@@ -1,6 +1,7 @@
 //! Fidelity: the real AWS CLI drives a rollout on the simulator, including
 //! `aws ecs wait services-stable`, a failed rollout the circuit breaker rolls back, and
-//! throttling that the CLI's own retries ride out.
+//! throttling that the CLI's own retries ride out; a one-off task (`run-task`, `wait
+//! tasks-stopped`) and deleting a service and its cluster.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -433,4 +434,112 @@ async fn the_aws_cli_retries_throttled_calls() {
             (200, None),
         ]
     );
+}
+
+#[tokio::test]
+async fn the_aws_cli_runs_a_one_off_task_and_deletes_what_it_created() {
+    let cli = aws_cli();
+    let home = tempfile::tempdir().unwrap();
+    let builder = EcsSimulator::builder().manual_clock().seed(3).fault(
+        kyb_deploy_testkit::ecs_sim::Fault::essential_exit(
+            "example/migrate:*",
+            3,
+            Duration::from_secs(5),
+        ),
+    );
+    let sim = Sim::start(builder).await;
+    let url = sim.running.url();
+    let handle = sim.running.handle().clone();
+    let aws = async |args: &[&str]| json(&aws(&cli, home.path(), &url, args).await);
+
+    aws(&["ecs", "create-cluster", "--cluster-name", "c"]).await;
+    aws(&[
+        "ecs",
+        "register-task-definition",
+        "--family",
+        "migrate",
+        "--container-definitions",
+        r#"[{"name":"app","image":"example/migrate:v1","memory":128}]"#,
+    ])
+    .await;
+    let run = aws(&[
+        "ecs",
+        "run-task",
+        "--cluster",
+        "c",
+        "--task-definition",
+        "migrate",
+        "--started-by",
+        "kyb-deploy",
+        "--overrides",
+        r#"{"containerOverrides":[{"name":"app","command":["./migrate","up"]}]}"#,
+    ])
+    .await;
+    let task = run["tasks"][0]["taskArn"].as_str().unwrap().to_owned();
+    assert_eq!(run["tasks"][0]["group"], "family:migrate");
+    assert_eq!(
+        run["tasks"][0]["overrides"]["containerOverrides"][0]["command"],
+        json!(["./migrate", "up"])
+    );
+    handle.advance(Duration::from_secs(60));
+    // The waiter's first check, made at once, sees the task stopped.
+    aws(&[
+        "ecs",
+        "wait",
+        "tasks-stopped",
+        "--cluster",
+        "c",
+        "--tasks",
+        &task,
+    ])
+    .await;
+    let described = aws(&["ecs", "describe-tasks", "--cluster", "c", "--tasks", &task]).await;
+    let stopped = &described["tasks"][0];
+    assert_eq!(stopped["lastStatus"], "STOPPED");
+    assert_eq!(stopped["containers"][0]["exitCode"], 3);
+    assert_eq!(stopped["stopCode"], "EssentialContainerExited");
+
+    // A service, deleted with --force, leaves the cluster free to go.
+    aws(&[
+        "ecs",
+        "create-service",
+        "--cluster",
+        "c",
+        "--service-name",
+        "s",
+        "--task-definition",
+        "migrate",
+        "--desired-count",
+        "1",
+    ])
+    .await;
+    let deployments = aws(&[
+        "ecs",
+        "list-service-deployments",
+        "--cluster",
+        "c",
+        "--service",
+        "s",
+    ])
+    .await;
+    assert_eq!(
+        deployments["serviceDeployments"][0]["status"],
+        "IN_PROGRESS"
+    );
+    let deleted = aws(&[
+        "ecs",
+        "delete-service",
+        "--cluster",
+        "c",
+        "--service",
+        "s",
+        "--force",
+    ])
+    .await;
+    assert_eq!(deleted["service"]["status"], "DRAINING");
+    handle.advance(Duration::from_secs(30));
+    let cluster = aws(&["ecs", "delete-cluster", "--cluster", "c"]).await;
+    assert_eq!(cluster["cluster"]["status"], "INACTIVE");
+    let listed = aws(&["ecs", "list-clusters"]).await;
+    assert_eq!(listed["clusterArns"], json!([]));
 }

@@ -102,7 +102,7 @@ async fn kyb_sim_rejects_bad_flags_with_usage_exit_code() {
 }
 
 #[tokio::test]
-async fn kyb_sim_ecs_applies_the_faults_of_its_config_file() {
+async fn kyb_sim_ecs_applies_the_faults_and_network_of_its_config_file() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("sim.toml");
     std::fs::write(
@@ -111,6 +111,8 @@ async fn kyb_sim_ecs_applies_the_faults_of_its_config_file() {
 time_scale = 50
 seed = 4
 runtime = "virtual"
+subnets = ["subnet-known"]
+security_groups = ["sg-known"]
 
 [[faults]]
 api = { throttle_every = 1, operation = "CreateCluster" }
@@ -157,6 +159,28 @@ task = { image = "*:broken", fail_to_start = "CannotPullContainerError: not foun
         1,
         "{state}"
     );
+    // Only the subnets and security groups of the file exist.
+    let definition = json!({"family": "web", "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"], "cpu": "256", "memory": "512",
+        "containerDefinitions": [{"name": "web", "image": "example/web:v1"}]});
+    let (status, _) = call(&base, "RegisterTaskDefinition", definition).await;
+    assert_eq!(status, 200);
+    let run = |subnet: &str| {
+        json!({"cluster": "c", "taskDefinition": "web", "launchType": "FARGATE",
+               "networkConfiguration": {"awsvpcConfiguration": {
+                   "subnets": [subnet], "securityGroups": ["sg-known"]}}})
+    };
+    let (status, body) = call(&base, "RunTask", run("subnet-other")).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["__type"], "InvalidParameterException");
+    assert!(
+        body["message"].as_str().unwrap().contains("subnet-other"),
+        "{body}"
+    );
+    // A known subnet passes the check; the call then fails on the cluster, which could not
+    // be created.
+    let (_, body) = call(&base, "RunTask", run("subnet-known")).await;
+    assert_eq!(body["__type"], "ClusterNotFoundException", "{body}");
     child.kill().await.unwrap();
 }
 

@@ -25,7 +25,7 @@ use super::{ARN, AUTHORIZATION, PATIENCE, TARGET_PREFIX};
 const MOTO_START: Duration = Duration::from_secs(20);
 
 /// Fields moto returns that the simulator leaves out on purpose: `(object, field, why)`.
-const MOTO_ONLY: [(&str, &str, &str); 2] = [
+const MOTO_ONLY: [(&str, &str, &str); 4] = [
     (
         "service",
         "taskSets",
@@ -39,6 +39,18 @@ const MOTO_ONLY: [(&str, &str, &str); 2] = [
         "moto echoes its stored tag list (even empty) in UpdateService's answer; the \
          simulator returns a service's tags when DescribeServices asks with include=TAGS, \
          as ECS documents",
+    ),
+    (
+        "task",
+        "stoppedReason",
+        "moto returns an empty stoppedReason for a task that has not stopped; ECS (and the \
+         simulator) set it when the task is stopped",
+    ),
+    (
+        "task",
+        "startedBy",
+        "moto returns an empty startedBy for a RunTask call that gave none; ECS (and the \
+         simulator) leave the field out",
     ),
 ];
 
@@ -207,6 +219,8 @@ fn fargate_definition(image: &str) -> Value {
         "containerDefinitions": [{
             "name": "web",
             "image": image,
+            // moto's RunTask needs the container's memory (ECS takes the task's).
+            "memory": 256,
             "essential": true,
             "portMappings": [{"containerPort": 8080, "protocol": "tcp"}],
             "healthCheck": {"command": ["CMD-SHELL", "curl -f http://localhost:8080/health"],
@@ -341,6 +355,47 @@ fn sequence(network: &Value) -> Vec<Step> {
             json!({"taskDefinition": "web:1"}),
             &["/taskDefinition/status"],
         ),
+        step("ListClusters", json!({}), &[]),
+        step(
+            "ListTaskDefinitionFamilies",
+            json!({"familyPrefix": "we"}),
+            &["/families"],
+        ),
+        step(
+            "RunTask",
+            json!({
+                "cluster": "conf", "taskDefinition": "web:2", "launchType": "FARGATE",
+                "networkConfiguration": network, "startedBy": "kyb-migrate",
+                "overrides": {"containerOverrides": [
+                    {"name": "web", "command": ["./migrate"]}]},
+            }),
+            &[
+                "/tasks/0/group",
+                "/tasks/0/startedBy",
+                "/tasks/0/taskDefinitionArn",
+                "/tasks/0/desiredStatus",
+                "/tasks/0/overrides/containerOverrides/0/command",
+            ],
+        ),
+        // Scaled above 0: refused without force, deleted with it. (moto keeps the desired
+        // count where ECS, as its documented example shows, answers DRAINING with 0.)
+        step(
+            "DeleteService",
+            json!({"cluster": "conf", "service": "api"}),
+            &[],
+        ),
+        step(
+            "DeleteService",
+            json!({"cluster": "conf", "service": "api", "force": true}),
+            &["/service/serviceArn"],
+        ),
+        step("CreateCluster", json!({"clusterName": "empty"}), &[]),
+        step(
+            "DeleteCluster",
+            json!({"cluster": "empty"}),
+            &["/cluster/clusterArn", "/cluster/status"],
+        ),
+        step("DeleteCluster", json!({"cluster": "ghost"}), &[]),
     ]
 }
 
@@ -358,6 +413,8 @@ fn objects(response: &Value) -> Vec<(&'static str, &Map<String, Value>)> {
         ("taskDefinition", "taskDefinition"),
         ("service", "service"),
         ("services", "service"),
+        ("task", "task"),
+        ("tasks", "task"),
         ("failures", "failure"),
     ];
     for (field, kind) in kinds {
@@ -493,8 +550,40 @@ async fn moto_and_the_simulator_agree_on_codes_and_fields() {
             ("RegisterTaskDefinition", "ClientException"),
             ("DescribeServices", "ClusterNotFoundException"),
             ("UpdateService", "ServiceNotFoundException"),
+            ("DeleteService", "InvalidParameterException"),
+            ("DeleteCluster", "ClusterNotFoundException"),
         ]
     );
+
+    // StopTask on a task each one started: the same stop and reason.
+    let mut stopped = Vec::new();
+    for endpoint in [&moto_endpoint, &sim_endpoint] {
+        let (_, run) = endpoint
+            .call(
+                "RunTask",
+                &json!({"cluster": "conf", "taskDefinition": "web:2", "launchType": "FARGATE",
+                        "networkConfiguration": network}),
+            )
+            .await;
+        let arn = run["tasks"][0]["taskArn"].clone();
+        let (status, answer) = endpoint
+            .call(
+                "StopTask",
+                &json!({"cluster": "conf", "task": arn, "reason": "cancelled"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{}: {answer}", endpoint.name);
+        stopped.push(answer);
+    }
+    let step = step(
+        "StopTask",
+        json!({}),
+        &["/task/desiredStatus", "/task/stoppedReason"],
+    );
+    let moto_answer = (200, stopped[0].clone());
+    let sim_answer = (200, stopped[1].clone());
+    let differences = compare(&step, &moto_answer, &sim_answer);
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
 
     // What moto does not validate, the simulator still refuses as ECS does.
     let bridge = json!({"networkMode": "bridge"});

@@ -1,6 +1,7 @@
 //! The Docker-backed runtime against the local engine and registry: a real rollout of
-//! kyb-sample-api, then a nonexistent image tag that trips the circuit breaker; and a
-//! container that crashes shortly after start, which fails its deployment.
+//! kyb-sample-api, then a nonexistent image tag that trips the circuit breaker; a
+//! container that crashes shortly after start, which fails its deployment; and a RunTask
+//! task whose container override makes it exit.
 
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -311,6 +312,58 @@ async fn a_container_that_exits_after_start_fails_the_deployment_with_its_exit_c
     );
 
     // Shutting down removes every container the simulator ran.
+    sim.running.shutdown().await.unwrap();
+    let left = docker(&["ps", "-aq", "--filter", &format!("ancestor={image}")]);
+    assert_eq!(left.trim(), "", "containers left behind");
+    let _ = Command::new("docker")
+        .args(["rmi", "--no-prune", &image])
+        .output();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_task_task_is_a_real_container_with_its_overrides() {
+    let repository = unique_repository().await;
+    let image = push_sample_image(&repository);
+    let sim = start_docker_sim().await;
+    sim.ok("CreateCluster", json!({"clusterName": "c"})).await;
+    let mut definition = fargate_definition(&image);
+    // No health check: the container's exit alone decides how the task ends.
+    definition["containerDefinitions"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("healthCheck");
+    sim.ok("RegisterTaskDefinition", definition).await;
+    // The override, and only it, makes the sample service exit (with code 3) after start.
+    let exit_soon = json!({"containerOverrides": [{"name": "api", "environment": [
+        {"name": "KYB_SAMPLE_FAULT_EXIT_AFTER", "value": "0.3"}]}]});
+    let run = sim
+        .ok(
+            "RunTask",
+            json!({"cluster": "c", "taskDefinition": "api:1", "launchType": "FARGATE",
+                   "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-1"]}},
+                   "overrides": exit_soon}),
+        )
+        .await;
+    let arn = run["tasks"][0]["taskArn"].clone();
+    let start = Instant::now();
+    let task = loop {
+        let described = sim
+            .ok("DescribeTasks", json!({"cluster": "c", "tasks": [arn]}))
+            .await;
+        let task = described["tasks"][0].clone();
+        if task["lastStatus"] == "STOPPED" {
+            break task;
+        }
+        assert!(
+            start.elapsed() < DOCKER_PATIENCE,
+            "the task never stopped: {task:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(crashed_with_code_3(&task), "{task:#}");
+    assert_eq!(task["stopCode"], "EssentialContainerExited");
+    assert!(task["startedAt"].is_number(), "it ran: {task:#}");
+
     sim.running.shutdown().await.unwrap();
     let left = docker(&["ps", "-aq", "--filter", &format!("ancestor={image}")]);
     assert_eq!(left.trim(), "", "containers left behind");

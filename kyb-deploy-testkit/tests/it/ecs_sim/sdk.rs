@@ -26,14 +26,14 @@ use tokio::net::TcpListener;
 use super::{ARN, PATIENCE};
 
 /// Serves a simulator built by `builder`.
-async fn serve(builder: EcsSimulatorBuilder) -> RunningSimulator {
+pub(super) async fn serve(builder: EcsSimulatorBuilder) -> RunningSimulator {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     builder.build().serve(listener).unwrap()
 }
 
 /// An SDK client for `sim` with static test credentials in us-east-1, the SDK's hyper
 /// client on rustls with ring (the workspace's one crypto provider), and `retry`.
-fn client(sim: &RunningSimulator, retry: RetryConfig) -> Client {
+pub(super) fn client(sim: &RunningSimulator, retry: RetryConfig) -> Client {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
@@ -56,7 +56,7 @@ fn fast_standard_retry() -> RetryConfig {
         .with_max_backoff(Duration::from_millis(50))
 }
 
-fn container(image: &str) -> ContainerDefinition {
+pub(super) fn container(image: &str) -> ContainerDefinition {
     ContainerDefinition::builder()
         .name("web")
         .image(image)
@@ -82,7 +82,7 @@ fn container(image: &str) -> ContainerDefinition {
 
 /// Registers a Fargate task definition `web` of one container running `image`; returns
 /// its ARN.
-async fn register(ecs: &Client, image: &str) -> String {
+pub(super) async fn register(ecs: &Client, image: &str) -> String {
     let registered = ecs
         .register_task_definition()
         .family("web")
@@ -99,7 +99,7 @@ async fn register(ecs: &Client, image: &str) -> String {
     definition.task_definition_arn().unwrap().to_owned()
 }
 
-fn network() -> NetworkConfiguration {
+pub(super) fn network() -> NetworkConfiguration {
     NetworkConfiguration::builder()
         .awsvpc_configuration(
             AwsVpcConfiguration::builder()
@@ -111,7 +111,7 @@ fn network() -> NetworkConfiguration {
 }
 
 /// Creates service `api` of `web:1` in cluster `c` with the circuit breaker (and rollback).
-async fn create_service(ecs: &Client, desired: i32) -> Service {
+pub(super) async fn create_service(ecs: &Client, desired: i32) -> Service {
     let created = ecs
         .create_service()
         .cluster("c")
@@ -138,7 +138,7 @@ async fn create_service(ecs: &Client, desired: i32) -> Service {
     created.service().unwrap().clone()
 }
 
-async fn describe(ecs: &Client) -> Service {
+pub(super) async fn describe(ecs: &Client) -> Service {
     let described = ecs
         .describe_services()
         .cluster("c")
@@ -151,7 +151,7 @@ async fn describe(ecs: &Client) -> Service {
 
 /// Advances the manual clock in 5 s steps until the PRIMARY deployment's rollout is in
 /// `state`; returns the service as the SDK parsed it.
-async fn advance_until(
+pub(super) async fn advance_until(
     ecs: &Client,
     sim: &RunningSimulator,
     state: DeploymentRolloutState,
