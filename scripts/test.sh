@@ -72,6 +72,10 @@ if [ -n "$sims" ]; then
   exit 1
 fi
 
+step "kyb-deploy-testkit with one simulator at a time: no warnings"
+cargo clippy -p kyb-deploy-testkit --lib --features ecs-sim --locked -- -D warnings
+cargo clippy -p kyb-deploy-testkit --lib --features k8s-sim --locked -- -D warnings
+
 step "services: Docker engine and registry"
 bash scripts/setup.sh
 

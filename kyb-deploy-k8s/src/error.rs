@@ -67,6 +67,12 @@ pub enum Error {
         /// Its `apiVersion`.
         api_version: String,
     },
+    /// Every watch of a rollout ended although the client still runs.
+    #[error("the watches of the rollout ended before it did")]
+    WatchEnded,
+    /// The operation was cancelled.
+    #[error("cancelled")]
+    Cancelled,
     /// An API call failed.
     #[error("failed to {action}{}", hint(.source))]
     Api {
@@ -107,11 +113,14 @@ impl Error {
 impl From<Error> for kyb_deploy_core::Error {
     fn from(error: Error) -> Self {
         match error {
-            Error::Api { .. } | Error::Client(_) | Error::Conflict { .. } => Self::Target {
-                target: "kubernetes".to_owned(),
-                message: error.to_string(),
-                source: Some(Box::new(error)),
-            },
+            Error::Cancelled => Self::Cancelled,
+            Error::Api { .. } | Error::Client(_) | Error::Conflict { .. } | Error::WatchEnded => {
+                Self::Target {
+                    target: "kubernetes".to_owned(),
+                    message: error.to_string(),
+                    source: Some(Box::new(error)),
+                }
+            }
             other => Self::Config {
                 message: kyb_deploy_core::Error::chain_of(&other),
             },

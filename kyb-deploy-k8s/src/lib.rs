@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use k8s_openapi::api::apps::v1::Deployment;
-//! use kyb_deploy_k8s::{Release, RolloutVerdict, Waiting, judge_rollout};
+//! use kyb_deploy_k8s::{AppliedRelease, RolloutVerdict, Waiting, judge_rollout};
 //!
 //! // Our apply made generation 2 with version v2; the controller has seen only generation 1.
 //! let deployment: Deployment = serde_json::from_value(serde_json::json!({
@@ -19,7 +19,7 @@
 //!     },
 //!     "status": {"observedGeneration": 1},
 //! }))?;
-//! let release = Release { version: "v2".into(), generation: 2 };
+//! let release = AppliedRelease { version: "v2".into(), generation: 2 };
 //! assert_eq!(
 //!     judge_rollout(&release, &deployment, &[], &[]),
 //!     RolloutVerdict::InProgress(Waiting::SpecNotObserved)
@@ -31,6 +31,7 @@ mod apply;
 mod client;
 mod error;
 mod manifests;
+mod rollout;
 mod settings;
 mod verdict;
 
@@ -41,10 +42,12 @@ pub use crate::manifests::{
     ENVIRONMENT_LABEL, MANAGED_BY_LABEL, Manifest, ManifestInput, NAME_LABEL, REDACTED,
     SecretValues, VERSION_ANNOTATION, built_in, label_value,
 };
+pub use crate::rollout::{RolloutEnd, RolloutScope, follow_rollout};
 pub use crate::settings::{
     Autoscaling, DisruptionBudget, IngressSettings, KubernetesSettings, NetworkPolicySettings,
     Probe, Probes, Resources, RolloutSettings, SecretSource,
 };
 pub use crate::verdict::{
-    DoomedPod, Release, RolloutFailure, RolloutVerdict, VERSION_LABEL, Waiting, judge_rollout,
+    AppliedRelease, DoomedPod, RolloutFailure, RolloutVerdict, VERSION_LABEL, Waiting,
+    judge_rollout,
 };

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use kyb_deploy_core::Release;
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
@@ -19,7 +21,8 @@ pub const ENVIRONMENT_LABEL: &str = "kyb-deploy.io/environment";
 /// The annotation holding the release's exact version (a label value may be shortened).
 pub const VERSION_ANNOTATION: &str = "kyb-deploy.io/version";
 
-/// What the value of a generated Secret is shown as wherever it is not applied.
+/// What the value of a generated Secret is shown as wherever it is not applied (as
+/// `stringData`, in place of the base64 `data` that is applied).
 pub const REDACTED: &str = "<redacted>";
 
 /// One object to apply.
@@ -101,20 +104,30 @@ pub fn built_in(input: &ManifestInput<'_>, secrets: &SecretValues) -> Vec<Manife
         .map(|(variable, _)| variable)
         .collect();
     if !generated.is_empty() {
-        let data: Map<String, Value> = generated
-            .iter()
-            .map(|variable| {
-                let value = match secrets {
-                    SecretValues::Redacted => REDACTED,
-                    SecretValues::Resolved(values) => {
-                        values.get(*variable).map_or(REDACTED, String::as_str)
-                    }
-                };
-                ((*variable).clone(), json!(value))
-            })
-            .collect();
+        // Applied as `data`, not `stringData`: the API server turns `stringData` into
+        // `data`, so applying `stringData` again would be a change every time. Shown (not
+        // applied) as `stringData` of REDACTED, which a reader cannot mistake for a value.
+        let (field, data): (&str, Map<String, Value>) = match secrets {
+            SecretValues::Redacted => (
+                "stringData",
+                generated
+                    .iter()
+                    .map(|v| ((*v).clone(), json!(REDACTED)))
+                    .collect(),
+            ),
+            SecretValues::Resolved(values) => (
+                "data",
+                generated
+                    .iter()
+                    .map(|v| {
+                        let value = values.get(*v).map_or(REDACTED, String::as_str);
+                        ((*v).clone(), json!(BASE64.encode(value)))
+                    })
+                    .collect(),
+            ),
+        };
         objects.push(json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": meta(&secret_name), "type": "Opaque", "stringData": data}));
+            "metadata": meta(&secret_name), "type": "Opaque", field: data}));
     }
     objects.push(
         json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(app),

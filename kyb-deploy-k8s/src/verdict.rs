@@ -34,7 +34,7 @@ const DOOMED_WAITING: [&str; 6] = [
 
 /// The release whose rollout is judged: what our apply wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Release {
+pub struct AppliedRelease {
     /// The version, as the pod template's [`VERSION_LABEL`] carries it.
     pub version: String,
     /// `metadata.generation` of the Deployment as our apply returned it.
@@ -120,7 +120,7 @@ pub struct DoomedPod {
 /// slices are ignored) says about `release`.
 #[must_use]
 pub fn judge_rollout(
-    release: &Release,
+    release: &AppliedRelease,
     deployment: &Deployment,
     replica_sets: &[ReplicaSet],
     pods: &[Pod],

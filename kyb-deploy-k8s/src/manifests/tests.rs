@@ -251,13 +251,12 @@ fn secrets_reach_the_container_by_reference_only() {
     );
     // The value is in the Secret that is applied, and nowhere else.
     let secret = by_kind(&manifests, "Secret");
-    assert_eq!(
-        secret["stringData"],
-        json!({"DATABASE_URL": "postgres://u:hunter2@db"})
-    );
+    let encoded = BASE64.encode("postgres://u:hunter2@db");
+    assert_eq!(secret["data"], json!({"DATABASE_URL": encoded}));
     for manifest in manifests.iter().filter(|m| m.kind() != "Secret") {
+        let text = manifest.object.to_string();
         assert!(
-            !manifest.object.to_string().contains("hunter2"),
+            !text.contains("hunter2") && !text.contains(&encoded),
             "{}",
             manifest.kind()
         );

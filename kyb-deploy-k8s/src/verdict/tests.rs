@@ -6,8 +6,8 @@ use super::*;
 
 const UID: &str = "deployment-uid";
 
-fn release() -> Release {
-    Release {
+fn release() -> AppliedRelease {
+    AppliedRelease {
         version: "v2".into(),
         generation: 4,
     }

@@ -53,6 +53,8 @@ async fn every_built_in_object_is_admitted_and_a_second_apply_changes_nothing() 
         "{stored_secret:#}"
     );
 
+    // A second later, so that a write would also stamp a new managedFields time.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let again = apply_all(&c.client, &objects, ApplyMode::default())
         .await
         .unwrap();

@@ -59,6 +59,7 @@ pub(crate) async fn wait_exit(program: &Path, name: &str) -> i32 {
         .unwrap_or(137)
 }
 
+#[cfg(feature = "k8s-sim")]
 /// Stops the container as an orchestrator ends a workload: SIGTERM, then SIGKILL once
 /// `grace` has passed (whole seconds, rounded up, as `docker stop` counts them).
 pub(crate) async fn stop(program: &Path, name: &str, grace: std::time::Duration) {

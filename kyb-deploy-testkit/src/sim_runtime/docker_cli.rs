@@ -22,6 +22,7 @@ where
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+#[cfg(feature = "k8s-sim")]
 /// `docker logs` of the container `name`: what it wrote to stdout, then to stderr.
 pub(crate) async fn logs(program: &Path, name: &str) -> Result<String, String> {
     let output = succeeded(program, ["logs", name]).await?;

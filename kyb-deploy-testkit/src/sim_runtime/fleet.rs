@@ -51,6 +51,7 @@ impl<A, K> Members<A, K> {
         }
     }
 
+    #[cfg(feature = "k8s-sim")]
     /// Lets go of the agent of `key` without stopping it: the caller has told it how to
     /// end (a graceful termination), and shutdown still waits for it, or cuts it short.
     pub(crate) fn release(&mut self, key: &str) -> Option<A> {

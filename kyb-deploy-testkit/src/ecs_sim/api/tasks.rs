@@ -149,7 +149,7 @@ fn overrides(call: &Call<'_>, arn: &str) -> Result<Option<Value>, ApiError> {
         if !command_ok || !environment_ok {
             return Err(ApiError::new(
                 "SerializationException",
-                "containerOverrides must give command as a list of strings and environment                  as a list of name/value pairs",
+                "containerOverrides must give command as a list of strings and environment as a list of name/value pairs",
             ));
         }
     }
