@@ -6,12 +6,16 @@ use kyb_deploy_core::config::{Config, Environment};
 use kyb_deploy_core::{Check, Error, Target, TargetBackends, async_trait};
 use kyb_deploy_docker::DockerBackend;
 use kyb_deploy_ecs::EcsBackend;
+use kyb_deploy_k8s::KubernetesBackend;
 
 /// The target kinds of this build: one registration line per kind. Configuration loading
 /// checks every environment's target settings with its kind's backend, and the built-in
 /// factory creates targets with it; nothing else in the CLI knows a kind.
 pub fn registered_backends() -> TargetBackends {
-    TargetBackends::new().with(DockerBackend).with(EcsBackend)
+    TargetBackends::new()
+        .with(DockerBackend)
+        .with(EcsBackend)
+        .with(KubernetesBackend)
 }
 
 /// Creates the deployment target of an environment.
@@ -72,7 +76,7 @@ mod tests {
     #[tokio::test]
     async fn kinds_this_build_lacks_are_configuration_errors_naming_the_key_and_the_kinds() {
         let config = Config::from_toml(
-            "[environments.staging]\ntarget = \"kubernetes\"\n[environments.staging.kubernetes]\nnamespace = \"n\"\n",
+            "[environments.staging]\ntarget = \"nomad\"\n[environments.staging.nomad]\njob = \"n\"\n",
         )
         .unwrap();
         let err = registered_backends().validate(&config).unwrap_err();
@@ -80,13 +84,13 @@ mod tests {
         let message = err.to_string();
         assert!(
             message.contains(
-                "environments.staging.target: \"kubernetes\" is not a target kind of this build; it deploys to: docker, ecs"
+                "environments.staging.target: \"nomad\" is not a target kind of this build; it deploys to: docker, ecs, kubernetes"
             ),
             "{message}"
         );
         let env = config.environment("staging").unwrap();
         let Err(err) = BuiltinTargets::default().create(&env, &config).await else {
-            panic!("this build has no Kubernetes target yet");
+            panic!("this build has no Nomad target");
         };
         assert!(err.is_usage(), "{err}");
     }

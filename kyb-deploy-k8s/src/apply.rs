@@ -53,7 +53,7 @@ fn api_resource(api_version: &str, kind: &str) -> Option<(ApiResource, bool)> {
 }
 
 /// `Kind namespace/name` (or `Kind name`), for messages.
-fn describe(object: &Value) -> String {
+pub(crate) fn describe(object: &Value) -> String {
     let meta = &object["metadata"];
     let kind = object["kind"].as_str().unwrap_or("object");
     let name = meta["name"].as_str().unwrap_or_default();
@@ -72,19 +72,9 @@ fn describe(object: &Value) -> String {
 /// `mode.force` is off), [`Error::UnknownKind`] for a kind kyb-deploy does not apply, and
 /// [`Error::Api`] for any other failure.
 async fn apply(client: &Client, manifest: &Manifest, mode: ApplyMode) -> Result<Value, Error> {
+    let (api, resource) = api_for(client, manifest)?;
     let object = &manifest.object;
     let what = describe(object);
-    let api_version = object["apiVersion"].as_str().unwrap_or_default();
-    let Some((resource, namespaced)) = api_resource(api_version, manifest.kind()) else {
-        return Err(Error::UnknownKind {
-            object: what,
-            api_version: api_version.to_owned(),
-        });
-    };
-    let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
-        Some(namespace) if namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
-        _ => Api::all_with(client.clone(), &resource),
-    };
     let mut params = PatchParams::apply(FIELD_MANAGER);
     if mode.force {
         params = params.force();
@@ -96,13 +86,7 @@ async fn apply(client: &Client, manifest: &Manifest, mode: ApplyMode) -> Result<
         .patch(manifest.name(), &params, &Patch::Apply(object))
         .await
     {
-        Ok(applied) => {
-            let mut value = serde_json::to_value(&applied).unwrap_or(Value::Null);
-            // A dynamic object keeps what the server sent; the type is the manifest's.
-            value["apiVersion"] = Value::String(DynamicObject::api_version(&resource).into_owned());
-            value["kind"] = Value::String(resource.kind.clone());
-            Ok(value)
-        }
+        Ok(applied) => Ok(typed_value(&applied, &resource)),
         Err(kube::Error::Api(status)) if status.code == 409 && status.reason == "Conflict" => {
             Err(Error::Conflict {
                 object: what,
@@ -113,12 +97,53 @@ async fn apply(client: &Client, manifest: &Manifest, mode: ApplyMode) -> Result<
     }
 }
 
+/// The API of `manifest`'s kind, in its namespace when the kind is namespaced.
+fn api_for(
+    client: &Client,
+    manifest: &Manifest,
+) -> Result<(Api<DynamicObject>, ApiResource), Error> {
+    let object = &manifest.object;
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let Some((resource, namespaced)) = api_resource(api_version, manifest.kind()) else {
+        return Err(Error::UnknownKind {
+            object: describe(object),
+            api_version: api_version.to_owned(),
+        });
+    };
+    let api = match object["metadata"]["namespace"].as_str() {
+        Some(namespace) if namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
+        _ => Api::all_with(client.clone(), &resource),
+    };
+    Ok((api, resource))
+}
+
+/// The object `manifest` names as the cluster holds it now, if it exists.
+pub(crate) async fn live(client: &Client, manifest: &Manifest) -> Result<Option<Value>, Error> {
+    let (api, resource) = api_for(client, manifest)?;
+    let found = api
+        .get_opt(manifest.name())
+        .await
+        .map_err(|source| Error::api(format!("read {}", describe(&manifest.object)), source))?;
+    Ok(found.map(|object| typed_value(&object, &resource)))
+}
+
+/// A dynamic object as JSON, with its resource's type (a dynamic object keeps what the
+/// server sent; the type is the manifest's).
+fn typed_value(object: &DynamicObject, resource: &ApiResource) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    value["apiVersion"] = Value::String(DynamicObject::api_version(resource).into_owned());
+    value["kind"] = Value::String(resource.kind.clone());
+    value
+}
+
 /// Applies `manifests` one after the other, in their order (each may need the ones
 /// before: the Namespace first), and returns each object as the API server answered.
 ///
 /// # Errors
 ///
-/// The first failure, as [`apply`] reports it; the objects before it are applied.
+/// The first failure: [`Error::Conflict`] when another field manager owns a field a
+/// manifest changes (and `mode.force` is off), [`Error::UnknownKind`] for a kind kyb-deploy
+/// does not apply, [`Error::Api`] for any other; the objects before it are applied.
 pub async fn apply_all(
     client: &Client,
     manifests: &[Manifest],

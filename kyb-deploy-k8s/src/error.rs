@@ -101,6 +101,12 @@ fn hint(source: &kube::Error) -> &'static str {
 }
 
 impl Error {
+    /// Whether a write failed without an answer from the API server (a dropped connection,
+    /// a timeout): it may have been applied.
+    pub fn is_unanswered(&self) -> bool {
+        matches!(self, Self::Api { source, .. } if !matches!(**source, kube::Error::Api(_)))
+    }
+
     /// The error of an API call doing `action`.
     pub(crate) fn api(action: impl Into<String>, source: kube::Error) -> Self {
         Self::Api {

@@ -28,25 +28,31 @@
 //! ```
 
 mod apply;
+mod backend;
 mod client;
 mod error;
 mod manifests;
+mod plan;
 mod rollout;
 mod settings;
+mod target;
 mod verdict;
 
 pub use crate::apply::{ApplyMode, FIELD_MANAGER, apply_all};
+pub use crate::backend::KubernetesBackend;
 pub use crate::client::Credentials;
 pub use crate::error::Error;
 pub use crate::manifests::{
     ENVIRONMENT_LABEL, MANAGED_BY_LABEL, Manifest, ManifestInput, NAME_LABEL, REDACTED,
     SecretValues, VERSION_ANNOTATION, built_in, label_value,
 };
+pub use crate::plan::object_changes;
 pub use crate::rollout::{RolloutEnd, RolloutScope, follow_rollout};
 pub use crate::settings::{
     Autoscaling, DisruptionBudget, IngressSettings, KubernetesSettings, NetworkPolicySettings,
     Probe, Probes, Resources, RolloutSettings, SecretSource,
 };
+pub use crate::target::{KubernetesTarget, KubernetesTargetSpec};
 pub use crate::verdict::{
     AppliedRelease, DoomedPod, RolloutFailure, RolloutVerdict, VERSION_LABEL, Waiting,
     judge_rollout,

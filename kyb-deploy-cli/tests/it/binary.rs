@@ -105,13 +105,12 @@ fn history_of_a_project_that_never_deployed_exits_0() {
     );
 }
 
-/// An environment of a kind this build cannot deploy to yet.
-const STAGING_KUBERNETES: &str = r#"
+/// An environment of a kind this build cannot deploy to.
+const STAGING_NOMAD: &str = r#"
 [environments.staging]
-target = "kubernetes"
-[environments.staging.kubernetes]
-namespace = "kyb"
-deployment = "kyb-platform-api"
+target = "nomad"
+[environments.staging.nomad]
+job = "kyb-platform-api"
 "#;
 
 #[test]
@@ -139,7 +138,7 @@ fn an_ecs_environment_without_a_region_fails_before_anything_with_3() {
 
 #[test]
 fn a_target_kind_this_build_lacks_is_a_configuration_error() {
-    let project = Project::new(STAGING_KUBERNETES);
+    let project = Project::new(STAGING_NOMAD);
     for args in [
         &["deploy", "-e", "staging", "-v", "v1"][..],
         &["rollback", "-e", "staging"][..],
@@ -150,7 +149,7 @@ fn a_target_kind_this_build_lacks_is_a_configuration_error() {
         assert_eq!(run.code, 2, "{args:?}: {run:?}");
         assert!(
             run.stderr.contains(
-                r#"environments.staging.target: "kubernetes" is not a target kind of this build; it deploys to: docker, ecs"#
+                r#"environments.staging.target: "nomad" is not a target kind of this build; it deploys to: docker, ecs, kubernetes"#
             ),
             "{}",
             run.stderr

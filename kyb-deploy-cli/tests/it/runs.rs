@@ -317,10 +317,10 @@ fn rollback_goes_to_the_last_good_release_or_a_named_one() {
 
 #[test]
 fn a_target_kind_this_build_lacks_fails_before_anything_with_2() {
-    // The real registration list: this build has no Kubernetes target yet.
+    // The real registration list: this build has no Nomad target.
     let h = Harness::new(&crate::support::CONFIG.replace(
         "target = \"ecs\"\n[environments.staging.ecs]\ncluster = \"kyb-staging\"\nservice = \"kyb-api\"",
-        "target = \"kubernetes\"\n[environments.staging.kubernetes]\nnamespace = \"kyb\"\ndeployment = \"kyb-api\"",
+        "target = \"nomad\"\n[environments.staging.nomad]\njob = \"kyb-api\"",
     ));
     let run = h.run_in(&["deploy", "-e", "staging", "-v", "v1"], |ctx| {
         ctx.with_targets(std::sync::Arc::new(
@@ -329,9 +329,8 @@ fn a_target_kind_this_build_lacks_fails_before_anything_with_2() {
     });
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
-        run.stderr.contains(
-            r#"environments.staging.target: "kubernetes" is not a target kind of this build"#
-        ),
+        run.stderr
+            .contains(r#"environments.staging.target: "nomad" is not a target kind of this build"#),
         "{}",
         run.stderr
     );

@@ -47,13 +47,12 @@ cluster = "kyb-production"
 service = "kyb-platform-api"
 "#;
 
-/// An environment of a kind this build cannot deploy to yet.
-const KUBERNETES: &str = r#"
+/// An environment of a kind this build cannot deploy to.
+const NOMAD: &str = r#"
 [environments.staging]
-target = "kubernetes"
-[environments.staging.kubernetes]
-namespace = "kyb"
-deployment = "kyb-platform-api"
+target = "nomad"
+[environments.staging.nomad]
+job = "kyb-platform-api"
 "#;
 
 fn snapshot_error(name: &str, config: Option<&str>, args: &[&str]) {
@@ -84,7 +83,7 @@ fn error_messages() {
     snapshot_error("error_missing_config", None, &["deploy", "-e", "staging"]);
     snapshot_error(
         "error_target_kind_not_in_this_build",
-        Some(KUBERNETES),
+        Some(NOMAD),
         &["deploy", "-e", "staging", "-v", "v1"],
     );
     snapshot_error("error_missing_environment_flag", Some(CONFIG), &["deploy"]);

@@ -1,6 +1,7 @@
 //! The Kubernetes target against the Kubernetes API simulator, in process.
 
 mod apply;
+mod pipeline;
 mod rollout;
 
 use std::collections::BTreeMap;

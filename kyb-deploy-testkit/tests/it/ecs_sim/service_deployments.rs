@@ -11,7 +11,7 @@ use aws_sdk_ecs::primitives::DateTime;
 use aws_sdk_ecs::types::{
     CreatedAt, DeploymentRolloutState, ServiceDeploymentBrief, ServiceDeploymentStatus,
 };
-use kyb_deploy_testkit::ecs_sim::{EcsSimulator, Fault, RunningSimulator};
+use kyb_deploy_testkit::ecs_sim::{EcsSimulator, Fault};
 
 use super::sdk::{advance_until, client, create_service, register, serve};
 use super::{ARN, PATIENCE};
@@ -36,10 +36,6 @@ async fn update(ecs: &Client, definition: &str, force: bool) {
         .send()
         .await
         .unwrap();
-}
-
-fn now(sim: &RunningSimulator) -> DateTime {
-    DateTime::from(sim.handle().now())
 }
 
 #[tokio::test]
@@ -69,7 +65,9 @@ async fn service_deployments_keep_the_history_of_a_service() {
         sim.handle().advance(Duration::from_secs(60));
 
         // web:2, replaced at once by a forced deployment of it: the first one STOPPED.
-        let second_at = now(&sim);
+        // A second early: the bound travels as epoch seconds in a JSON number, which may
+        // round up past the instant itself (the last deployment is a minute older).
+        let second_at = DateTime::from(sim.handle().now() - Duration::from_secs(1));
         update(&ecs, "web:2", false).await;
         sim.handle().advance(Duration::from_secs(1));
         update(&ecs, "web:2", true).await;

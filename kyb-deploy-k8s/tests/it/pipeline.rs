@@ -1,0 +1,269 @@
+//! Whole deployments through the pipeline against the simulator: the outcome, the ledger,
+//! and the cluster's state agree.
+
+use std::sync::Arc;
+
+use kyb_deploy_core::config::{Config, Environment};
+use kyb_deploy_core::{
+    CancellationToken, DeployRequest, Outcome, Pipeline, RecordStatus, RunControl, RunReport,
+    Stage, Target as _, Version,
+};
+use kyb_deploy_k8s::{KubernetesTarget, KubernetesTargetSpec};
+use kyb_deploy_testkit::k8s_sim::Fault;
+use kyb_deploy_testkit::{FixedVersion, InMemoryLock, InMemoryRecordStore, ScriptedProbe};
+
+use super::Cluster;
+
+const REPO: &str = "registry.test/web";
+
+/// The staging environment on Kubernetes, with fast probes and a short deadline.
+fn environment() -> Environment {
+    let text = "[environments.staging]\ntarget = \"kubernetes\"\n\
+        [environments.staging.kubernetes]\nnamespace = \"kyb\"\napp = \"web\"\n\
+        [environments.staging.kubernetes.rollout]\nprogress_deadline = \"60s\"\n\
+        [environments.staging.kubernetes.probes.readiness]\npath = \"/ready\"\ninitial_delay = \"1s\"\nperiod = \"1s\"\ntimeout = \"1s\"\nfailure_threshold = 3\n\
+        [environments.staging.env]\nENVIRONMENT = \"staging\"\n\
+        [environments.staging.verify]\nbase_url = \"http://127.0.0.1:9\"\n";
+    Config::from_toml(text)
+        .unwrap()
+        .environment("staging")
+        .unwrap()
+}
+
+struct Harness {
+    cluster: Cluster,
+    target: Arc<KubernetesTarget>,
+    probe: Arc<ScriptedProbe>,
+    store: Arc<InMemoryRecordStore>,
+    env: Environment,
+}
+
+impl Harness {
+    async fn new(probe: ScriptedProbe) -> Self {
+        let cluster = Cluster::start().await;
+        let env = environment();
+        let spec = KubernetesTargetSpec::from_environment(&env, std::path::Path::new(".")).unwrap();
+        let target = Arc::new(KubernetesTarget::new(cluster.client.clone(), spec));
+        Self {
+            cluster,
+            target,
+            probe: Arc::new(probe),
+            store: Arc::new(InMemoryRecordStore::new()),
+            env,
+        }
+    }
+
+    async fn deploy(&self, v: &str) -> RunReport {
+        let mut request = DeployRequest::new(self.env.clone());
+        request.image.repository = REPO.into();
+        Pipeline::new(
+            self.target.clone(),
+            self.probe.clone(),
+            self.store.clone(),
+            Arc::new(InMemoryLock::new()),
+        )
+        .with_version_source(Arc::new(FixedVersion::new(v)))
+        .deploy(&request, &RunControl::new(CancellationToken::new()))
+        .await
+    }
+
+    fn image(&self) -> String {
+        let d = self
+            .cluster
+            .running
+            .handle()
+            .get("Deployment", "kyb", "web")
+            .unwrap();
+        d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+fn succeeded(h: &Harness, report: &RunReport, v: &str) {
+    assert!(
+        matches!(&report.outcome, Outcome::Succeeded { release, .. } if release.version == Version::parse(v).unwrap()),
+        "{:?}",
+        report.outcome
+    );
+    let record = h
+        .store
+        .records()
+        .into_iter()
+        .find(|r| r.id == report.run_id)
+        .unwrap();
+    assert_eq!(record.status, RecordStatus::Succeeded);
+    assert!(record.rollout_id.unwrap().parse::<i64>().is_ok());
+}
+
+#[tokio::test]
+async fn a_deployment_rolls_out_and_the_cluster_runs_it() {
+    let h = Harness::new(ScriptedProbe::new()).await;
+    succeeded(&h, &h.deploy("v1").await, "v1");
+    succeeded(&h, &h.deploy("v2").await, "v2");
+    assert_eq!(h.image(), format!("{REPO}:v2"));
+    let current = h.target.current_release().await.unwrap().unwrap();
+    assert_eq!(current.version, Version::parse("v2").unwrap());
+    let history = h.target.history().await.unwrap();
+    let versions: Vec<String> = history
+        .iter()
+        .map(|r| r.release.version.to_string())
+        .collect();
+    assert_eq!(versions, ["v2", "v1"]);
+    assert!(history[0].active && !history[1].active, "{history:?}");
+}
+
+#[tokio::test]
+async fn an_image_that_cannot_be_pulled_fails_fast_and_is_rolled_back_to_the_last_known_good() {
+    let h = Harness::new(ScriptedProbe::new()).await;
+    succeeded(&h, &h.deploy("v1").await, "v1");
+    h.cluster
+        .running
+        .handle()
+        .add_fault(Fault::image_pull_backoff(format!("{REPO}:v2")));
+    let report = h.deploy("v2").await;
+    let Outcome::RolledBack {
+        stage,
+        reason,
+        to,
+        by_platform,
+    } = &report.outcome
+    else {
+        panic!("{:?}", report.outcome);
+    };
+    assert_eq!(*stage, Stage::Wait);
+    assert!(!by_platform);
+    assert_eq!(to.version, Version::parse("v1").unwrap());
+    assert!(
+        reason.contains("can start") && reason.contains("Image"),
+        "{reason}"
+    );
+    assert_eq!(h.image(), format!("{REPO}:v1"));
+}
+
+#[tokio::test]
+async fn a_release_failing_verification_is_rolled_back() {
+    let probe = ScriptedProbe::new().fail_version("v2", "readiness", "GET /ready answered 503");
+    let h = Harness::new(probe).await;
+    succeeded(&h, &h.deploy("v1").await, "v1");
+    let report = h.deploy("v2").await;
+    let Outcome::RolledBack { stage, to, .. } = &report.outcome else {
+        panic!("{:?}", report.outcome);
+    };
+    assert_eq!(*stage, Stage::Verify);
+    assert_eq!(to.version, Version::parse("v1").unwrap());
+    assert_eq!(h.image(), format!("{REPO}:v1"));
+}
+
+#[tokio::test]
+async fn a_plan_lists_the_changes_and_writes_nothing() {
+    let h = Harness::new(ScriptedProbe::new()).await;
+    // Before the first deploy: everything would be created.
+    let v1 = kyb_deploy_core::Release::new(Version::parse("v1").unwrap(), format!("{REPO}:v1"));
+    let plan = h.target.plan(&v1).await.unwrap();
+    assert!(plan.current.is_none());
+    assert!(
+        plan.changes
+            .iter()
+            .any(|c| c.resource == "Deployment kyb/web" && c.to.as_deref() == Some("created")),
+        "{plan:#?}"
+    );
+    // Nothing was created, not even the namespace.
+    let handle = h.cluster.running.handle();
+    assert!(handle.get("Namespace", "", "kyb").is_none());
+    for kind in ["Deployment", "ConfigMap", "Service", "ServiceAccount"] {
+        assert_eq!(
+            handle.list(kind, "kyb"),
+            Vec::<serde_json::Value>::new(),
+            "{kind}"
+        );
+    }
+
+    succeeded(&h, &h.deploy("v1").await, "v1");
+    let v2 = kyb_deploy_core::Release::new(Version::parse("v2").unwrap(), format!("{REPO}:v2"));
+    let plan = h.target.plan(&v2).await.unwrap();
+    assert_eq!(
+        plan.current.as_ref().unwrap().version,
+        Version::parse("v1").unwrap()
+    );
+    let image = plan
+        .changes
+        .iter()
+        .find(|c| c.field == "spec.template.spec.containers[0].image")
+        .unwrap_or_else(|| panic!("{plan:#?}"));
+    assert_eq!(image.from.as_deref(), Some("registry.test/web:v1"));
+    assert_eq!(image.to.as_deref(), Some("registry.test/web:v2"));
+    assert!(
+        plan.changes
+            .iter()
+            .all(|c| c.resource.starts_with("Deployment")),
+        "{plan:#?}"
+    );
+    // Controllers may write status meanwhile; the objects themselves are as they were.
+    let d = h
+        .cluster
+        .running
+        .handle()
+        .get("Deployment", "kyb", "web")
+        .unwrap();
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.test/web:v1"
+    );
+}
+
+#[tokio::test]
+async fn preflight_asks_the_api_server_what_this_identity_may_do() {
+    let h = Harness::new(ScriptedProbe::new()).await;
+    let checks = h.target.preflight().await;
+    assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
+    assert_eq!(checks[0].name, "kubernetes api");
+    assert!(checks[0].detail.contains("v1.32.0"), "{checks:#?}");
+
+    h.cluster
+        .running
+        .handle()
+        .add_fault(Fault::forbidden("patch", "deployments", "kyb"));
+    let checks = h.target.preflight().await;
+    let refused: Vec<_> = checks.iter().filter(|c| !c.ok).collect();
+    assert_eq!(refused.len(), 1, "{checks:#?}");
+    assert_eq!(
+        refused[0].detail,
+        "this identity may not patch deployments in namespace kyb"
+    );
+    assert!(
+        refused[0]
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("docs/kubernetes.md")
+    );
+
+    // A deploy stops at preflight, before anything is written, naming what is missing.
+    let report = h.deploy("v1").await;
+    let Outcome::FailedBeforeDeploy { reason, .. } = &report.outcome else {
+        panic!("{:?}", report.outcome);
+    };
+    assert!(
+        reason.contains("may not patch deployments in namespace kyb")
+            && reason.contains("docs/kubernetes.md"),
+        "{reason}"
+    );
+    assert!(
+        h.cluster
+            .running
+            .handle()
+            .get("Deployment", "kyb", "web")
+            .is_none()
+    );
+    // The target itself, asked anyway, quotes the API server and gives the fix.
+    let v1 = kyb_deploy_core::Release::new(Version::parse("v1").unwrap(), format!("{REPO}:v1"));
+    let error = h.target.deploy(&v1).await.unwrap_err().chain();
+    assert!(
+        error.contains("failed to apply Deployment kyb/web")
+            && error.contains("the identity lacks this permission")
+            && error.contains("forbidden"),
+        "{error}"
+    );
+}
