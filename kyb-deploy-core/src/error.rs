@@ -216,13 +216,17 @@ impl Error {
     }
 }
 
-/// An error and its causes as one line: `a: b: c`.
+/// An error and its causes as one line: `a: b: c`. A cause whose words are already in the
+/// line is not repeated (some SDK errors print their source in their own message too).
 pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
         source = cause.source();
     }
     // A peer may echo what it was sent (an `Authorization` header, a signed URL): this text
@@ -232,3 +236,27 @@ pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Result with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that prints its cause in its own message, as some SDK errors do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("failed to read config from \"/x\": {0}")]
+    struct Echoing(#[source] std::io::Error);
+
+    #[test]
+    fn a_chain_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let outer = Error::Target {
+            target: "kubernetes".into(),
+            message: "cannot start".into(),
+            source: Some(Box::new(Echoing(io))),
+        };
+        assert_eq!(
+            outer.chain(),
+            "kubernetes target: cannot start: failed to read config from \"/x\": no such file"
+        );
+    }
+}
