@@ -27,6 +27,7 @@ mod autoscaler;
 mod ctx;
 pub(crate) mod defaults;
 mod deployment;
+mod env;
 mod events;
 mod hash;
 mod json;

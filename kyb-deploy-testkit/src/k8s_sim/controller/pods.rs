@@ -13,6 +13,7 @@ use super::super::docker::DockerPods;
 use super::super::resources::kind;
 use super::ctx::Ctx;
 use super::defaults;
+use super::env;
 use super::events::{NODE, Note, Source};
 use super::json::{int, name, namespace, object, set, text, time, uid};
 use super::real::{self, Real};
@@ -182,7 +183,10 @@ impl Kubelet {
             match &self.docker {
                 Some(docker) if index == 0 => {
                     let real = &mut rt.real;
-                    real::advance(c, real, docker, &pod, faults, now, &pod_ref, &mut notes);
+                    let launched = env::resolved(ctx, &pod);
+                    real::advance(
+                        c, real, docker, &launched, faults, now, &pod_ref, &mut notes,
+                    );
                 }
                 _ => c.advance(faults, *delay, rt.checked, now, &pod_ref, &mut notes),
             }

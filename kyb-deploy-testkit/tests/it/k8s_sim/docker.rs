@@ -503,3 +503,69 @@ spec:
     cluster.running.shutdown().await.unwrap();
     remove_images(&[&image]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_container_gets_its_environment_from_config_maps_secrets_and_its_pod() {
+    let repository = unique_repository().await;
+    let image = push_sample_image(&repository, "v1", &[]);
+    let cluster = start_docker_cluster().await;
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings}}
+data: {{ENVIRONMENT: from-config-map, LOG_LEVEL: debug}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: credentials}}
+stringData: {{url: "postgres://db/kyb", LOG_LEVEL: from-secret}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: configured}}
+spec:
+  containers:
+  - name: api
+    image: "{image}"
+    envFrom:
+    - configMapRef: {{name: settings}}
+    - secretRef: {{name: credentials}}
+      prefix: SECRET_
+    env:
+    - {{name: LOG_LEVEL, value: info}}
+    - name: DATABASE_URL
+      valueFrom: {{secretKeyRef: {{name: credentials, key: url}}}}
+    - name: POD_NAME
+      valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+    - name: MISSING
+      valueFrom: {{configMapKeyRef: {{name: absent, key: k, optional: true}}}}
+"#
+    );
+    let file = cluster.file("configured.yaml", &manifest);
+    cluster
+        .kubectl(&["apply", "-f", file.to_str().unwrap()])
+        .await
+        .ok();
+    wait_for_pods(&cluster, "the pod to run", |_| {
+        !running_containers_of(&image).is_empty()
+    })
+    .await;
+    let id = running_containers_of(&image).remove(0);
+    let env: Vec<String> =
+        serde_json::from_str(&docker(&["inspect", "--format", "{{json .Config.Env}}", &id]))
+            .unwrap();
+    for expected in [
+        "ENVIRONMENT=from-config-map",
+        "SECRET_url=postgres://db/kyb",
+        "LOG_LEVEL=info",
+        "DATABASE_URL=postgres://db/kyb",
+        "POD_NAME=configured",
+    ] {
+        assert!(env.iter().any(|e| e == expected), "{expected} missing: {env:?}");
+    }
+    assert!(!env.iter().any(|e| e.starts_with("MISSING=")), "{env:?}");
+
+    cluster.running.shutdown().await.unwrap();
+    remove_images(&[&image]);
+}
