@@ -8,7 +8,7 @@
 //! Needs the Docker engine, the registry (`bash scripts/setup.sh`) and the static sample
 //! binary (`scripts/test.sh` builds it); without them the test fails, it never skips.
 
-mod setup;
+pub(crate) mod setup;
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use self::setup::{
     Cleanup, REGION, REGISTRY, TEMPLATE, config, create_service, dockerfile, require_peers,
     sdk_client, unique,
 };
-use crate::support::{Project, Run, binary};
+use crate::support::{Project, Run, binary, get_json, runs};
 
 /// Bounds every wait: the simulator's rollouts, the engine, each run of the binary. A bound,
 /// never an assertion on speed.
@@ -66,18 +66,6 @@ async fn wait_steady(client: &Client, name: &str, task_definition: &str) -> Serv
     }
 }
 
-/// `GET url` through the service's stable URL: status and JSON body.
-async fn get_json(url: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .get(url)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// Runs `kyb-deploy <args>` in the project, with AWS settings from the test only: static
 /// test credentials, and config/credential files in the project, so that nothing of the
 /// machine (profiles, SSO, instance metadata) leaks in. Killed after [`PATIENCE`].
@@ -107,22 +95,6 @@ async fn kyb_deploy(project: &Project, args: &[&str]) -> Run {
         stdout: String::from_utf8(out.stdout).unwrap(),
         stderr: String::from_utf8(out.stderr).unwrap(),
     }
-}
-
-/// The last state of each run in the project's ledger, in order.
-fn runs(project: &Project) -> Vec<Value> {
-    let text = std::fs::read_to_string(project.ledger()).unwrap();
-    let mut last: Vec<Value> = Vec::new();
-    for record in text
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-    {
-        match last.iter_mut().find(|r| r["id"] == record["id"]) {
-            Some(existing) => *existing = record,
-            None => last.push(record),
-        }
-    }
-    last
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -8,6 +8,7 @@ mod config_validation;
 mod docker_e2e;
 mod docker_faults_e2e;
 mod ecs_e2e;
+mod k8s_e2e;
 mod runs;
 mod script;
 mod signals;

@@ -4,11 +4,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use kyb_deploy_cli::{CliContext, TargetFactory, run_with};
 use kyb_deploy_core::config::{Config, Environment};
 use kyb_deploy_core::{Error, Target};
 use kyb_deploy_testkit::{FakeTarget, ScriptedProbe};
+use serde_json::Value;
 use tempfile::TempDir;
 
 /// Two environments on a `docker` target whose service answers (in these tests: a scripted
@@ -228,4 +230,32 @@ impl Harness {
             })
             .collect()
     }
+}
+
+/// The last state of each run in the project's ledger, in order.
+pub(crate) fn runs(project: &Project) -> Vec<Value> {
+    let text = std::fs::read_to_string(project.ledger()).unwrap();
+    let mut last: Vec<Value> = Vec::new();
+    for record in text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    {
+        match last.iter_mut().find(|r| r["id"] == record["id"]) {
+            Some(existing) => *existing = record,
+            None => last.push(record),
+        }
+    }
+    last
+}
+
+/// `GET url` (a service's stable URL): status and JSON body.
+pub(crate) async fn get_json(url: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }

@@ -16,15 +16,15 @@ use aws_sdk_ecs::types::{
 use kyb_deploy_testkit::ecs_sim::RunningSimulator;
 use kyb_deploy_testkit::require_image_peers;
 
-pub(super) const REGISTRY: &str = "127.0.0.1:5000";
+pub(crate) const REGISTRY: &str = "127.0.0.1:5000";
 pub(super) const REGION: &str = "us-east-1";
 const CONTAINER: &str = "api";
 /// Fails loudly, with the fix, when a peer of this tier is missing.
-pub(super) fn require_peers() {
+pub(crate) fn require_peers() {
     require_image_peers();
 }
 
-pub(super) fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -36,9 +36,9 @@ pub(super) fn unique(prefix: &str) -> String {
 /// the test's unique cluster name; the simulator removes them itself on shutdown, this is
 /// the safety net for a panic) and the images of the test's unique repository (the label in
 /// the Dockerfile makes their IDs the test's own).
-pub(super) struct Cleanup {
-    pub(super) cluster: String,
-    pub(super) repository: String,
+pub(crate) struct Cleanup {
+    pub(crate) cluster: String,
+    pub(crate) repository: String,
 }
 
 impl Drop for Cleanup {
@@ -69,7 +69,7 @@ fn remove_listed(list: &[&str], remove: &[&str]) {
 /// The project's Dockerfile: the static sample binary on scratch. `VERSION` is what
 /// `/status` reports; `FAULT_UNHEALTHY_AFTER` makes `/health` fail that many seconds after
 /// start (the repository's Dockerfile has the same two build arguments).
-pub(super) fn dockerfile(name: &str) -> String {
+pub(crate) fn dockerfile(name: &str) -> String {
     format!(
         "FROM scratch\n\
          ARG VERSION=dev\n\

@@ -552,9 +552,13 @@ spec:
     })
     .await;
     let id = running_containers_of(&image).remove(0);
-    let env: Vec<String> =
-        serde_json::from_str(&docker(&["inspect", "--format", "{{json .Config.Env}}", &id]))
-            .unwrap();
+    let env: Vec<String> = serde_json::from_str(&docker(&[
+        "inspect",
+        "--format",
+        "{{json .Config.Env}}",
+        &id,
+    ]))
+    .unwrap();
     for expected in [
         "ENVIRONMENT=from-config-map",
         "SECRET_url=postgres://db/kyb",
@@ -562,7 +566,10 @@ spec:
         "DATABASE_URL=postgres://db/kyb",
         "POD_NAME=configured",
     ] {
-        assert!(env.iter().any(|e| e == expected), "{expected} missing: {env:?}");
+        assert!(
+            env.iter().any(|e| e == expected),
+            "{expected} missing: {env:?}"
+        );
     }
     assert!(!env.iter().any(|e| e.starts_with("MISSING=")), "{env:?}");
 

@@ -1,0 +1,312 @@
+//! End to end on Kubernetes: the `kyb-deploy` binary builds the sample service's image,
+//! pushes it to the registry on 127.0.0.1:5000 and deploys it to an environment on the
+//! testkit's Kubernetes simulator, whose Docker-backed runtime runs every pod as a real
+//! container of that image behind the Service's local URL. The CLI reaches the simulator
+//! through a kubeconfig (`KUBECONFIG`), verifies the service through the Service's published
+//! address, and the real kubectl checks every claim afterwards.
+//!
+//! Needs the Docker engine, the registry (`bash scripts/setup.sh`), the static sample binary
+//! (`scripts/test.sh` builds it) and kubectl; without them the test fails, it never skips.
+
+use std::path::Path;
+use std::time::Duration;
+
+use kyb_deploy_testkit::k8s_sim::{DockerPodsConfig, K8sSimulator};
+use kyb_deploy_testkit::static_sample_api;
+use serde_json::Value;
+
+use crate::ecs_e2e::setup::{Cleanup, REGISTRY, dockerfile, require_peers, unique};
+use crate::support::{Project, Run, binary, get_json, runs};
+
+/// Bounds every run of the binary: a bound, never an assertion on speed.
+const PATIENCE: Duration = Duration::from_secs(240);
+
+/// The project's configuration: the `k8s` environment in `namespace`, probes and deadline
+/// short (simulated time runs 10 times faster), verified through the Service's address
+/// (no `verify.base_url`: the target reports it).
+fn config(repository: &str, namespace: &str) -> String {
+    format!(
+        r#"
+[image]
+repository = "{repository}"
+tags = ["{{version}}"]
+
+[image.build_args]
+VERSION = "{{version}}"
+
+[environments.k8s]
+target = "kubernetes"
+rollback = "auto"
+
+[environments.k8s.timeouts]
+overall = "4m"
+wait = "2m"
+verify = "1m"
+rollback = "2m"
+
+[environments.k8s.kubernetes]
+namespace = "{namespace}"
+app = "kyb-api"
+replicas = 2
+
+[environments.k8s.kubernetes.rollout]
+max_surge = "1"
+max_unavailable = "0"
+progress_deadline = "120s"
+
+[environments.k8s.kubernetes.probes.readiness]
+path = "/ready"
+initial_delay = "1s"
+period = "2s"
+timeout = "2s"
+failure_threshold = 3
+
+[environments.k8s.env]
+ENVIRONMENT = "k8s"
+LOG_LEVEL = "info"
+
+[environments.k8s.verify]
+soak = "2s"
+
+[environments.k8s.verify.readiness]
+period = "200ms"
+failure_threshold = 50
+
+[environments.k8s.verify.liveness]
+period = "200ms"
+success_threshold = 5
+
+[[environments.k8s.verify.smoke]]
+name = "classify"
+method = "POST"
+path = "/v1/classify"
+json = {{ business_name = "Test Corp" }}
+expect_status = 200
+expect_json = {{ "/business_name" = "Test Corp" }}
+"#
+    )
+}
+
+/// Runs `kyb-deploy <args>` in the project with the simulator's kubeconfig only. Killed
+/// after [`PATIENCE`].
+async fn kyb_deploy(project: &Project, args: &[&str]) -> Run {
+    let mut command = binary(project.path());
+    command
+        .args(args)
+        .env("KUBECONFIG", project.path().join("kubeconfig"))
+        .env("HOME", project.path());
+    let mut command = tokio::process::Command::from(command);
+    command.kill_on_drop(true);
+    let out = tokio::time::timeout(PATIENCE, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("kyb-deploy {} did not finish in time", args.join(" ")))
+        .unwrap();
+    Run {
+        code: out.status.code().expect("exited normally"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// The real kubectl on the simulator: its stdout, which must be a success.
+fn kubectl(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .env("HOME", dir)
+        .output()
+        .expect("kubectl runs (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sample_service_is_deployed_to_kubernetes_and_a_broken_release_rolled_back() {
+    require_peers();
+    let name = unique("kyb-k8s-e2e");
+    let repository = format!("{REGISTRY}/{name}");
+    let _cleanup = Cleanup {
+        cluster: name.clone(),
+        repository: repository.clone(),
+    };
+    let project = Project::empty();
+    let dir = project.path();
+    std::fs::copy(static_sample_api(), dir.join("kyb-sample-api")).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile(&name)).unwrap();
+    let namespace = "kyb-e2e";
+    std::fs::write(dir.join("kyb-deploy.toml"), config(&repository, namespace)).unwrap();
+
+    let sim = K8sSimulator::builder()
+        .time_scale(10.0)
+        .seed(23)
+        .token("k8s-e2e")
+        .docker_runtime(DockerPodsConfig::default())
+        .build()
+        .serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .unwrap();
+    sim.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
+
+    // v1 and v2: built, pushed, applied, rolled out, verified through the Service's URL.
+    for version in ["v1", "v2"] {
+        let run = kyb_deploy(
+            &project,
+            &["deploy", "-e", "k8s", "-v", version, "--skip-tests"],
+        )
+        .await;
+        let all = run.all();
+        assert_eq!(run.code, 0, "{all}");
+        assert!(
+            all.contains("kubernetes api: server v1.32.0 answers"),
+            "{all}"
+        );
+        assert!(all.contains("▸ verify ... ok"), "{all}");
+        assert!(run.stdout.contains(&format!("deployed {version}")), "{all}");
+    }
+    let url = sim
+        .service_url(namespace, "kyb-api")
+        .expect("a Service with a selector has a URL");
+    let (status, body) = get_json(&format!("{url}/status")).await;
+    assert_eq!(
+        (status, &body["version"]),
+        (200, &Value::from("v2")),
+        "{body}"
+    );
+    assert_eq!(
+        body["environment"], "k8s",
+        "the ConfigMap reached the container: {body}"
+    );
+    let first = runs(&project);
+    assert_eq!(first.len(), 2, "{first:#?}");
+    assert!(
+        first.iter().all(|r| r["status"] == "succeeded"),
+        "{first:#?}"
+    );
+    assert_eq!(first[1]["target"], "kubernetes");
+
+    // kubectl agrees: the rollout is complete, both revisions are there, and the Deployment
+    // carries the labels and the hardened security context.
+    let status = kubectl(
+        dir,
+        &[
+            "rollout",
+            "status",
+            "deployment/kyb-api",
+            "-n",
+            namespace,
+            "--timeout=30s",
+        ],
+    );
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let history = kubectl(
+        dir,
+        &["rollout", "history", "deployment/kyb-api", "-n", namespace],
+    );
+    assert!(
+        history
+            .lines()
+            .filter(|l| l.trim_start().starts_with(['1', '2']))
+            .count()
+            >= 2,
+        "{history}"
+    );
+    let deployment: Value = serde_json::from_str(&kubectl(
+        dir,
+        &[
+            "get",
+            "deployment",
+            "kyb-api",
+            "-n",
+            namespace,
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ],
+    ))
+    .unwrap();
+    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/version"], "v2", "{labels}");
+    assert_eq!(
+        labels["app.kubernetes.io/managed-by"], "kyb-deploy",
+        "{labels}"
+    );
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["securityContext"]["readOnlyRootFilesystem"], true,
+        "{container}"
+    );
+    assert_eq!(
+        container["securityContext"]["capabilities"]["drop"],
+        serde_json::json!(["ALL"])
+    );
+    assert_eq!(
+        deployment["metadata"]["managedFields"][0]["manager"], "kyb-deploy",
+        "{deployment:#}"
+    );
+
+    // v3's /health answers 503 from the start: its pods get ready (readiness is /ready), the
+    // rollout completes, verification fails, and kyb-deploy rolls back to v2 (exit 4).
+    let v3 = kyb_deploy(
+        &project,
+        &[
+            "deploy",
+            "-e",
+            "k8s",
+            "-v",
+            "v3",
+            "--skip-tests",
+            "--build-arg",
+            "FAULT_UNHEALTHY_AFTER=0",
+        ],
+    )
+    .await;
+    let all = v3.all();
+    assert_eq!(v3.code, 4, "{all}");
+    assert!(v3.stdout.contains("rolled back to v2"), "{all}");
+    let all_runs = runs(&project);
+    let failed = &all_runs[2];
+    assert_eq!(failed["version"], "v3");
+    assert_eq!(failed["status"], "rolled_back", "{failed:#}");
+    assert_eq!(failed["outcome"]["stage"], "verify", "{failed:#}");
+    assert_eq!(failed["rollback"]["to"]["version"], "v2", "{failed:#}");
+
+    // The cluster runs v2 again: kubectl sees the rollout complete on v2's template, and the
+    // URL answers v2.
+    let status = kubectl(
+        dir,
+        &[
+            "rollout",
+            "status",
+            "deployment/kyb-api",
+            "-n",
+            namespace,
+            "--timeout=60s",
+        ],
+    );
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let image = kubectl(
+        dir,
+        &[
+            "get",
+            "deployment",
+            "kyb-api",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.spec.template.metadata.labels.app\\.kubernetes\\.io/version}",
+        ],
+    );
+    assert_eq!(image, "v2");
+    let (status, body) = get_json(&format!("{url}/status")).await;
+    assert_eq!(
+        (status, &body["version"]),
+        (200, &Value::from("v2")),
+        "{body}"
+    );
+
+    sim.shutdown().await.unwrap();
+}
