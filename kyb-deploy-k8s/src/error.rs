@@ -101,10 +101,17 @@ fn hint(source: &kube::Error) -> &'static str {
 }
 
 impl Error {
-    /// Whether a write failed without an answer from the API server (a dropped connection,
-    /// a timeout): it may have been applied.
-    pub fn is_unanswered(&self) -> bool {
-        matches!(self, Self::Api { source, .. } if !matches!(**source, kube::Error::Api(_)))
+    /// Whether a failed write may nevertheless have been applied: no answer came (a
+    /// dropped connection, a timeout), or the API server answered with a server error,
+    /// which it may send after storing the object.
+    pub fn may_have_been_applied(&self) -> bool {
+        match self {
+            Self::Api { source, .. } => match &**source {
+                kube::Error::Api(status) => status.code >= 500,
+                _ => true,
+            },
+            _ => false,
+        }
     }
 
     /// The error of an API call doing `action`.

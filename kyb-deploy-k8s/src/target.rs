@@ -208,11 +208,11 @@ impl KubernetesTarget {
         };
         let applied = match apply_all(&self.client, &manifests, mode).await {
             Ok(applied) => applied,
-            Err(e) if e.is_unanswered() => {
+            Err(e) if e.may_have_been_applied() => {
                 return Err(kyb_deploy_core::Error::maybe_applied(
                     "kubernetes",
                     format!(
-                        "applying the manifests of {} got no answer",
+                        "applying the manifests of {} failed without a refusal",
                         release.version
                     ),
                     Some(Box::new(e)),

@@ -1,6 +1,7 @@
 //! The Kubernetes target against the Kubernetes API simulator, in process.
 
 mod apply;
+mod lost_answers;
 mod pipeline;
 mod rollout;
 
@@ -11,14 +12,17 @@ use kyb_deploy_core::{Release, Version};
 use kyb_deploy_k8s::{
     Credentials, KubernetesSettings, Manifest, ManifestInput, SecretValues, built_in,
 };
+use kyb_deploy_testkit::FaultProxy;
 use kyb_deploy_testkit::k8s_sim::{K8sSimulator, RunningK8sSimulator};
 use tokio::net::TcpListener;
 
-/// A simulator, its kubeconfig's directory, and a client from that kubeconfig.
+/// A simulator, its kubeconfig's directory, and a client from that kubeconfig (or through
+/// a fault proxy).
 struct Cluster {
     running: RunningK8sSimulator,
     _dir: tempfile::TempDir,
     client: Client,
+    proxy: Option<FaultProxy>,
 }
 
 impl Cluster {
@@ -43,6 +47,27 @@ impl Cluster {
             running,
             _dir: dir,
             client,
+            proxy: None,
+        }
+    }
+
+    /// A simulator serving plain HTTP (no token), reached through a fault proxy.
+    async fn behind_proxy() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = K8sSimulator::builder()
+            .time_scale(20.0)
+            .seed(7)
+            .build()
+            .serve(listener)
+            .unwrap();
+        let proxy = FaultProxy::start(running.addr()).await.unwrap();
+        let config = kube::Config::new(proxy.url().parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        Self {
+            running,
+            _dir: tempfile::tempdir().unwrap(),
+            client,
+            proxy: Some(proxy),
         }
     }
 }

@@ -14,7 +14,7 @@ use kyb_deploy_testkit::{FixedVersion, InMemoryLock, InMemoryRecordStore, Script
 
 use super::Cluster;
 
-const REPO: &str = "registry.test/web";
+pub(crate) const REPO: &str = "registry.test/web";
 
 /// The staging environment on Kubernetes, with fast probes and a short deadline.
 fn environment() -> Environment {
@@ -30,17 +30,21 @@ fn environment() -> Environment {
         .unwrap()
 }
 
-struct Harness {
-    cluster: Cluster,
+pub(crate) struct Harness {
+    pub(crate) cluster: Cluster,
     target: Arc<KubernetesTarget>,
     probe: Arc<ScriptedProbe>,
-    store: Arc<InMemoryRecordStore>,
+    pub(crate) store: Arc<InMemoryRecordStore>,
     env: Environment,
 }
 
 impl Harness {
     async fn new(probe: ScriptedProbe) -> Self {
-        let cluster = Cluster::start().await;
+        Self::on(Cluster::start().await, probe)
+    }
+
+    /// A pipeline deploying to `cluster` through its client.
+    pub(crate) fn on(cluster: Cluster, probe: ScriptedProbe) -> Self {
         let env = environment();
         let spec = KubernetesTargetSpec::from_environment(&env, std::path::Path::new(".")).unwrap();
         let target = Arc::new(KubernetesTarget::new(cluster.client.clone(), spec));
@@ -53,7 +57,7 @@ impl Harness {
         }
     }
 
-    async fn deploy(&self, v: &str) -> RunReport {
+    pub(crate) async fn deploy(&self, v: &str) -> RunReport {
         let mut request = DeployRequest::new(self.env.clone());
         request.image.repository = REPO.into();
         Pipeline::new(
@@ -67,7 +71,7 @@ impl Harness {
         .await
     }
 
-    fn image(&self) -> String {
+    pub(crate) fn image(&self) -> String {
         let d = self
             .cluster
             .running
@@ -81,7 +85,7 @@ impl Harness {
     }
 }
 
-fn succeeded(h: &Harness, report: &RunReport, v: &str) {
+pub(crate) fn succeeded(h: &Harness, report: &RunReport, v: &str) {
     assert!(
         matches!(&report.outcome, Outcome::Succeeded { release, .. } if release.version == Version::parse(v).unwrap()),
         "{:?}",

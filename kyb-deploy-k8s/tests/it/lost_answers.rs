@@ -1,0 +1,89 @@
+//! Writes the API server applied but whose answers never arrived, injected by a fault proxy
+//! between the target and the simulator. The run's claim is compared with what the cluster
+//! runs afterwards: a run never says "nothing was deployed" while the release rolls out.
+
+use kyb_deploy_core::{Outcome, RecordStatus, Stage};
+use kyb_deploy_testkit::{Fault, RequestMatch, ScriptedProbe};
+
+use super::Cluster;
+use super::pipeline::{Harness, REPO, succeeded};
+
+/// The server-side apply of the Deployment.
+fn deployment_apply() -> RequestMatch {
+    RequestMatch::method("PATCH").and_path_prefix("/apis/apps/v1/namespaces/kyb/deployments/web")
+}
+
+/// A Kubernetes `Status` answer with `code`.
+fn status(code: u16) -> String {
+    serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+        "message": "etcdserver: request timed out", "reason": "InternalError", "code": code})
+    .to_string()
+}
+
+async fn harness() -> Harness {
+    let h = Harness::on(Cluster::behind_proxy().await, ScriptedProbe::new());
+    succeeded(&h, &h.deploy("v1").await, "v1");
+    h
+}
+
+#[tokio::test]
+async fn an_apply_whose_connection_dropped_is_found_and_followed() {
+    let h = harness().await;
+    let proxy = h.cluster.proxy.as_ref().unwrap();
+    proxy.add(deployment_apply(), Fault::ApplyThenDrop, 1);
+    let report = h.deploy("v2").await;
+    succeeded(&h, &report, "v2");
+    assert_eq!(h.image(), format!("{REPO}:v2"));
+    let dropped = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.fault.is_some())
+        .count();
+    assert_eq!(dropped, 1, "the fault was injected");
+}
+
+#[tokio::test]
+async fn an_apply_answered_500_after_it_was_applied_is_followed() {
+    let h = harness().await;
+    let proxy = h.cluster.proxy.as_ref().unwrap();
+    proxy.add(
+        deployment_apply(),
+        Fault::ApplyThenAnswer {
+            status: 500,
+            body: status(500),
+        },
+        1,
+    );
+    let report = h.deploy("v2").await;
+    succeeded(&h, &report, "v2");
+    assert_eq!(h.image(), format!("{REPO}:v2"));
+}
+
+#[tokio::test]
+async fn an_apply_refused_with_500_deployed_nothing_and_says_so() {
+    let h = harness().await;
+    let proxy = h.cluster.proxy.as_ref().unwrap();
+    proxy.add(
+        deployment_apply(),
+        Fault::Refuse {
+            status: 500,
+            body: status(500),
+        },
+        1,
+    );
+    let report = h.deploy("v2").await;
+    let Outcome::FailedBeforeDeploy { stage, reason } = &report.outcome else {
+        panic!("{:?}", report.outcome);
+    };
+    assert_eq!(*stage, Stage::Deploy);
+    assert!(reason.contains("request timed out"), "{reason}");
+    let record = h
+        .store
+        .records()
+        .into_iter()
+        .find(|r| r.id == report.run_id)
+        .unwrap();
+    assert_eq!(record.status, RecordStatus::FailedBeforeDeploy);
+    // The claim holds: the cluster still runs v1.
+    assert_eq!(h.image(), format!("{REPO}:v1"));
+}
