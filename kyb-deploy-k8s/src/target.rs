@@ -9,7 +9,7 @@ use k8s_openapi::api::authorization::v1::{
 };
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use kyb_deploy_core::config::{Config, Environment};
 use kyb_deploy_core::{
@@ -32,6 +32,13 @@ use crate::verdict::{AppliedRelease, RolloutFailure, VERSION_LABEL};
 
 /// The annotation with which the Deployment controller numbers revisions.
 const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+
+/// The field manager of the verification note: not the manifests' own, so that applying
+/// the manifests (which do not carry the note) leaves it in place.
+const NOTE_MANAGER: &str = "kyb-deploy-verification";
+/// The note's annotations on the Deployment: the run that verified, and the release (JSON).
+const NOTE_RUN: &str = "kyb-deploy.io/verified-run";
+const NOTE_RELEASE: &str = "kyb-deploy.io/verified-release";
 
 /// What a [`KubernetesTarget`] deploys: the environment's name, settings and plain
 /// variables, and where the files its settings name are.
@@ -607,6 +614,61 @@ impl Target for KubernetesTarget {
             });
         }
         Ok(serving)
+    }
+
+    async fn mark_verified(&self, release: &Release, run_id: &str) -> Result<bool> {
+        let note = serde_json::to_string(release).map_err(|e| {
+            kyb_deploy_core::Error::target("kubernetes", format!("cannot write the note: {e}"))
+        })?;
+        let patch = serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": self.settings().app,
+                "annotations": {NOTE_RUN: run_id, NOTE_RELEASE: note},
+            },
+        });
+        // Applying the same note twice leaves it as it is: a retry after a lost answer is
+        // harmless. Metadata only: no new generation, no rollout.
+        let params = PatchParams::apply(NOTE_MANAGER).force();
+        self.deployments()
+            .patch(&self.settings().app, &params, &Patch::Apply(&patch))
+            .await
+            .map_err(|e| {
+                Error::api(
+                    format!("leave the verification note on {}", self.deployment_name()),
+                    e,
+                )
+            })?;
+        Ok(true)
+    }
+
+    async fn verified_by(&self, run_id: &str) -> Result<Option<Release>> {
+        let Some(deployment) = self.deployment().await? else {
+            return Ok(None);
+        };
+        let annotations = deployment.metadata.annotations.unwrap_or_default();
+        if annotations.get(NOTE_RUN).map(String::as_str) != Some(run_id) {
+            return Ok(None);
+        }
+        let note = annotations.get(NOTE_RELEASE).ok_or_else(|| {
+            kyb_deploy_core::Error::target(
+                "kubernetes",
+                format!(
+                    "the note of run {run_id} on {} names no release",
+                    self.deployment_name()
+                ),
+            )
+        })?;
+        serde_json::from_str(note).map(Some).map_err(|e| {
+            kyb_deploy_core::Error::target(
+                "kubernetes",
+                format!(
+                    "the note of run {run_id} on {} does not parse: {e}",
+                    self.deployment_name()
+                ),
+            )
+        })
     }
 
     async fn rollback(&self, to: &Release) -> Result<DeployHandle> {

@@ -271,3 +271,38 @@ async fn preflight_asks_the_api_server_what_this_identity_may_do() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_verified_release_leaves_a_note_that_later_deploys_keep_and_that_starts_no_rollout() {
+    let h = Harness::new(ScriptedProbe::new()).await;
+    let report = h.deploy("v1").await;
+    succeeded(&h, &report, "v1");
+    // The pipeline left the note once v1 was verified.
+    let noted = h.target.verified_by(&report.run_id).await.unwrap().unwrap();
+    assert_eq!(noted.version, Version::parse("v1").unwrap());
+    assert_eq!(noted.image, format!("{REPO}:v1"));
+    assert_eq!(h.target.verified_by("another-run").await.unwrap(), None);
+    let generation = |h: &Harness| {
+        h.cluster
+            .running
+            .handle()
+            .get("Deployment", "kyb", "web")
+            .unwrap()["metadata"]["generation"]
+            .clone()
+    };
+    let before = generation(&h);
+    let v1 = kyb_deploy_core::Release::new(Version::parse("v1").unwrap(), format!("{REPO}:v1"));
+    assert!(h.target.mark_verified(&v1, "run-2").await.unwrap());
+    assert_eq!(generation(&h), before, "a note is no spec change");
+    // Applying the manifests again (they do not carry the note) keeps it.
+    h.target.deploy(&v1).await.unwrap();
+    assert_eq!(
+        h.target
+            .verified_by("run-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        v1.version
+    );
+}
