@@ -76,6 +76,7 @@ async fn dispatch(cli: Cli, ctx: &mut CliContext) -> Result<i32, CliError> {
         Command::History(args) => commands::history::run(args, global, ctx).await,
         Command::Verify(args) => commands::verify::run(args, global, ctx).await,
         Command::Check(args) => commands::check::run(args, global, ctx).await,
+        Command::Render(args) => commands::render::run(args, global, ctx).await,
         Command::Config(ConfigCommand::Validate) => commands::config_validate::run(global, ctx),
     }
 }

@@ -98,6 +98,9 @@ Examples:
     /// Check the prerequisites of an environment (tools, credentials, target)
     Check(CheckArgs),
 
+    /// Print the manifests a deployment would apply (Kubernetes), secrets redacted
+    Render(RenderArgs),
+
     /// Work with the configuration file
     #[command(subcommand, arg_required_else_help = true)]
     Config(ConfigCommand),
@@ -237,6 +240,18 @@ pub(crate) struct CheckArgs {
     /// Environment whose prerequisites to check
     #[arg(short = 'e', long, value_name = "ENV")]
     pub(crate) environment: String,
+}
+
+/// `render`.
+#[derive(Debug, Args)]
+pub(crate) struct RenderArgs {
+    /// Environment to render for
+    #[arg(short = 'e', long, value_name = "ENV")]
+    pub(crate) environment: String,
+
+    /// Version to render: a Docker tag like v1.2.3 [default: the current git commit]
+    #[arg(short = 'v', long, value_name = "VERSION")]
+    pub(crate) version: Option<String>,
 }
 
 /// `config` subcommands.

@@ -6,6 +6,7 @@ pub(crate) mod config_validate;
 pub(crate) mod deploy;
 pub(crate) mod history;
 pub(crate) mod plan;
+pub(crate) mod render;
 pub(crate) mod rollback;
 pub(crate) mod status;
 pub(crate) mod verify;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use kyb_deploy_core::config::{Config, Environment};
-use kyb_deploy_core::{Check, Error, Target, TargetBackends, async_trait};
+use kyb_deploy_core::{Check, Error, Release, Target, TargetBackends, async_trait};
 use kyb_deploy_docker::DockerBackend;
 use kyb_deploy_ecs::EcsBackend;
 use kyb_deploy_k8s::KubernetesBackend;
@@ -39,6 +39,18 @@ pub trait TargetFactory: Send + Sync {
         let _ = env;
         Vec::new()
     }
+
+    /// What deploying `release` to `env` would write, as text (`render`); `None` when the
+    /// target kind renders nothing (the default).
+    fn render(
+        &self,
+        env: &Environment,
+        config: &Config,
+        release: &Release,
+    ) -> Result<Option<String>, Error> {
+        let _ = (env, config, release);
+        Ok(None)
+    }
 }
 
 /// The production [`TargetFactory`]: the [`registered_backends`] create the targets.
@@ -66,6 +78,15 @@ impl TargetFactory for BuiltinTargets {
             Ok(backend) => backend.prerequisites(env).await,
             Err(_) => Vec::new(),
         }
+    }
+
+    fn render(
+        &self,
+        env: &Environment,
+        config: &Config,
+        release: &Release,
+    ) -> Result<Option<String>, Error> {
+        self.backends.render(env, config, release)
     }
 }
 

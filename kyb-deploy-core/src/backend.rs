@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use crate::config::{Config, Environment, Problems};
 use crate::error::{Error, Result};
 use crate::preflight::Check;
+use crate::release::Release;
 use crate::target::Target;
 
 /// One kind of deployment target: everything the rest of kyb-deploy needs to know about it.
@@ -39,6 +40,19 @@ pub trait TargetBackend: Send + Sync {
     /// fix. The target's own [`Target::preflight`] checks the platform once it exists. Never
     /// changes anything.
     async fn prerequisites(&self, env: &Environment) -> Vec<Check>;
+
+    /// The objects deploying `release` to `env` would write, as text to read or to apply by
+    /// hand (secret values redacted), without calling the platform; `None` for kinds that
+    /// render nothing of the sort (the default).
+    fn render(
+        &self,
+        env: &Environment,
+        config: &Config,
+        release: &Release,
+    ) -> Result<Option<String>> {
+        let _ = (env, config, release);
+        Ok(None)
+    }
 }
 
 /// The target kinds a program deploys to, in the order registered.
@@ -129,6 +143,16 @@ impl TargetBackends {
                 message: described.join("; "),
             })
         }
+    }
+
+    /// What `env`'s backend renders for `release` ([`TargetBackend::render`]).
+    pub fn render(
+        &self,
+        env: &Environment,
+        config: &Config,
+        release: &Release,
+    ) -> Result<Option<String>> {
+        self.backend_of(env)?.render(env, config, release)
     }
 
     /// Creates `env`'s target with its backend.

@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kyb_deploy_core::config::{Config, Environment, Problems};
-use kyb_deploy_core::{Check, Result, Target, TargetBackend, async_trait};
+use kyb_deploy_core::{Check, Release, Result, Target, TargetBackend, async_trait};
 
 use crate::client::Credentials;
+use crate::manifests::{ManifestInput, SecretValues, built_in};
 use crate::settings::KubernetesSettings;
-use crate::target::KubernetesTarget;
+use crate::target::{KubernetesTarget, KubernetesTargetSpec};
 
 /// Kubernetes as a target kind: `target = "kubernetes"`, settings in
 /// `[environments.<name>.kubernetes]` ([`KubernetesSettings`]). Validation checks the
@@ -42,6 +43,29 @@ impl TargetBackend for KubernetesBackend {
 
     async fn create(&self, env: &Environment, config: &Config) -> Result<Arc<dyn Target>> {
         Ok(Arc::new(KubernetesTarget::from_config(env, config).await?))
+    }
+
+    fn render(
+        &self,
+        env: &Environment,
+        config: &Config,
+        release: &Release,
+    ) -> Result<Option<String>> {
+        let base = config.directory().unwrap_or(Path::new("."));
+        let spec = KubernetesTargetSpec::from_environment(env, base)?;
+        let input = ManifestInput {
+            environment: &spec.environment,
+            settings: &spec.settings,
+            release,
+            env: &spec.env,
+        };
+        let documents: Vec<String> = built_in(&input, &SecretValues::Redacted)
+            .iter()
+            .map(|m| serde_json::to_string_pretty(&m.object).unwrap_or_default())
+            .collect();
+        // A stream of JSON documents, one after the other: readable, and what
+        // `kubectl apply -f` takes (a file that starts with `{` is read as JSON documents).
+        Ok(Some(format!("{}\n", documents.join("\n"))))
     }
 
     async fn prerequisites(&self, env: &Environment) -> Vec<Check> {

@@ -9,6 +9,7 @@ mod docker_e2e;
 mod docker_faults_e2e;
 mod ecs_e2e;
 mod k8s_e2e;
+mod render;
 mod runs;
 mod script;
 mod signals;

@@ -12,7 +12,7 @@ fn help(args: &[&str]) -> String {
 
 #[test]
 fn help_texts() {
-    let cases: [(&str, &[&str]); 10] = [
+    let cases: [(&str, &[&str]); 11] = [
         ("help", &[]),
         ("help_deploy", &["deploy"]),
         ("help_plan", &["plan"]),
@@ -21,6 +21,7 @@ fn help_texts() {
         ("help_history", &["history"]),
         ("help_verify", &["verify"]),
         ("help_check", &["check"]),
+        ("help_render", &["render"]),
         ("help_config", &["config"]),
         ("help_config_validate", &["config", "validate"]),
     ];
