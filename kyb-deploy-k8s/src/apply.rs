@@ -2,7 +2,7 @@
 //! a real write or a dry run (`dryRun=All`: admitted, defaulted and merged by the API
 //! server, nothing stored).
 
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, Resource as _};
 use serde_json::Value;
 
@@ -24,6 +24,27 @@ pub struct ApplyMode {
 /// Where `apiVersion` and `kind` are served (plural, scope), for the kinds kyb-deploy
 /// renders; `None` for any other.
 fn api_resource(api_version: &str, kind: &str) -> Option<(ApiResource, bool)> {
+    kind_resource(kind).filter(|(resource, _)| resource.api_version == api_version)
+}
+
+/// The namespaced kinds kyb-deploy applies, which pruning looks through (never the
+/// Namespace: deleting it would take everything in it along).
+const PRUNABLE: [&str; 11] = [
+    "Ingress",
+    "NetworkPolicy",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "Deployment",
+    "Service",
+    "Secret",
+    "ConfigMap",
+    "RoleBinding",
+    "Role",
+    "ServiceAccount",
+];
+
+/// Where `kind` is served (plural, scope), for the kinds kyb-deploy renders.
+fn kind_resource(kind: &str) -> Option<(ApiResource, bool)> {
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
     use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
@@ -49,7 +70,7 @@ fn api_resource(api_version: &str, kind: &str) -> Option<(ApiResource, bool)> {
         "Ingress" => of::<Ingress>(true),
         _ => return None,
     };
-    (found.0.api_version == api_version).then_some(found)
+    Some(found)
 }
 
 /// `Kind namespace/name` (or `Kind name`), for messages.
@@ -154,4 +175,58 @@ pub async fn apply_all(
         applied.push(apply(client, manifest, mode).await?);
     }
     Ok(applied)
+}
+
+/// Deletes the objects in `namespace` that `selector` marks as applied by kyb-deploy for
+/// this service and environment and that `keep` (the manifests just applied) no longer
+/// has, newest kinds first (the Ingress before the Service it routes to). Returns them as
+/// `Kind namespace/name`; with `dry_run`, nothing is deleted.
+///
+/// # Errors
+///
+/// The first list or delete that fails.
+pub(crate) async fn prune(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    keep: &[Manifest],
+    dry_run: bool,
+) -> Result<Vec<String>, Error> {
+    let mut pruned = Vec::new();
+    for kind in PRUNABLE {
+        let Some((resource, _)) = kind_resource(kind) else {
+            continue;
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        let listed = api
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| {
+                Error::api(
+                    format!("list the {kind} objects to prune in {namespace}"),
+                    e,
+                )
+            })?;
+        for object in listed.items {
+            let Some(name) = object.metadata.name.as_deref() else {
+                continue;
+            };
+            let kept = keep.iter().any(|m| m.kind() == kind && m.name() == name);
+            if kept {
+                continue;
+            }
+            let what = format!("{kind} {namespace}/{name}");
+            let params = DeleteParams {
+                dry_run,
+                ..DeleteParams::background()
+            };
+            match api.delete(name, &params).await {
+                Ok(_) => pruned.push(what),
+                // Gone meanwhile: what pruning wanted.
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(e) => return Err(Error::api(format!("prune {what}"), e)),
+            }
+        }
+    }
+    Ok(pruned)
 }

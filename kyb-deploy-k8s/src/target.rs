@@ -13,17 +13,18 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use kyb_deploy_core::config::{Config, Environment};
 use kyb_deploy_core::{
-    CancellationToken, Check, DeployHandle, Plan, Release, Result, Revision, RolloutOutcome,
-    Serving, StageProgress, Target, TargetDescription, Version, async_trait,
+    CancellationToken, Check, DeployHandle, Plan, PlannedChange, Release, Result, Revision,
+    RolloutOutcome, Serving, StageProgress, Target, TargetDescription, Version, async_trait,
 };
 use time::OffsetDateTime;
 use url::Url;
 
-use crate::apply::{ApplyMode, apply_all, describe, live};
+use crate::apply::{ApplyMode, apply_all, describe, live, prune};
 use crate::client::Credentials;
 use crate::error::Error;
 use crate::manifests::{
-    Manifest, ManifestInput, NAME_LABEL, SecretValues, VERSION_ANNOTATION, built_in, label_value,
+    ENVIRONMENT_LABEL, MANAGED_BY_LABEL, Manifest, ManifestInput, NAME_LABEL, SecretValues,
+    VERSION_ANNOTATION, built_in, label_value,
 };
 use crate::plan::object_changes;
 use crate::rollout::{RolloutEnd, RolloutScope, follow_rollout};
@@ -130,6 +131,15 @@ impl KubernetesTarget {
         }
     }
 
+    /// Selects what kyb-deploy applied for this service in this environment.
+    fn owned(&self) -> String {
+        format!(
+            "{MANAGED_BY_LABEL}=kyb-deploy,{ENVIRONMENT_LABEL}={},{NAME_LABEL}={}",
+            label_value(&self.spec.environment),
+            self.settings().app
+        )
+    }
+
     /// `Deployment namespace/name`.
     fn deployment_name(&self) -> String {
         format!(
@@ -227,6 +237,27 @@ impl KubernetesTarget {
             }
             Err(e) => return Err(e.into()),
         };
+        // What this service's earlier manifests had and these no longer have goes; the
+        // rollout has started whatever pruning meets.
+        let settings = self.settings();
+        if let Err(e) = prune(
+            &self.client,
+            &settings.namespace,
+            &self.owned(),
+            &manifests,
+            false,
+        )
+        .await
+        {
+            return Err(kyb_deploy_core::Error::maybe_applied(
+                "kubernetes",
+                format!(
+                    "applied the manifests of {}, but pruning what they no longer have failed",
+                    release.version
+                ),
+                Some(Box::new(e)),
+            ));
+        }
         let generation = applied
             .iter()
             .find(|o| o["kind"] == "Deployment")
@@ -514,6 +545,22 @@ impl Target for KubernetesTarget {
                 (None, None) => changes.extend(object_changes(&what, None, &manifest.object)),
                 (Some(_), None) => {}
             }
+        }
+        if !missing_namespace {
+            let pruned = prune(
+                &self.client,
+                &self.settings().namespace,
+                &self.owned(),
+                &manifests,
+                true,
+            )
+            .await?;
+            changes.extend(pruned.into_iter().map(|resource| PlannedChange {
+                resource,
+                field: "(object)".to_owned(),
+                from: Some("exists".to_owned()),
+                to: Some("deleted".to_owned()),
+            }));
         }
         Ok(Plan {
             current: self.current_release().await?,

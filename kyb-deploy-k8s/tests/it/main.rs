@@ -3,6 +3,7 @@
 mod apply;
 mod lost_answers;
 mod pipeline;
+mod prune;
 mod rollout;
 
 use std::collections::BTreeMap;

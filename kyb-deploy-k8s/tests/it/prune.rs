@@ -1,0 +1,88 @@
+//! Pruning: what an earlier deployment of this service in this environment applied and the
+//! manifests no longer have is deleted; nothing else is.
+
+use kyb_deploy_core::config::Config;
+use kyb_deploy_core::{Release, Target as _, Version};
+use kyb_deploy_k8s::{KubernetesTarget, KubernetesTargetSpec};
+
+use super::Cluster;
+
+/// A target for environment `env` with `extra` in its Kubernetes settings.
+fn target(c: &Cluster, env: &str, extra: &str) -> KubernetesTarget {
+    let text = format!(
+        "[environments.{env}]\ntarget = \"kubernetes\"\n\
+         [environments.{env}.kubernetes]\nnamespace = \"kyb\"\napp = \"web\"\n{extra}\n"
+    );
+    let environment = Config::from_toml(&text).unwrap().environment(env).unwrap();
+    let spec =
+        KubernetesTargetSpec::from_environment(&environment, std::path::Path::new(".")).unwrap();
+    KubernetesTarget::new(c.client.clone(), spec)
+}
+
+const EXTRAS: &str = "[environments.staging.kubernetes.ingress]\nhost = \"api.example.com\"\n\
+    [environments.staging.kubernetes.autoscaling]\nmin_replicas = 2\nmax_replicas = 4\n";
+
+fn release(v: &str) -> Release {
+    Release::new(Version::parse(v).unwrap(), format!("registry.test/web:{v}"))
+}
+
+#[tokio::test]
+async fn objects_the_manifests_no_longer_have_are_deleted_and_only_those() {
+    let c = Cluster::start().await;
+    let handle = c.running.handle();
+    let with_extras = target(&c, "staging", EXTRAS);
+    with_extras.deploy(&release("v1")).await.unwrap();
+    assert!(handle.get("Ingress", "kyb", "web").is_some());
+    assert!(
+        handle
+            .get("HorizontalPodAutoscaler", "kyb", "web")
+            .is_some()
+    );
+    // Not ours to delete: an object without our labels.
+    let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(c.client.clone(), "kyb");
+    let hand_made = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hand-made"}}))
+    .unwrap();
+    config_maps
+        .create(&kube::api::PostParams::default(), &hand_made)
+        .await
+        .unwrap();
+
+    let plain = target(&c, "staging", "");
+    let plan = plain.plan(&release("v2")).await.unwrap();
+    let deleted: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.to.as_deref() == Some("deleted"))
+        .map(|c| c.resource.as_str())
+        .collect();
+    assert_eq!(
+        deleted,
+        ["Ingress kyb/web", "HorizontalPodAutoscaler kyb/web"],
+        "{plan:#?}"
+    );
+    assert!(
+        handle.get("Ingress", "kyb", "web").is_some(),
+        "a plan deletes nothing"
+    );
+
+    plain.deploy(&release("v2")).await.unwrap();
+    assert!(handle.get("Ingress", "kyb", "web").is_none());
+    assert!(
+        handle
+            .get("HorizontalPodAutoscaler", "kyb", "web")
+            .is_none()
+    );
+    for (kind, name) in [
+        ("Deployment", "web"),
+        ("Service", "web"),
+        ("ConfigMap", "web-config"),
+        ("ConfigMap", "hand-made"),
+    ] {
+        assert!(
+            handle.get(kind, "kyb", name).is_some(),
+            "{kind} {name} was pruned"
+        );
+    }
+}
