@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{Event, Pod, PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -33,6 +33,9 @@ use crate::verdict::{AppliedRelease, RolloutFailure, VERSION_LABEL};
 
 /// The annotation with which the Deployment controller numbers revisions.
 const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+
+/// How many of a stuck pod's events a failure quotes.
+const RECENT_EVENTS: usize = 3;
 
 /// The field manager of the verification note: not the manifests' own, so that applying
 /// the manifests (which do not carry the note) leaves it in place.
@@ -341,6 +344,36 @@ impl KubernetesTarget {
         }))
     }
 
+    /// The last few events of pod `pod`, oldest first, as `Reason: message`.
+    async fn recent_events(&self, pod: &str) -> std::result::Result<Vec<String>, Error> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.settings().namespace);
+        let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
+        let mut items = events
+            .list(&params)
+            .await
+            .map_err(|e| Error::api(format!("list the events of pod {pod}"), e))?
+            .items;
+        items.sort_by_key(|e| {
+            e.last_timestamp
+                .clone()
+                .or_else(|| e.first_timestamp.clone())
+                .map(|t| t.0)
+        });
+        Ok(items
+            .iter()
+            .rev()
+            .take(RECENT_EVENTS)
+            .rev()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.reason.as_deref().unwrap_or("Event"),
+                    e.message.as_deref().unwrap_or_default()
+                )
+            })
+            .collect())
+    }
+
     /// Whether the identity may `verb` `resource` (of `group`) in the namespace.
     async fn may(
         &self,
@@ -608,10 +641,20 @@ impl Target for KubernetesTarget {
         .await?;
         Ok(match end {
             RolloutEnd::Complete => RolloutOutcome::Completed,
-            RolloutEnd::Failed(failure) => RolloutOutcome::Failed {
-                reason: failure_reason(&name, &failure),
-                platform_rolled_back_to: None,
-            },
+            RolloutEnd::Failed(failure) => {
+                let mut reason = failure_reason(&name, &failure);
+                // What the kubelet said last about the first stuck pod, when it can be read.
+                if let RolloutFailure::PodsDoomed(pods) = &failure
+                    && let Ok(events) = self.recent_events(&pods[0].pod).await
+                    && !events.is_empty()
+                {
+                    reason.push_str(&format!("; recent events: {}", events.join("; ")));
+                }
+                RolloutOutcome::Failed {
+                    reason,
+                    platform_rolled_back_to: None,
+                }
+            }
         })
     }
 

@@ -143,6 +143,11 @@ async fn an_image_that_cannot_be_pulled_fails_fast_and_is_rolled_back_to_the_las
         reason.contains("can start") && reason.contains("Image"),
         "{reason}"
     );
+    // The kubelet's events about the stuck pod come along.
+    assert!(
+        reason.contains("; recent events: ") && reason.contains("Failed to pull image"),
+        "{reason}"
+    );
     assert_eq!(h.image(), format!("{REPO}:v1"));
 }
 
