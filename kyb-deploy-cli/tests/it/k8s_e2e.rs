@@ -3,7 +3,9 @@
 //! testkit's Kubernetes simulator, whose Docker-backed runtime runs every pod as a real
 //! container of that image behind the Service's local URL. The CLI reaches the simulator
 //! through a kubeconfig (`KUBECONFIG`), verifies the service through the Service's published
-//! address, and the real kubectl checks every claim afterwards.
+//! address, and the real kubectl checks every claim afterwards: two releases roll out, a
+//! release failing verification is rolled back (exit 4), and Ctrl-C during a rollout that
+//! cannot finish rolls the environment back before the process exits (130).
 //!
 //! Needs the Docker engine, the registry (`bash scripts/setup.sh`), the static sample binary
 //! (`scripts/test.sh` builds it) and kubectl; without them the test fails, it never skips.
@@ -301,6 +303,82 @@ async fn the_sample_service_is_deployed_to_kubernetes_and_a_broken_release_rolle
         ],
     );
     assert_eq!(image, "v2");
+    let (status, body) = get_json(&format!("{url}/status")).await;
+    assert_eq!(
+        (status, &body["version"]),
+        (200, &Value::from("v2")),
+        "{body}"
+    );
+
+    // v4 never gets ready: Ctrl-C while kyb-deploy waits for its rollout stops the run
+    // (exit 130), and the environment is rolled back to v2 before the process exits.
+    let mut command = binary(dir);
+    command
+        .args([
+            "deploy",
+            "-e",
+            "k8s",
+            "-v",
+            "v4",
+            "--skip-tests",
+            "--build-arg",
+            "FAULT_NEVER_READY=1",
+        ])
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .env("HOME", dir);
+    let child = tokio::process::Command::from(command)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let handle = sim.handle();
+    let template_version = || {
+        handle.get("Deployment", namespace, "kyb-api").map(|d| {
+            d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"].clone()
+        })
+    };
+    let started = std::time::Instant::now();
+    while template_version() != Some(Value::from("v4")) {
+        assert!(started.elapsed() < PATIENCE, "v4 was never applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .expect("kyb-deploy did not stop after SIGINT")
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(130), "{all}");
+    let interrupted = runs(&project);
+    let cancelled = &interrupted[3];
+    assert_eq!(cancelled["version"], "v4", "{cancelled:#}");
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled:#}");
+    assert_eq!(
+        cancelled["rollback"]["to"]["version"], "v2",
+        "{cancelled:#}"
+    );
+    assert_eq!(template_version(), Some(Value::from("v2")));
+    let status = kubectl(
+        dir,
+        &[
+            "rollout",
+            "status",
+            "deployment/kyb-api",
+            "-n",
+            namespace,
+            "--timeout=60s",
+        ],
+    );
+    assert!(status.contains("successfully rolled out"), "{status}");
     let (status, body) = get_json(&format!("{url}/status")).await;
     assert_eq!(
         (status, &body["version"]),

@@ -68,13 +68,15 @@ fn remove_listed(list: &[&str], remove: &[&str]) {
 
 /// The project's Dockerfile: the static sample binary on scratch. `VERSION` is what
 /// `/status` reports; `FAULT_UNHEALTHY_AFTER` makes `/health` fail that many seconds after
-/// start (the repository's Dockerfile has the same two build arguments).
+/// start (the repository's Dockerfile has the same build arguments); `FAULT_NEVER_READY`
+/// makes `/ready` fail for good.
 pub(crate) fn dockerfile(name: &str) -> String {
     format!(
         "FROM scratch\n\
          ARG VERSION=dev\n\
          ARG FAULT_UNHEALTHY_AFTER=\n\
-         ENV APP_VERSION=${{VERSION}} KYB_SAMPLE_FAULT_UNHEALTHY_AFTER=${{FAULT_UNHEALTHY_AFTER}} PORT=8080\n\
+         ARG FAULT_NEVER_READY=\n\
+         ENV APP_VERSION=${{VERSION}} KYB_SAMPLE_FAULT_UNHEALTHY_AFTER=${{FAULT_UNHEALTHY_AFTER}} KYB_SAMPLE_FAULT_NEVER_READY=${{FAULT_NEVER_READY}} PORT=8080\n\
          COPY kyb-sample-api /kyb-sample-api\n\
          LABEL io.kyb-deploy.e2e=\"{name}\"\n\
          USER 10001:10001\n\
