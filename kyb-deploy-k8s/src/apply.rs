@@ -178,8 +178,8 @@ pub async fn apply_all(
 }
 
 /// Deletes the objects in `namespace` that `selector` marks as applied by kyb-deploy for
-/// this service and environment and that `keep` (the manifests just applied) no longer
-/// has, newest kinds first (the Ingress before the Service it routes to). Returns them as
+/// this service and environment, that kyb-deploy's field manager did apply, and that `keep`
+/// (the manifests just applied) no longer has, newest kinds first (the Ingress before the Service it routes to). Returns them as
 /// `Kind namespace/name`; with `dry_run`, nothing is deleted.
 ///
 /// # Errors
@@ -212,7 +212,18 @@ pub(crate) async fn prune(
                 continue;
             };
             let kept = keep.iter().any(|m| m.kind() == kind && m.name() == name);
-            if kept {
+            // The labels say whose it is; the field manager says kyb-deploy applied it (labels
+            // can be copied onto anything).
+            let ours = object
+                .metadata
+                .managed_fields
+                .iter()
+                .flatten()
+                .any(|entry| {
+                    entry.manager.as_deref() == Some(FIELD_MANAGER)
+                        && entry.operation.as_deref() == Some("Apply")
+                });
+            if kept || !ours {
                 continue;
             }
             let what = format!("{kind} {namespace}/{name}");

@@ -74,14 +74,40 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
     /// An API call failed.
-    #[error("failed to {action}{}", hint(.source))]
+    #[error("failed to {action}{}", hint(&.source.0))]
     Api {
         /// What was being done: `apply Deployment kyb/kyb-api`.
         action: String,
         /// The client's error.
         #[source]
-        source: Box<kube::Error>,
+        source: Box<ApiCause>,
     },
+}
+
+/// The cause of a failed API call: the client's error, shown as the API server's answer
+/// (message, reason, code) rather than the client's `Debug` of it.
+#[derive(Debug)]
+pub struct ApiCause(pub kube::Error);
+
+impl std::fmt::Display for ApiCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            kube::Error::Api(status) => {
+                write!(f, "{} ({}, {})", status.message, status.reason, status.code)
+            }
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+impl std::error::Error for ApiCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.0 {
+            // The answer is all there is to say; kube's own source repeats it.
+            kube::Error::Api(_) => None,
+            other => other.source(),
+        }
+    }
 }
 
 /// A hint for the kinds of API failures whose fix kyb-deploy knows.
@@ -106,9 +132,17 @@ impl Error {
     /// which it may send after storing the object.
     pub fn may_have_been_applied(&self) -> bool {
         match self {
-            Self::Api { source, .. } => match &**source {
+            Self::Api { source, .. } => match &source.0 {
                 kube::Error::Api(status) => status.code >= 500,
-                _ => true,
+                // Failures in sending or reading: the request may have reached the server.
+                kube::Error::HyperError(_)
+                | kube::Error::Service(_)
+                | kube::Error::ReadEvents(_)
+                | kube::Error::SerdeError(_)
+                | kube::Error::FromUtf8(_)
+                | kube::Error::LinesCodecMaxLineLengthExceeded => true,
+                // Failures before sending (credentials, building the request): nothing sent.
+                _ => false,
             },
             _ => false,
         }
@@ -118,7 +152,7 @@ impl Error {
     pub(crate) fn api(action: impl Into<String>, source: kube::Error) -> Self {
         Self::Api {
             action: action.into(),
-            source: Box::new(source),
+            source: Box::new(ApiCause(source)),
         }
     }
 }
@@ -127,11 +161,17 @@ impl From<Error> for kyb_deploy_core::Error {
     fn from(error: Error) -> Self {
         match error {
             Error::Cancelled => Self::Cancelled,
-            Error::Api { .. } | Error::Client(_) | Error::Conflict { .. } | Error::WatchEnded => {
+            // The message is this error's; its cause follows once, as the source.
+            Error::Api { action, source } => Self::Target {
+                target: "kubernetes".to_owned(),
+                message: format!("failed to {action}{}", hint(&source.0)),
+                source: Some(source),
+            },
+            Error::Conflict { .. } | Error::WatchEnded | Error::UnknownKind { .. } => {
                 Self::Target {
                     target: "kubernetes".to_owned(),
                     message: error.to_string(),
-                    source: Some(Box::new(error)),
+                    source: None,
                 }
             }
             other => Self::Config {

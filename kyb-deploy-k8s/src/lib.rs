@@ -1,6 +1,8 @@
-//! The Kubernetes target of kyb-deploy.
+//! The Kubernetes target of kyb-deploy: settings, built-in manifests, server-side apply,
+//! pruning, the rollout verdict and the watches that feed it, plans from dry runs, and the
+//! [`KubernetesTarget`] and [`KubernetesBackend`] that put them behind the `Target` seam.
 //!
-//! This first part is the rollout verdict: [`judge_rollout`] says, from one consistent view
+//! At its heart is the rollout verdict: [`judge_rollout`] says, from one consistent view
 //! of a Deployment, its ReplicaSets and its pods, whether *our* release has rolled out, is
 //! still rolling out, or has failed, with kubectl's `rollout status` rules plus the
 //! fail-fast rules a deployment tool needs (pods that can never start). It decides and
@@ -41,7 +43,7 @@ mod verdict;
 pub use crate::apply::{ApplyMode, FIELD_MANAGER, apply_all};
 pub use crate::backend::KubernetesBackend;
 pub use crate::client::Credentials;
-pub use crate::error::Error;
+pub use crate::error::{ApiCause, Error};
 pub use crate::manifests::{
     ENVIRONMENT_LABEL, MANAGED_BY_LABEL, Manifest, ManifestInput, NAME_LABEL, REDACTED,
     SecretValues, VERSION_ANNOTATION, built_in, label_value,

@@ -68,7 +68,8 @@ pub struct ManifestInput<'a> {
     pub env: &'a BTreeMap<String, String>,
 }
 
-/// The service's objects for `input`, in apply order: Namespace, ServiceAccount, Role,
+/// The service's objects for `input`, in apply order: Namespace (unless
+/// `create_namespace` is off), ServiceAccount, Role,
 /// RoleBinding, ConfigMap, Secret (when a secret has an `env` or `file` source), Service,
 /// Deployment, then the optional HorizontalPodAutoscaler, PodDisruptionBudget,
 /// NetworkPolicy and Ingress.
@@ -81,9 +82,12 @@ pub fn built_in(input: &ManifestInput<'_>, secrets: &SecretValues) -> Vec<Manife
     let meta = |name: &str| json!({"name": name, "namespace": ns, "labels": labels});
     let config_name = format!("{app}-config");
     let secret_name = format!("{app}-secrets");
-    let mut objects = vec![
-        json!({"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": ns, "labels": labels}}),
+    let mut objects = Vec::new();
+    if s.create_namespace {
+        objects.push(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": labels}}));
+    }
+    objects.extend([
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(app),
             "automountServiceAccountToken": false}),
         // The service reads its own configuration and nothing else.
@@ -96,7 +100,7 @@ pub fn built_in(input: &ManifestInput<'_>, secrets: &SecretValues) -> Vec<Manife
             "subjects": [{"kind": "ServiceAccount", "name": app, "namespace": ns}]}),
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(&config_name),
             "data": input.env}),
-    ];
+    ]);
     let generated: Vec<&String> = s
         .secrets
         .iter()

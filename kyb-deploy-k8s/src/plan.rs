@@ -40,7 +40,10 @@ pub fn object_changes(resource: &str, live: Option<&Value>, preview: &Value) -> 
         &comparable(preview),
         String::new(),
         &mut |field, from, to| {
-            let hide = secret && (field.starts_with("data.") || field.starts_with("stringData."));
+            let hide = secret
+                && ["data", "stringData"]
+                    .iter()
+                    .any(|f| field == *f || field.starts_with(&format!("{f}.")));
             let shown =
                 |v: Option<&Value>| v.map(|v| if hide { "(hidden)".to_owned() } else { text(v) });
             changes.push(PlannedChange {
@@ -196,6 +199,12 @@ mod tests {
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].field, "data.TOKEN");
         assert_eq!(changes[0].from.as_deref(), Some("(hidden)"));
+        assert_eq!(changes[0].to.as_deref(), Some("(hidden)"));
+        // A Secret without data before: the whole map is one change, hidden too.
+        let empty = json!({"kind": "Secret"});
+        let changes = object_changes("Secret kyb/s", Some(&empty), &preview);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].field, "data");
         assert_eq!(changes[0].to.as_deref(), Some("(hidden)"));
     }
 }

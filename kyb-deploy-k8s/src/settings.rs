@@ -18,6 +18,10 @@ pub struct KubernetesSettings {
     /// The name of the Deployment, its Service and every other object of the service.
     #[serde(default = "default_app")]
     pub app: String,
+    /// Apply the Namespace too (a cluster-scoped write); `false` when the namespace exists
+    /// and the deploying identity may only act inside it.
+    #[serde(default = "default_true")]
+    pub create_namespace: bool,
     /// The kubeconfig context; the file's current context when unset.
     #[serde(default)]
     pub context: Option<String>,
@@ -66,6 +70,10 @@ pub struct KubernetesSettings {
 
 fn default_app() -> String {
     "kyb-platform-api".to_owned()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_replicas() -> u32 {
@@ -415,6 +423,12 @@ impl KubernetesSettings {
                 &format!("{key}.disruption_budget.min_available"),
                 &self.disruption_budget.min_available,
             );
+        }
+        if self.network_policy.enabled && self.network_policy.allow_from_namespaces.is_empty() {
+            // An empty `from` in a NetworkPolicy rule admits every source.
+            problems.push(format!(
+                "{key}.network_policy.allow_from_namespaces: an empty list would let every pod in the cluster connect; name the namespaces, or set enabled = false"
+            ));
         }
         for namespace in &self.network_policy.allow_from_namespaces {
             dns_label(

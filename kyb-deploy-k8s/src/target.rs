@@ -134,6 +134,46 @@ impl KubernetesTarget {
         }
     }
 
+    /// The error of an apply of `release` (of `total` objects) that failed at `failed`,
+    /// after `applied`: the
+    /// rollout may have started when the Deployment was written before, or when the failed
+    /// write may have gone through; otherwise nothing rolled out, and the message says which
+    /// objects were written all the same.
+    fn apply_failed(
+        &self,
+        release: &Release,
+        applied: &[serde_json::Value],
+        total: usize,
+        failed: &Manifest,
+        error: Error,
+    ) -> kyb_deploy_core::Error {
+        let written: Vec<String> = applied.iter().map(describe).collect();
+        let deployment_written = applied.iter().any(|o| o["kind"] == "Deployment");
+        let at = describe(&failed.object);
+        if deployment_written || error.may_have_been_applied() {
+            return kyb_deploy_core::Error::maybe_applied(
+                "kubernetes",
+                format!(
+                    "applying the manifests of {} failed at {at} after {} of {} objects were applied",
+                    release.version,
+                    written.len(),
+                    total
+                ),
+                Some(Box::new(error)),
+            );
+        }
+        let mut core: kyb_deploy_core::Error = error.into();
+        if !written.is_empty()
+            && let kyb_deploy_core::Error::Target { message, .. } = &mut core
+        {
+            message.push_str(&format!(
+                "; no rollout started, but these were applied before: {}",
+                written.join(", ")
+            ));
+        }
+        core
+    }
+
     /// Selects what kyb-deploy applied for this service in this environment.
     fn owned(&self) -> String {
         format!(
@@ -226,20 +266,15 @@ impl KubernetesTarget {
             dry_run: false,
             force: self.settings().force_conflicts,
         };
-        let applied = match apply_all(&self.client, &manifests, mode).await {
-            Ok(applied) => applied,
-            Err(e) if e.may_have_been_applied() => {
-                return Err(kyb_deploy_core::Error::maybe_applied(
-                    "kubernetes",
-                    format!(
-                        "applying the manifests of {} failed without a refusal",
-                        release.version
-                    ),
-                    Some(Box::new(e)),
-                ));
+        let mut applied = Vec::with_capacity(manifests.len());
+        for manifest in &manifests {
+            match apply_all(&self.client, std::slice::from_ref(manifest), mode).await {
+                Ok(mut one) => applied.append(&mut one),
+                Err(e) => {
+                    return Err(self.apply_failed(release, &applied, manifests.len(), manifest, e));
+                }
             }
-            Err(e) => return Err(e.into()),
-        };
+        }
         // What this service's earlier manifests had and these no longer have goes; the
         // rollout has started whatever pruning meets.
         let settings = self.settings();

@@ -127,6 +127,13 @@ pub fn judge_rollout(
 ) -> RolloutVerdict {
     let spec = deployment.spec.as_ref();
     let status = deployment.status.clone().unwrap_or_default();
+    // First, whether this view describes our write at all: a view older than our apply, or
+    // one whose status the controller has not brought up to date, says nothing yet.
+    let generation = deployment.metadata.generation.unwrap_or(0);
+    let observed = status.observed_generation.unwrap_or(0);
+    if generation < release.generation || generation > observed || release.generation > observed {
+        return RolloutVerdict::InProgress(Waiting::SpecNotObserved);
+    }
     let template_version = spec
         .and_then(|s| s.template.metadata.as_ref())
         .and_then(|m| label(m, VERSION_LABEL));
@@ -134,11 +141,6 @@ pub fn judge_rollout(
         return RolloutVerdict::Failed(RolloutFailure::Replaced {
             by: template_version.map(str::to_owned),
         });
-    }
-    let generation = deployment.metadata.generation.unwrap_or(0);
-    let observed = status.observed_generation.unwrap_or(0);
-    if generation > observed || release.generation > observed {
-        return RolloutVerdict::InProgress(Waiting::SpecNotObserved);
     }
     let progressing = status
         .conditions
@@ -151,19 +153,14 @@ pub fn judge_rollout(
         });
     }
     let new_set = new_replica_set(deployment, replica_sets);
-    if let Some(set) = new_set {
-        let version = set
-            .spec
+    let new_version = new_set.map(|set| {
+        set.spec
             .as_ref()
             .and_then(|s| s.template.as_ref())
             .and_then(|t| t.metadata.as_ref())
-            .and_then(|m| label(m, VERSION_LABEL));
-        if version != Some(release.version.as_str()) {
-            return RolloutVerdict::Failed(RolloutFailure::Replaced {
-                by: version.map(str::to_owned),
-            });
-        }
-    }
+            .and_then(|m| label(m, VERSION_LABEL))
+    });
+    let ours = new_version == Some(Some(release.version.as_str()));
     let updated = status.updated_replicas.unwrap_or(0);
     let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
     let waiting = if updated < desired {
@@ -176,13 +173,24 @@ pub fn judge_rollout(
         let available = status.available_replicas.unwrap_or(0);
         (available < updated).then_some(Waiting::Available { available, updated })
     };
+    // A paused Deployment makes no new ReplicaSet for our template: its newest one is the
+    // previous release's, which is no sign that another release replaced ours.
+    if spec.and_then(|s| s.paused) == Some(true) {
+        return if waiting.is_none() && ours {
+            RolloutVerdict::Complete
+        } else {
+            RolloutVerdict::Failed(RolloutFailure::Paused)
+        };
+    }
+    if let Some(version) = new_version.filter(|_| !ours) {
+        return RolloutVerdict::Failed(RolloutFailure::Replaced {
+            by: version.map(str::to_owned),
+        });
+    }
     match (waiting, new_set) {
         (None, Some(_)) => RolloutVerdict::Complete,
         (None, None) => RolloutVerdict::InProgress(Waiting::NewReplicaSetUnseen),
         (Some(waiting), _) => {
-            if spec.and_then(|s| s.paused) == Some(true) {
-                return RolloutVerdict::Failed(RolloutFailure::Paused);
-            }
             let doomed = new_set
                 .map(|set| doomed_pods(set, pods))
                 .unwrap_or_default();

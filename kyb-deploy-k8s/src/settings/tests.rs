@@ -96,6 +96,10 @@ fn each_bad_value_is_named_with_its_key_and_fix() {
             "[network_policy]\nallow_from_namespaces = [\"Ingress\"]",
             "network_policy.allow_from_namespaces: \"Ingress\" is not a valid Kubernetes name",
         ),
+        (
+            "[network_policy]\nallow_from_namespaces = []",
+            "network_policy.allow_from_namespaces: an empty list would let every pod in the cluster connect",
+        ),
     ];
     for (toml_text, expected) in cases {
         let found = problems(toml_text);

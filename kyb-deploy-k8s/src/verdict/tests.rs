@@ -262,7 +262,30 @@ fn a_paused_deployment_fails_unless_already_complete() {
         RolloutVerdict::Failed(RolloutFailure::Paused)
     );
     paused["status"]["updatedReplicas"] = json!(3);
-    assert_eq!(judge(paused, &sets(), &[]), RolloutVerdict::Complete);
+    assert_eq!(
+        judge(paused.clone(), &sets(), &[]),
+        RolloutVerdict::Complete
+    );
+
+    // The view a paused Deployment really gives: our template applied, but no ReplicaSet
+    // made for it (the revision is still the old one's): paused, not replaced.
+    paused["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!("1");
+    paused["status"]["updatedReplicas"] = json!(0);
+    assert_eq!(
+        judge(paused, &[replica_set("web-1", "1", "v1")], &[]),
+        RolloutVerdict::Failed(RolloutFailure::Paused)
+    );
+}
+
+#[test]
+fn a_view_older_than_our_write_is_not_a_replacement() {
+    // Our apply made generation 4 with v2; this view is of generation 3, still v1.
+    let mut old = deployment("v1", 3, DONE, "NewReplicaSetAvailable");
+    old["metadata"]["generation"] = json!(3);
+    assert_eq!(
+        judge(old, &sets(), &[]),
+        RolloutVerdict::InProgress(Waiting::SpecNotObserved)
+    );
 }
 
 #[test]

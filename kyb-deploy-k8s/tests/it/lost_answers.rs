@@ -87,3 +87,30 @@ async fn an_apply_refused_with_500_deployed_nothing_and_says_so() {
     // The claim holds: the cluster still runs v1.
     assert_eq!(h.image(), format!("{REPO}:v1"));
 }
+
+#[tokio::test]
+async fn an_object_refused_after_the_deployment_was_written_is_no_claim_of_nothing_deployed() {
+    let h = harness().await;
+    let proxy = h.cluster.proxy.as_ref().unwrap();
+    // The PodDisruptionBudget comes after the Deployment; an admission webhook refuses it.
+    proxy.add(
+        RequestMatch::method("PATCH")
+            .and_path_prefix("/apis/policy/v1/namespaces/kyb/poddisruptionbudgets/web"),
+        Fault::Refuse {
+            status: 422,
+            body: serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": "admission webhook denied the request", "reason": "Invalid", "code": 422})
+            .to_string(),
+        },
+        1,
+    );
+    let report = h.deploy("v2").await;
+    // v2 was written: the run follows it (and verifies it) rather than claiming nothing.
+    assert!(
+        !matches!(report.outcome, Outcome::FailedBeforeDeploy { .. }),
+        "{:?}",
+        report.outcome
+    );
+    succeeded(&h, &report, "v2");
+    assert_eq!(h.image(), format!("{REPO}:v2"));
+}

@@ -275,6 +275,16 @@ async fn preflight_asks_the_api_server_what_this_identity_may_do() {
             && error.contains("forbidden"),
         "{error}"
     );
+    // Each part once, and the API server's answer rather than the client's debug form.
+    assert_eq!(
+        error.matches("failed to apply Deployment kyb/web").count(),
+        1,
+        "{error}"
+    );
+    assert!(
+        !error.contains("Status {") && !error.contains("ApiError"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

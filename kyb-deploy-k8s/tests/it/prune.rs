@@ -48,6 +48,17 @@ async fn objects_the_manifests_no_longer_have_are_deleted_and_only_those() {
         .create(&kube::api::PostParams::default(), &hand_made)
         .await
         .unwrap();
+    // Nor one that carries our labels but was written by someone else.
+    let lookalike = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "lookalike", "labels": {
+            "app.kubernetes.io/managed-by": "kyb-deploy",
+            "kyb-deploy.io/environment": "staging",
+            "app.kubernetes.io/name": "web"}}}))
+    .unwrap();
+    config_maps
+        .create(&kube::api::PostParams::default(), &lookalike)
+        .await
+        .unwrap();
 
     let plain = target(&c, "staging", "");
     let plan = plain.plan(&release("v2")).await.unwrap();
@@ -79,6 +90,7 @@ async fn objects_the_manifests_no_longer_have_are_deleted_and_only_those() {
         ("Service", "web"),
         ("ConfigMap", "web-config"),
         ("ConfigMap", "hand-made"),
+        ("ConfigMap", "lookalike"),
     ] {
         assert!(
             handle.get(kind, "kyb", name).is_some(),
