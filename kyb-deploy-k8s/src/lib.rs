@@ -45,8 +45,8 @@ pub use crate::backend::KubernetesBackend;
 pub use crate::client::Credentials;
 pub use crate::error::{ApiCause, Error};
 pub use crate::manifests::{
-    ENVIRONMENT_LABEL, MANAGED_BY_LABEL, Manifest, ManifestInput, NAME_LABEL, REDACTED,
-    SecretValues, VERSION_ANNOTATION, built_in, label_value,
+    CONFIG_ANNOTATION, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, Manifest, ManifestInput, NAME_LABEL,
+    REDACTED, SecretValues, VERSION_ANNOTATION, built_in, label_value,
 };
 pub use crate::plan::object_changes;
 pub use crate::rollout::{RolloutEnd, RolloutScope, follow_rollout};

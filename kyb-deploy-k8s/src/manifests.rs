@@ -21,6 +21,11 @@ pub const ENVIRONMENT_LABEL: &str = "kyb-deploy.io/environment";
 /// The annotation holding the release's exact version (a label value may be shortened).
 pub const VERSION_ANNOTATION: &str = "kyb-deploy.io/version";
 
+/// The pod template's annotation with a digest of the configuration the containers read
+/// (the plain variables and where each secret comes from, not the secret values): a
+/// configuration change is a template change, which rolls the pods.
+pub const CONFIG_ANNOTATION: &str = "kyb-deploy.io/config-hash";
+
 /// What the value of a generated Secret is shown as wherever it is not applied (as
 /// `stringData`, in place of the base64 `data` that is applied).
 pub const REDACTED: &str = "<redacted>";
@@ -278,7 +283,7 @@ fn deployment(input: &ManifestInput<'_>, config_name: &str, secret_name: &str) -
         }},
         "template": {
             "metadata": {"labels": labels,
-                "annotations": {VERSION_ANNOTATION: version}},
+                "annotations": {VERSION_ANNOTATION: version, CONFIG_ANNOTATION: config_hash(input)}},
             "spec": {
                 "serviceAccountName": app,
                 "automountServiceAccountToken": false,
@@ -302,6 +307,15 @@ fn deployment(input: &ManifestInput<'_>, config_name: &str, secret_name: &str) -
         "metadata": {"name": app, "namespace": s.namespace, "labels": labels,
             "annotations": {VERSION_ANNOTATION: version}},
         "spec": spec})
+}
+
+/// The digest in [`CONFIG_ANNOTATION`]: the first 16 hex digits of SHA-256 over the plain
+/// variables and the secret sources. Secret values stay out: a digest of a guessable value
+/// would give it away, so rotating a secret's value alone rolls nothing.
+fn config_hash(input: &ManifestInput<'_>) -> String {
+    let described = json!({"env": input.env, "secrets": input.settings.secrets});
+    let digest = Sha256::digest(described.to_string().as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn probe(probe: &Probe) -> Value {

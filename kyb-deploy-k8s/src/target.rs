@@ -23,8 +23,8 @@ use crate::apply::{ApplyMode, apply_all, describe, live, prune};
 use crate::client::Credentials;
 use crate::error::Error;
 use crate::manifests::{
-    ENVIRONMENT_LABEL, MANAGED_BY_LABEL, Manifest, ManifestInput, NAME_LABEL, SecretValues,
-    VERSION_ANNOTATION, built_in, label_value,
+    CONFIG_ANNOTATION, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, Manifest, ManifestInput, NAME_LABEL,
+    SecretValues, VERSION_ANNOTATION, built_in, label_value,
 };
 use crate::plan::object_changes;
 use crate::rollout::{RolloutEnd, RolloutScope, follow_rollout};
@@ -174,6 +174,40 @@ impl KubernetesTarget {
         core
     }
 
+    /// Deletes what this service's earlier manifests had and those of `release` no longer
+    /// have, once its rollout completed (before, old pods may still use a ConfigMap or
+    /// Secret). A failure is a warning: the release runs, only leftovers stay.
+    async fn prune_after(&self, release: &Release, progress: &StageProgress) {
+        let settings = self.settings();
+        let pruned = match self.manifests(release, false) {
+            Ok(manifests) => {
+                prune(
+                    &self.client,
+                    &settings.namespace,
+                    &self.owned(),
+                    &manifests,
+                    false,
+                )
+                .await
+            }
+            Err(e) => {
+                progress.warn(format!("not pruning: {}", e.chain()));
+                return;
+            }
+        };
+        match pruned {
+            Ok(deleted) => {
+                for what in deleted {
+                    progress.progress(format!("pruned {what}: the manifests no longer have it"));
+                }
+            }
+            Err(e) => progress.warn(format!(
+                "pruning what the manifests no longer have failed: {}",
+                kyb_deploy_core::Error::chain_of(&e)
+            )),
+        }
+    }
+
     /// Selects what kyb-deploy applied for this service in this environment.
     fn owned(&self) -> String {
         format!(
@@ -274,27 +308,6 @@ impl KubernetesTarget {
                     return Err(self.apply_failed(release, &applied, manifests.len(), manifest, e));
                 }
             }
-        }
-        // What this service's earlier manifests had and these no longer have goes; the
-        // rollout has started whatever pruning meets.
-        let settings = self.settings();
-        if let Err(e) = prune(
-            &self.client,
-            &settings.namespace,
-            &self.owned(),
-            &manifests,
-            false,
-        )
-        .await
-        {
-            return Err(kyb_deploy_core::Error::maybe_applied(
-                "kubernetes",
-                format!(
-                    "applied the manifests of {}, but pruning what they no longer have failed",
-                    release.version
-                ),
-                Some(Box::new(e)),
-            ));
         }
         let generation = applied
             .iter()
@@ -644,8 +657,30 @@ impl Target for KubernetesTarget {
         let Some(deployment) = self.deployment().await? else {
             return Ok(None);
         };
+        // Ours only with this release's configuration too: the same version deployed again
+        // with changed variables is another write.
+        let config = |template: Option<&ObjectMeta>| {
+            template
+                .and_then(|m| m.annotations.as_ref())
+                .and_then(|a| a.get(CONFIG_ANNOTATION).cloned())
+        };
+        let rendered = self.manifests(desired, false)?;
+        let wanted = rendered
+            .iter()
+            .find(|m| m.kind() == "Deployment")
+            .and_then(|m| {
+                m.object["spec"]["template"]["metadata"]["annotations"][CONFIG_ANNOTATION].as_str()
+            })
+            .map(str::to_owned);
+        let live = config(
+            deployment
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref()),
+        );
         let ours = Self::release_of_deployment(&deployment)
-            .is_some_and(|r| r.version == desired.version && r.image == desired.image);
+            .is_some_and(|r| r.version == desired.version && r.image == desired.image)
+            && live == wanted;
         Ok(ours.then(|| handle(desired, deployment.metadata.generation.unwrap_or(0))))
     }
 
@@ -675,7 +710,10 @@ impl Target for KubernetesTarget {
         )
         .await?;
         Ok(match end {
-            RolloutEnd::Complete => RolloutOutcome::Completed,
+            RolloutEnd::Complete => {
+                self.prune_after(&handle.release, progress).await;
+                RolloutOutcome::Completed
+            }
             RolloutEnd::Failed(failure) => {
                 let mut reason = failure_reason(&name, &failure);
                 // What the kubelet said last about the first stuck pod, when it can be read.

@@ -190,6 +190,46 @@ fn the_deployment_carries_the_documented_defaults() {
 }
 
 #[test]
+fn a_configuration_change_changes_the_pod_template_and_a_secret_value_does_not() {
+    let template = |env: &[(&str, &str)], values: &[(&str, &str)]| {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let values = values
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let release = release();
+        let s = settings(EVERYTHING);
+        let input = ManifestInput {
+            environment: "staging",
+            settings: &s,
+            release: &release,
+            env: &env,
+        };
+        let manifests = built_in(&input, &SecretValues::Resolved(values));
+        by_kind(&manifests, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+            [CONFIG_ANNOTATION]
+            .clone()
+    };
+    let base = template(&[("LOG_LEVEL", "info")], &[("DATABASE_URL", "a")]);
+    assert_eq!(base.as_str().map(str::len), Some(16), "{base}");
+    assert_eq!(
+        base,
+        template(&[("LOG_LEVEL", "info")], &[("DATABASE_URL", "a")])
+    );
+    assert_ne!(
+        base,
+        template(&[("LOG_LEVEL", "debug")], &[("DATABASE_URL", "a")])
+    );
+    assert_eq!(
+        base,
+        template(&[("LOG_LEVEL", "info")], &[("DATABASE_URL", "b")])
+    );
+}
+
+#[test]
 fn an_existing_namespace_is_left_alone_when_asked() {
     let manifests = render(
         &settings("create_namespace = false"),

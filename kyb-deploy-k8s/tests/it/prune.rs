@@ -1,8 +1,11 @@
-//! Pruning: what an earlier deployment of this service in this environment applied and the
-//! manifests no longer have is deleted; nothing else is.
+//! Pruning (what an earlier deployment of this service in this environment applied and the
+//! manifests no longer have is deleted once the rollout completed; nothing else is), and
+//! rollouts found again by their configuration.
 
 use kyb_deploy_core::config::Config;
-use kyb_deploy_core::{Release, Target as _, Version};
+use kyb_deploy_core::{
+    CancellationToken, Release, RolloutOutcome, Stage, StageProgress, Target as _, Version,
+};
 use kyb_deploy_k8s::{KubernetesTarget, KubernetesTargetSpec};
 
 use super::Cluster;
@@ -78,7 +81,18 @@ async fn objects_the_manifests_no_longer_have_are_deleted_and_only_those() {
         "a plan deletes nothing"
     );
 
-    plain.deploy(&release("v2")).await.unwrap();
+    let rollout = plain.deploy(&release("v2")).await.unwrap();
+    // Nothing goes before the rollout completed: old pods may still use what would go.
+    assert!(handle.get("Ingress", "kyb", "web").is_some());
+    let outcome = plain
+        .wait(
+            &rollout,
+            &StageProgress::discard(Stage::Wait),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, RolloutOutcome::Completed);
     assert!(handle.get("Ingress", "kyb", "web").is_none());
     assert!(
         handle
@@ -97,4 +111,23 @@ async fn objects_the_manifests_no_longer_have_are_deleted_and_only_those() {
             "{kind} {name} was pruned"
         );
     }
+}
+
+#[tokio::test]
+async fn a_rollout_is_found_only_with_its_own_configuration() {
+    let c = Cluster::start().await;
+    let info = target(
+        &c,
+        "staging",
+        "[environments.staging.env]\nLOG_LEVEL = \"info\"\n",
+    );
+    let debug = target(
+        &c,
+        "staging",
+        "[environments.staging.env]\nLOG_LEVEL = \"debug\"\n",
+    );
+    info.deploy(&release("v1")).await.unwrap();
+    assert!(info.find_rollout(&release("v1")).await.unwrap().is_some());
+    // The same version with other variables is another write: not found as this one.
+    assert!(debug.find_rollout(&release("v1")).await.unwrap().is_none());
 }
