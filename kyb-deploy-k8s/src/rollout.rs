@@ -156,23 +156,20 @@ impl Change {
         let Some(error) = error else {
             return Self::Seen;
         };
-        let refused = match &error {
-            watcher::Error::InitialListFailed(kube::Error::Api(status))
-            | watcher::Error::WatchStartFailed(kube::Error::Api(status))
-            | watcher::Error::WatchFailed(kube::Error::Api(status)) => {
-                [401, 403, 404].contains(&status.code)
-            }
-            _ => false,
-        };
-        if !refused {
-            return Self::Retried;
-        }
+        let refused = |code: u16| [401, 403, 404].contains(&code);
         match error {
             watcher::Error::InitialListFailed(source)
             | watcher::Error::WatchStartFailed(source)
-            | watcher::Error::WatchFailed(source) => {
+            | watcher::Error::WatchFailed(source)
+                if matches!(&source, kube::Error::Api(status) if refused(status.code)) =>
+            {
                 Self::Fatal(Error::api(format!("watch {what}"), source))
             }
+            // A refusal can also arrive as an ERROR event inside the watch stream.
+            watcher::Error::WatchError(status) if refused(status.code) => Self::Fatal(Error::api(
+                format!("watch {what}"),
+                kube::Error::Api(status),
+            )),
             _ => Self::Retried,
         }
     }

@@ -142,17 +142,28 @@ pub fn judge_rollout(
             by: template_version.map(str::to_owned),
         });
     }
+    let new_set = new_replica_set(deployment, replica_sets);
     let progressing = status
         .conditions
         .iter()
         .flatten()
         .find(|c| c.type_ == "Progressing");
-    if let Some(condition) = progressing.filter(|c| c.reason.as_deref() == Some(DEADLINE)) {
+    // The controller names the ReplicaSet that timed out (`ReplicaSet "web-2" has timed out
+    // progressing.`); a deadline left over from an earlier rollout (back to a ReplicaSet
+    // that existed before) is not this rollout's.
+    let ours_timed_out = |message: &str| {
+        new_set
+            .and_then(|set| set.metadata.name.as_deref())
+            .is_none_or(|name| message.contains(&format!("\"{name}\"")))
+    };
+    if let Some(condition) = progressing.filter(|c| {
+        c.reason.as_deref() == Some(DEADLINE)
+            && ours_timed_out(c.message.as_deref().unwrap_or_default())
+    }) {
         return RolloutVerdict::Failed(RolloutFailure::ProgressDeadlineExceeded {
             message: condition.message.clone().unwrap_or_default(),
         });
     }
-    let new_set = new_replica_set(deployment, replica_sets);
     let new_version = new_set.map(|set| {
         set.spec
             .as_ref()

@@ -278,6 +278,39 @@ fn a_paused_deployment_fails_unless_already_complete() {
 }
 
 #[test]
+fn a_deadline_left_over_from_another_replica_set_is_not_this_rollouts() {
+    // Back to revision 2's ReplicaSet after web-3 timed out: the condition still names
+    // web-3 until the controller moves on.
+    let view = deployment(
+        "v2",
+        4,
+        Counts {
+            replicas: 3,
+            updated: 1,
+            available: 3,
+        },
+        DEADLINE,
+    );
+    let mut stale = view.clone();
+    stale["status"]["conditions"][0]["message"] =
+        json!("ReplicaSet \"web-3\" has timed out progressing.");
+    assert_eq!(
+        judge(stale, &sets(), &[]),
+        RolloutVerdict::InProgress(Waiting::Updating {
+            updated: 1,
+            desired: 3
+        })
+    );
+    let mut ours = view;
+    ours["status"]["conditions"][0]["message"] =
+        json!("ReplicaSet \"web-2\" has timed out progressing.");
+    assert!(matches!(
+        judge(ours, &sets(), &[]),
+        RolloutVerdict::Failed(RolloutFailure::ProgressDeadlineExceeded { .. })
+    ));
+}
+
+#[test]
 fn a_view_older_than_our_write_is_not_a_replacement() {
     // Our apply made generation 4 with v2; this view is of generation 3, still v1.
     let mut old = deployment("v1", 3, DONE, "NewReplicaSetAvailable");
