@@ -7,14 +7,14 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::{Event, Pod, PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use kyb_deploy_core::config::{Config, Environment};
 use kyb_deploy_core::{
     CancellationToken, Check, DeployHandle, Plan, PlannedChange, Release, Result, Revision,
-    RolloutOutcome, Serving, StageProgress, Target, TargetDescription, Version, async_trait,
+    RolloutOutcome, Serving, StageProgress, Target, TargetDescription, async_trait,
 };
 use time::OffsetDateTime;
 use url::Url;
@@ -24,25 +24,20 @@ use crate::client::Credentials;
 use crate::error::Error;
 use crate::manifests::{
     CONFIG_ANNOTATION, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, Manifest, ManifestInput, NAME_LABEL,
-    SecretValues, VERSION_ANNOTATION, built_in, label_value,
+    SecretValues, built_in, label_value,
 };
 use crate::plan::object_changes;
 use crate::rollout::{RolloutEnd, RolloutScope, follow_rollout};
 use crate::settings::KubernetesSettings;
-use crate::verdict::{AppliedRelease, RolloutFailure, VERSION_LABEL};
+use crate::verdict::{AppliedRelease, RolloutFailure, VERSION_LABEL, revision};
 
-/// The annotation with which the Deployment controller numbers revisions.
-const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+mod lookup;
+mod notes;
+
+use self::lookup::{failure_reason, handle, release_of_deployment, release_of_replica_set};
 
 /// How many of a stuck pod's events a failure quotes.
 const RECENT_EVENTS: usize = 3;
-
-/// The field manager of the verification note: not the manifests' own, so that applying
-/// the manifests (which do not carry the note) leaves it in place.
-const NOTE_MANAGER: &str = "kyb-deploy-verification";
-/// The note's annotations on the Deployment: the run that verified, and the release (JSON).
-const NOTE_RUN: &str = "kyb-deploy.io/verified-run";
-const NOTE_RELEASE: &str = "kyb-deploy.io/verified-release";
 
 /// What a [`KubernetesTarget`] deploys: the environment's name, settings and plain
 /// variables, and where the files its settings name are.
@@ -317,39 +312,6 @@ impl KubernetesTarget {
         Ok(handle(release, generation))
     }
 
-    /// The release a pod template runs: its exact version annotation (else its version
-    /// label) and its first container's image; `revision` is the platform's reference.
-    fn release_of(template: &PodTemplateSpec, revision: Option<&str>) -> Option<Release> {
-        let meta = template.metadata.as_ref()?;
-        let version = meta
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(VERSION_ANNOTATION))
-            .or_else(|| meta.labels.as_ref().and_then(|l| l.get(VERSION_LABEL)))?;
-        let version = Version::parse(version).ok()?;
-        let image = template
-            .spec
-            .as_ref()?
-            .containers
-            .first()
-            .and_then(|c| c.image.clone())
-            .unwrap_or_default();
-        Some(Release {
-            platform_ref: revision.map(|r| format!("revision {r}")),
-            ..Release::new(version, image)
-        })
-    }
-
-    fn release_of_deployment(deployment: &Deployment) -> Option<Release> {
-        let template = &deployment.spec.as_ref()?.template;
-        Self::release_of(template, revision(&deployment.metadata))
-    }
-
-    fn release_of_replica_set(set: &ReplicaSet) -> Option<Release> {
-        let template = set.spec.as_ref()?.template.as_ref()?;
-        Self::release_of(template, revision(&set.metadata))
-    }
-
     /// Where the Service answers when the cluster publishes it (a load balancer, or the
     /// docker-backed simulator's local URL), else the Ingress host.
     async fn endpoint(&self) -> Result<Option<Url>> {
@@ -456,55 +418,6 @@ impl KubernetesTarget {
     }
 }
 
-fn revision(meta: &ObjectMeta) -> Option<&str> {
-    meta.annotations
-        .as_ref()?
-        .get(REVISION_ANNOTATION)
-        .map(String::as_str)
-}
-
-/// The handle of the rollout of `release` that generation `generation` started.
-fn handle(release: &Release, generation: i64) -> DeployHandle {
-    DeployHandle {
-        rollout_id: generation.to_string(),
-        release: release.clone(),
-        started_at: OffsetDateTime::now_utc(),
-        candidate_endpoint: None,
-        cursor: None,
-    }
-}
-
-/// A failed rollout in words: what failed, and what the kubelet or the controller said.
-fn failure_reason(deployment: &str, failure: &RolloutFailure) -> String {
-    match failure {
-        RolloutFailure::ProgressDeadlineExceeded { message } => {
-            format!("{deployment} exceeded its progress deadline: {message}")
-        }
-        RolloutFailure::PodsDoomed(pods) => {
-            let first = &pods[0];
-            let said = first
-                .message
-                .as_deref()
-                .map_or_else(String::new, |m| format!(": {m}"));
-            let more = match pods.len() {
-                1 => String::new(),
-                n => format!(" (and {} more pods)", n - 1),
-            };
-            format!(
-                "no pod of the new ReplicaSet of {deployment} can start: pod {} container {}: {}{said}{more}",
-                first.pod, first.container, first.reason
-            )
-        }
-        RolloutFailure::Paused => format!(
-            "{deployment} is paused and will not roll out; resume it (kubectl rollout resume) or deploy again"
-        ),
-        RolloutFailure::Replaced { by } => format!(
-            "another release ({}) replaced this one in {deployment} while it rolled out",
-            by.as_deref().unwrap_or("without a version label")
-        ),
-    }
-}
-
 #[async_trait]
 impl Target for KubernetesTarget {
     fn kind(&self) -> &str {
@@ -572,7 +485,7 @@ impl Target for KubernetesTarget {
             if let Some(r) = revision(&deployment.metadata) {
                 details.push(("revision".to_owned(), r.to_owned()));
             }
-            if let Some(release) = Self::release_of_deployment(&deployment) {
+            if let Some(release) = release_of_deployment(&deployment) {
                 details.push(("version".to_owned(), release.version.to_string()));
             }
         }
@@ -593,7 +506,7 @@ impl Target for KubernetesTarget {
             .deployment()
             .await?
             .as_ref()
-            .and_then(Self::release_of_deployment))
+            .and_then(release_of_deployment))
     }
 
     async fn plan(&self, desired: &Release) -> Result<Plan> {
@@ -678,7 +591,7 @@ impl Target for KubernetesTarget {
                 .as_ref()
                 .and_then(|s| s.template.metadata.as_ref()),
         );
-        let ours = Self::release_of_deployment(&deployment)
+        let ours = release_of_deployment(&deployment)
             .is_some_and(|r| r.version == desired.version && r.image == desired.image)
             && live == wanted;
         Ok(ours.then(|| handle(desired, deployment.metadata.generation.unwrap_or(0))))
@@ -764,7 +677,7 @@ impl Target for KubernetesTarget {
             if desired == 0 && status.replicas == 0 {
                 continue;
             }
-            let Some(release) = Self::release_of_replica_set(&set) else {
+            let Some(release) = release_of_replica_set(&set) else {
                 continue;
             };
             serving.push(Serving {
@@ -780,58 +693,12 @@ impl Target for KubernetesTarget {
     }
 
     async fn mark_verified(&self, release: &Release, run_id: &str) -> Result<bool> {
-        let note = serde_json::to_string(release).map_err(|e| {
-            kyb_deploy_core::Error::target("kubernetes", format!("cannot write the note: {e}"))
-        })?;
-        let patch = serde_json::json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {
-                "name": self.settings().app,
-                "annotations": {NOTE_RUN: run_id, NOTE_RELEASE: note},
-            },
-        });
-        // Applying the same note twice leaves it as it is: a retry after a lost answer is
-        // harmless. Metadata only: no new generation, no rollout.
-        let params = PatchParams::apply(NOTE_MANAGER).force();
-        self.deployments()
-            .patch(&self.settings().app, &params, &Patch::Apply(&patch))
-            .await
-            .map_err(|e| {
-                Error::api(
-                    format!("leave the verification note on {}", self.deployment_name()),
-                    e,
-                )
-            })?;
+        self.leave_note(release, run_id).await?;
         Ok(true)
     }
 
     async fn verified_by(&self, run_id: &str) -> Result<Option<Release>> {
-        let Some(deployment) = self.deployment().await? else {
-            return Ok(None);
-        };
-        let annotations = deployment.metadata.annotations.unwrap_or_default();
-        if annotations.get(NOTE_RUN).map(String::as_str) != Some(run_id) {
-            return Ok(None);
-        }
-        let note = annotations.get(NOTE_RELEASE).ok_or_else(|| {
-            kyb_deploy_core::Error::target(
-                "kubernetes",
-                format!(
-                    "the note of run {run_id} on {} names no release",
-                    self.deployment_name()
-                ),
-            )
-        })?;
-        serde_json::from_str(note).map(Some).map_err(|e| {
-            kyb_deploy_core::Error::target(
-                "kubernetes",
-                format!(
-                    "the note of run {run_id} on {} does not parse: {e}",
-                    self.deployment_name()
-                ),
-            )
-        })
+        self.read_note(run_id).await
     }
 
     async fn rollback(&self, to: &Release) -> Result<DeployHandle> {
@@ -850,7 +717,7 @@ impl Target for KubernetesTarget {
         Ok(sets
             .iter()
             .filter_map(|set| {
-                let release = Self::release_of_replica_set(set)?;
+                let release = release_of_replica_set(set)?;
                 let deployed_at = set
                     .metadata
                     .creation_timestamp

@@ -221,7 +221,8 @@ fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.labels.as_ref()?.get(key).map(String::as_str)
 }
 
-fn revision(meta: &ObjectMeta) -> Option<&str> {
+/// The revision the Deployment controller gave an object (its annotation).
+pub(crate) fn revision(meta: &ObjectMeta) -> Option<&str> {
     meta.annotations
         .as_ref()?
         .get(REVISION_ANNOTATION)
