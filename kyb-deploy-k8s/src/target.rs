@@ -9,7 +9,7 @@ use k8s_openapi::api::authorization::v1::{
 };
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use kyb_deploy_core::config::{Config, Environment};
 use kyb_deploy_core::{
@@ -19,7 +19,7 @@ use kyb_deploy_core::{
 use time::OffsetDateTime;
 use url::Url;
 
-use crate::apply::{ApplyMode, apply_all, describe, live, prune};
+use crate::apply::{ApplyMode, FIELD_MANAGER, apply_all, describe, live, prune};
 use crate::client::Credentials;
 use crate::error::Error;
 use crate::manifests::{
@@ -35,6 +35,10 @@ mod lookup;
 mod notes;
 
 use self::lookup::{failure_reason, handle, release_of_deployment, release_of_replica_set};
+
+/// The field manager that keeps a Deployment's replica count while its ownership passes
+/// from kyb-deploy's manifests to an autoscaler (Kubernetes' documented handover).
+const REPLICAS_HANDOVER: &str = "kyb-deploy-handover-to-autoscaler";
 
 /// How many of a stuck pod's events a failure quotes.
 const RECENT_EVENTS: usize = 3;
@@ -203,6 +207,60 @@ impl KubernetesTarget {
         }
     }
 
+    /// Before the first apply without `spec.replicas` (an autoscaler now owns the count):
+    /// when kyb-deploy's field manager still owns the field, another manager of ours takes
+    /// it at its current value first. Otherwise server-side apply would remove the field,
+    /// and the Deployment would drop to one replica until the autoscaler scales it back.
+    async fn hand_replicas_over(&self) -> Result<()> {
+        let Some(deployment) = self.deployment().await? else {
+            return Ok(());
+        };
+        let owned = deployment
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .any(|entry| {
+                entry.manager.as_deref() == Some(FIELD_MANAGER)
+                    && entry.operation.as_deref() == Some("Apply")
+                    && entry
+                        .fields_v1
+                        .as_ref()
+                        .is_some_and(|f| f.0["f:spec"].get("f:replicas").is_some())
+            });
+        let Some(replicas) = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .filter(|_| owned)
+        else {
+            return Ok(());
+        };
+        let patch = serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": self.settings().app},
+            "spec": {"replicas": replicas},
+        });
+        self.deployments()
+            .patch(
+                &self.settings().app,
+                &PatchParams::apply(REPLICAS_HANDOVER),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(|e| {
+                Error::api(
+                    format!(
+                        "hand the replica count of {} over to the autoscaler",
+                        self.deployment_name()
+                    ),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
     /// Selects what kyb-deploy applied for this service in this environment.
     fn owned(&self) -> String {
         format!(
@@ -295,6 +353,9 @@ impl KubernetesTarget {
             dry_run: false,
             force: self.settings().force_conflicts,
         };
+        if self.settings().autoscaling.is_some() {
+            self.hand_replicas_over().await?;
+        }
         let mut applied = Vec::with_capacity(manifests.len());
         for manifest in &manifests {
             match apply_all(&self.client, std::slice::from_ref(manifest), mode).await {

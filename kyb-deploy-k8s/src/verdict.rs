@@ -127,11 +127,12 @@ pub fn judge_rollout(
 ) -> RolloutVerdict {
     let spec = deployment.spec.as_ref();
     let status = deployment.status.clone().unwrap_or_default();
-    // First, whether this view describes our write at all: a view older than our apply, or
-    // one whose status the controller has not brought up to date, says nothing yet.
+    // First, whether this view describes our write at all: a view older than our apply (the
+    // controller cannot have observed a generation the view does not have yet), or one whose
+    // status the controller has not brought up to date, says nothing yet.
     let generation = deployment.metadata.generation.unwrap_or(0);
     let observed = status.observed_generation.unwrap_or(0);
-    if generation < release.generation || generation > observed || release.generation > observed {
+    if generation > observed || release.generation > observed {
         return RolloutVerdict::InProgress(Waiting::SpecNotObserved);
     }
     let template_version = spec

@@ -131,3 +131,20 @@ async fn a_rollout_is_found_only_with_its_own_configuration() {
     // The same version with other variables is another write: not found as this one.
     assert!(debug.find_rollout(&release("v1")).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn turning_autoscaling_on_keeps_the_replica_count_for_the_autoscaler() {
+    let c = Cluster::start().await;
+    let fixed = target(&c, "staging", "replicas = 4");
+    fixed.deploy(&release("v1")).await.unwrap();
+    let autoscaled = target(
+        &c,
+        "staging",
+        "[environments.staging.kubernetes.autoscaling]\nmin_replicas = 2\nmax_replicas = 6\n",
+    );
+    autoscaled.deploy(&release("v2")).await.unwrap();
+    // The manifests no longer set replicas; the count stays 4 (inside the autoscaler's
+    // bounds) instead of dropping to Kubernetes' default of 1.
+    let deployment = c.running.handle().get("Deployment", "kyb", "web").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 4, "{deployment:#}");
+}
