@@ -103,18 +103,50 @@ async fn apply(client: &Client, manifest: &Manifest, mode: ApplyMode) -> Result<
     if mode.dry_run {
         params = params.dry_run();
     }
-    match api
-        .patch(manifest.name(), &params, &Patch::Apply(object))
-        .await
-    {
-        Ok(applied) => Ok(typed_value(&applied, &resource)),
-        Err(kube::Error::Api(status)) if status.code == 409 && status.reason == "Conflict" => {
-            Err(Error::Conflict {
-                object: what,
-                message: status.message.clone(),
-            })
+    // An apply is idempotent (the same desired state, whatever got through before), so a
+    // failure that may pass is retried: a lost answer, a server error, throttling, or a
+    // write that raced another (409 without field-manager conflicts).
+    let mut attempt = 1;
+    loop {
+        match api
+            .patch(manifest.name(), &params, &Patch::Apply(object))
+            .await
+        {
+            Ok(applied) => return Ok(typed_value(&applied, &resource)),
+            Err(kube::Error::Api(status)) if is_field_conflict(&status) => {
+                return Err(Error::Conflict {
+                    object: what,
+                    message: status.message.clone(),
+                });
+            }
+            Err(source) if attempt < APPLY_ATTEMPTS && is_transient(&source) => {
+                tokio::time::sleep(APPLY_BACKOFF * 2_u32.pow(attempt - 1)).await;
+                attempt += 1;
+            }
+            Err(source) => return Err(Error::api(format!("apply {what}"), source)),
         }
-        Err(source) => Err(Error::api(format!("apply {what}"), source)),
+    }
+}
+
+/// How many times an apply is tried when it fails in a way that may pass.
+const APPLY_ATTEMPTS: u32 = 4;
+/// The wait before the first retry; it doubles each time.
+const APPLY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether a 409 is server-side apply's conflict with other field managers (which a retry
+/// cannot cure), as opposed to a write that raced another one.
+fn is_field_conflict(status: &kube::core::Status) -> bool {
+    status.code == 409
+        && status.reason == "Conflict"
+        && status.message.starts_with("Apply failed with")
+}
+
+/// Whether a failed apply may pass when tried again.
+fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 409 || status.code == 429 || status.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
     }
 }
 

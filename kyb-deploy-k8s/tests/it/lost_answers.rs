@@ -60,7 +60,7 @@ async fn an_apply_answered_500_after_it_was_applied_is_followed() {
 }
 
 #[tokio::test]
-async fn an_apply_refused_with_500_deployed_nothing_and_says_so() {
+async fn an_apply_refused_with_500_a_few_times_is_tried_again() {
     let h = harness().await;
     let proxy = h.cluster.proxy.as_ref().unwrap();
     proxy.add(
@@ -69,7 +69,24 @@ async fn an_apply_refused_with_500_deployed_nothing_and_says_so() {
             status: 500,
             body: status(500),
         },
-        1,
+        3,
+    );
+    let report = h.deploy("v2").await;
+    succeeded(&h, &report, "v2");
+    assert_eq!(h.image(), format!("{REPO}:v2"));
+}
+
+#[tokio::test]
+async fn an_apply_refused_with_500_every_time_deployed_nothing_and_says_so() {
+    let h = harness().await;
+    let proxy = h.cluster.proxy.as_ref().unwrap();
+    proxy.add(
+        deployment_apply(),
+        Fault::Refuse {
+            status: 500,
+            body: status(500),
+        },
+        4,
     );
     let report = h.deploy("v2").await;
     let Outcome::FailedBeforeDeploy { stage, reason } = &report.outcome else {
@@ -113,4 +130,26 @@ async fn an_object_refused_after_the_deployment_was_written_is_no_claim_of_nothi
     );
     succeeded(&h, &report, "v2");
     assert_eq!(h.image(), format!("{REPO}:v2"));
+}
+
+#[tokio::test]
+async fn a_storm_of_write_conflicts_is_survived_with_one_rollout() {
+    let h = harness().await;
+    h.cluster
+        .running
+        .handle()
+        .add_fault(kyb_deploy_testkit::k8s_sim::Fault::conflicts("PATCH", 3));
+    let report = h.deploy("v2").await;
+    succeeded(&h, &report, "v2");
+    let deployment = h
+        .cluster
+        .running
+        .handle()
+        .get("Deployment", "kyb", "web")
+        .unwrap();
+    // One rollout per release: v1 was revision 1, v2 is revision 2.
+    assert_eq!(
+        deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2",
+        "{deployment:#}"
+    );
 }
