@@ -92,7 +92,11 @@ pub(crate) fn describe(object: &Value) -> String {
 /// [`Error::Conflict`] when another field manager owns a field the manifest changes (and
 /// `mode.force` is off), [`Error::UnknownKind`] for a kind kyb-deploy does not apply, and
 /// [`Error::Api`] for any other failure.
-async fn apply(client: &Client, manifest: &Manifest, mode: ApplyMode) -> Result<Value, Error> {
+pub(crate) async fn apply(
+    client: &Client,
+    manifest: &Manifest,
+    mode: ApplyMode,
+) -> Result<Value, Error> {
     let (api, resource) = api_for(client, manifest)?;
     let object = &manifest.object;
     let what = describe(object);

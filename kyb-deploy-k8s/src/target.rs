@@ -19,7 +19,7 @@ use kyb_deploy_core::{
 use time::OffsetDateTime;
 use url::Url;
 
-use crate::apply::{ApplyMode, FIELD_MANAGER, apply_all, describe, live, prune};
+use crate::apply::{ApplyMode, FIELD_MANAGER, apply, describe, live, prune};
 use crate::client::Credentials;
 use crate::error::Error;
 use crate::manifests::{
@@ -358,8 +358,8 @@ impl KubernetesTarget {
         }
         let mut applied = Vec::with_capacity(manifests.len());
         for manifest in &manifests {
-            match apply_all(&self.client, std::slice::from_ref(manifest), mode).await {
-                Ok(mut one) => applied.append(&mut one),
+            match apply(&self.client, manifest, mode).await {
+                Ok(one) => applied.push(one),
                 Err(e) => {
                     return Err(self.apply_failed(release, &applied, manifests.len(), manifest, e));
                 }
@@ -590,8 +590,7 @@ impl Target for KubernetesTarget {
                 // Nothing in a namespace that does not exist yet can be dry-run applied.
                 None
             } else {
-                let one = std::slice::from_ref(manifest);
-                apply_all(&self.client, one, mode).await?.into_iter().next()
+                Some(apply(&self.client, manifest, mode).await?)
             };
             match (current.as_ref(), preview.as_ref()) {
                 (_, Some(preview)) => {

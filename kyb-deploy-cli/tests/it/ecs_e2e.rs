@@ -22,7 +22,7 @@ use self::setup::{
     Cleanup, REGION, REGISTRY, TEMPLATE, config, create_service, dockerfile, require_peers,
     sdk_client, unique,
 };
-use crate::support::{Project, Run, binary, get_json, runs};
+use crate::support::{Project, Run, binary, get_json, output_within, runs};
 
 /// Bounds every wait: the simulator's rollouts, the engine, each run of the binary. A bound,
 /// never an assertion on speed.
@@ -84,17 +84,7 @@ async fn kyb_deploy(project: &Project, args: &[&str]) -> Run {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", aws.join("config"))
         .env("AWS_SHARED_CREDENTIALS_FILE", aws.join("credentials"));
-    let mut command = tokio::process::Command::from(command);
-    command.kill_on_drop(true);
-    let out = tokio::time::timeout(PATIENCE, command.output())
-        .await
-        .unwrap_or_else(|_| panic!("kyb-deploy {} did not finish in time", args.join(" ")))
-        .unwrap();
-    Run {
-        code: out.status.code().expect("exited normally"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    output_within(command, args, PATIENCE).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -18,7 +18,7 @@ use kyb_deploy_testkit::static_sample_api;
 use serde_json::Value;
 
 use crate::ecs_e2e::setup::{Cleanup, REGISTRY, dockerfile, require_peers, unique};
-use crate::support::{Project, Run, binary, get_json, runs};
+use crate::support::{Project, Run, binary, get_json, output_within, runs};
 
 /// Bounds every run of the binary: a bound, never an assertion on speed.
 const PATIENCE: Duration = Duration::from_secs(240);
@@ -97,17 +97,7 @@ async fn kyb_deploy(project: &Project, args: &[&str]) -> Run {
         .args(args)
         .env("KUBECONFIG", project.path().join("kubeconfig"))
         .env("HOME", project.path());
-    let mut command = tokio::process::Command::from(command);
-    command.kill_on_drop(true);
-    let out = tokio::time::timeout(PATIENCE, command.output())
-        .await
-        .unwrap_or_else(|_| panic!("kyb-deploy {} did not finish in time", args.join(" ")))
-        .unwrap();
-    Run {
-        code: out.status.code().expect("exited normally"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    output_within(command, args, PATIENCE).await
 }
 
 /// The real kubectl on the simulator: its stdout, which must be a success.
@@ -125,6 +115,22 @@ fn kubectl(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// kubectl agrees that the Deployment has rolled out completely.
+fn rolled_out(dir: &Path, namespace: &str) {
+    let status = kubectl(
+        dir,
+        &[
+            "rollout",
+            "status",
+            "deployment/kyb-api",
+            "-n",
+            namespace,
+            "--timeout=60s",
+        ],
+    );
+    assert!(status.contains("successfully rolled out"), "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -192,18 +198,7 @@ async fn the_sample_service_is_deployed_to_kubernetes_and_a_broken_release_rolle
 
     // kubectl agrees: the rollout is complete, both revisions are there, and the Deployment
     // carries the labels and the hardened security context.
-    let status = kubectl(
-        dir,
-        &[
-            "rollout",
-            "status",
-            "deployment/kyb-api",
-            "-n",
-            namespace,
-            "--timeout=30s",
-        ],
-    );
-    assert!(status.contains("successfully rolled out"), "{status}");
+    rolled_out(dir, namespace);
     let history = kubectl(
         dir,
         &["rollout", "history", "deployment/kyb-api", "-n", namespace],
@@ -278,18 +273,7 @@ async fn the_sample_service_is_deployed_to_kubernetes_and_a_broken_release_rolle
 
     // The cluster runs v2 again: kubectl sees the rollout complete on v2's template, and the
     // URL answers v2.
-    let status = kubectl(
-        dir,
-        &[
-            "rollout",
-            "status",
-            "deployment/kyb-api",
-            "-n",
-            namespace,
-            "--timeout=60s",
-        ],
-    );
-    assert!(status.contains("successfully rolled out"), "{status}");
+    rolled_out(dir, namespace);
     let image = kubectl(
         dir,
         &[
@@ -367,18 +351,7 @@ async fn the_sample_service_is_deployed_to_kubernetes_and_a_broken_release_rolle
         "{cancelled:#}"
     );
     assert_eq!(template_version(), Some(Value::from("v2")));
-    let status = kubectl(
-        dir,
-        &[
-            "rollout",
-            "status",
-            "deployment/kyb-api",
-            "-n",
-            namespace,
-            "--timeout=60s",
-        ],
-    );
-    assert!(status.contains("successfully rolled out"), "{status}");
+    rolled_out(dir, namespace);
     let (status, body) = get_json(&format!("{url}/status")).await;
     assert_eq!(
         (status, &body["version"]),

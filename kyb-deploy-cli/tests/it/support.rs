@@ -259,3 +259,19 @@ pub(crate) async fn get_json(url: &str) -> (u16, Value) {
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
+
+/// Runs `command` (the binary, with `args` for the message) to its end, killing it after
+/// `patience`: a bound, never an assertion on speed.
+pub(crate) async fn output_within(command: Command, args: &[&str], patience: Duration) -> Run {
+    let mut command = tokio::process::Command::from(command);
+    command.kill_on_drop(true);
+    let out = tokio::time::timeout(patience, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("kyb-deploy {} did not finish in time", args.join(" ")))
+        .unwrap();
+    Run {
+        code: out.status.code().expect("exited normally"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
