@@ -35,6 +35,7 @@ mod client;
 mod error;
 mod manifests;
 mod plan;
+mod recorded;
 mod rollout;
 mod settings;
 mod target;
@@ -45,8 +46,8 @@ pub use crate::backend::KubernetesBackend;
 pub use crate::client::Credentials;
 pub use crate::error::{ApiCause, Error};
 pub use crate::manifests::{
-    CONFIG_ANNOTATION, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, Manifest, ManifestInput, NAME_LABEL,
-    REDACTED, SecretValues, VERSION_ANNOTATION, built_in, label_value,
+    CONFIG_ANNOTATION, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANIFESTS_ANNOTATION, Manifest,
+    ManifestInput, NAME_LABEL, REDACTED, SecretValues, VERSION_ANNOTATION, built_in, label_value,
 };
 pub use crate::plan::object_changes;
 pub use crate::rollout::{RolloutEnd, RolloutScope, follow_rollout};

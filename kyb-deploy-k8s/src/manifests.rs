@@ -26,6 +26,10 @@ pub const VERSION_ANNOTATION: &str = "kyb-deploy.io/version";
 /// configuration change is a template change, which rolls the pods.
 pub const CONFIG_ANNOTATION: &str = "kyb-deploy.io/config-hash";
 
+/// The pod template's annotation naming the ConfigMap in which the manifests of its
+/// release are recorded (`<app>-manifests-<digest of the template>`), for rollbacks.
+pub const MANIFESTS_ANNOTATION: &str = "kyb-deploy.io/manifests";
+
 /// What the value of a generated Secret is shown as wherever it is not applied (as
 /// `stringData`, in place of the base64 `data` that is applied).
 pub const REDACTED: &str = "<redacted>";
@@ -299,6 +303,11 @@ fn deployment(input: &ManifestInput<'_>, config_name: &str, secret_name: &str) -
             },
         },
     });
+    // Names the record of these manifests; a digest of the template (before it carries
+    // the name) changes exactly when the template does, so it never rolls pods by itself.
+    let digest = short_digest(&spec["template"]);
+    spec["template"]["metadata"]["annotations"][MANIFESTS_ANNOTATION] =
+        json!(format!("{app}-manifests-{digest}"));
     // With an autoscaler, the replica count is its to keep: a deploy must not reset it.
     if s.autoscaling.is_none() {
         spec["replicas"] = json!(s.replicas);
@@ -313,8 +322,12 @@ fn deployment(input: &ManifestInput<'_>, config_name: &str, secret_name: &str) -
 /// variables and the secret sources. Secret values stay out: a digest of a guessable value
 /// would give it away, so rotating a secret's value alone rolls nothing.
 fn config_hash(input: &ManifestInput<'_>) -> String {
-    let described = json!({"env": input.env, "secrets": input.settings.secrets});
-    let digest = Sha256::digest(described.to_string().as_bytes());
+    short_digest(&json!({"env": input.env, "secrets": input.settings.secrets}))
+}
+
+/// The first 16 hex digits of SHA-256 over `value`'s JSON.
+fn short_digest(value: &Value) -> String {
+    let digest = Sha256::digest(value.to_string().as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 

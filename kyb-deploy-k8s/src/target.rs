@@ -7,9 +7,9 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::{Event, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use kyb_deploy_core::config::{Config, Environment};
 use kyb_deploy_core::{
@@ -23,10 +23,13 @@ use crate::apply::{ApplyMode, FIELD_MANAGER, apply, describe, live, prune};
 use crate::client::Credentials;
 use crate::error::Error;
 use crate::manifests::{
-    CONFIG_ANNOTATION, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, Manifest, ManifestInput, NAME_LABEL,
-    SecretValues, built_in, label_value,
+    CONFIG_ANNOTATION, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANIFESTS_ANNOTATION, Manifest,
+    ManifestInput, NAME_LABEL, SecretValues, built_in, label_value,
 };
 use crate::plan::object_changes;
+use crate::recorded::{
+    RECORD_LABEL, is_record_of, record_name, record_of, recorded_manifests, with_secret_values,
+};
 use crate::rollout::{RolloutEnd, RolloutScope, follow_rollout};
 use crate::settings::KubernetesSettings;
 use crate::verdict::{AppliedRelease, RolloutFailure, VERSION_LABEL, revision};
@@ -178,7 +181,7 @@ impl KubernetesTarget {
     /// Secret). A failure is a warning: the release runs, only leftovers stay.
     async fn prune_after(&self, release: &Release, progress: &StageProgress) {
         let settings = self.settings();
-        let pruned = match self.manifests(release, false) {
+        let pruned = match self.applied_manifests(release, false).await {
             Ok(manifests) => {
                 prune(
                     &self.client,
@@ -204,6 +207,123 @@ impl KubernetesTarget {
                 "pruning what the manifests no longer have failed: {}",
                 kyb_deploy_core::Error::chain_of(&e)
             )),
+        }
+        if let Err(e) = self.forget_records().await {
+            progress.warn(format!(
+                "deleting the records of releases the cluster no longer keeps failed: {}",
+                e.chain()
+            ));
+        }
+    }
+
+    /// Deletes the records of manifests no ReplicaSet runs any more: a release's record
+    /// lives as long as the Deployment keeps its ReplicaSet (`revisionHistoryLimit`).
+    async fn forget_records(&self) -> Result<()> {
+        let kept: Vec<String> = self
+            .replica_sets()
+            .await?
+            .iter()
+            .filter_map(|set| {
+                set.spec
+                    .as_ref()?
+                    .template
+                    .as_ref()?
+                    .metadata
+                    .as_ref()?
+                    .annotations
+                    .as_ref()?
+                    .get(MANIFESTS_ANNOTATION)
+                    .cloned()
+            })
+            .collect();
+        let records = self.records();
+        let selector = format!(
+            "{RECORD_LABEL}={},{ENVIRONMENT_LABEL}={}",
+            self.settings().app,
+            label_value(&self.spec.environment)
+        );
+        let listed = records
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| Error::api("list the records of released manifests", e))?;
+        for record in listed.items {
+            let Some(name) = record.metadata.name.as_deref() else {
+                continue;
+            };
+            if kept.iter().any(|k| k == name) {
+                continue;
+            }
+            match records.delete(name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                // Gone meanwhile: what forgetting wanted.
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(e) => {
+                    return Err(Error::api(format!("delete the record {name}"), e).into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn records(&self) -> Api<ConfigMap> {
+        Api::namespaced(self.client.clone(), &self.settings().namespace)
+    }
+
+    /// The manifests recorded for `release` when it names a record that still exists,
+    /// with the Secret values read again (`resolve`) or left redacted.
+    async fn recorded(&self, release: &Release, resolve: bool) -> Result<Option<Vec<Manifest>>> {
+        let Some(name) = release
+            .platform_ref
+            .as_deref()
+            .filter(|name| is_record_of(&self.settings().app, name))
+        else {
+            return Ok(None);
+        };
+        let Some(record) =
+            self.records().get_opt(name).await.map_err(|e| {
+                Error::api(format!("read the record {name} of {}", release.version), e)
+            })?
+        else {
+            return Ok(None);
+        };
+        let config = |problem: crate::recorded::RecordProblem| kyb_deploy_core::Error::Config {
+            message: format!("{problem}"),
+        };
+        let manifests = recorded_manifests(name, record.data.as_ref()).map_err(|problem| {
+            kyb_deploy_core::Error::Config {
+                message: format!(
+                    "{problem}; delete it (kubectl delete configmap -n {} {name}) to roll back with today's settings instead",
+                    self.settings().namespace
+                ),
+            }
+        })?;
+        let scope = self.scope();
+        let deployment = manifests.iter().find(|m| m.kind() == "Deployment");
+        if deployment.is_none_or(|d| {
+            d.name() != scope.name || d.object["metadata"]["namespace"] != scope.namespace.as_str()
+        }) {
+            return Err(kyb_deploy_core::Error::Config {
+                message: format!(
+                    "the manifests recorded in {name} are not those of {}: the environment's app or namespace changed since; deploy {} instead of rolling back to it",
+                    self.deployment_name(),
+                    release.version
+                ),
+            });
+        }
+        if !resolve {
+            return Ok(Some(manifests));
+        }
+        Ok(Some(
+            with_secret_values(manifests, &self.secret_values()?).map_err(config)?,
+        ))
+    }
+
+    /// The manifests `release` is applied with: its record's (a release rolled back to),
+    /// else those rendered from today's settings.
+    async fn applied_manifests(&self, release: &Release, resolve: bool) -> Result<Vec<Manifest>> {
+        match self.recorded(release, resolve).await? {
+            Some(manifests) => Ok(manifests),
+            None => self.manifests(release, resolve),
         }
     }
 
@@ -346,22 +466,49 @@ impl KubernetesTarget {
         Ok(list.items)
     }
 
-    /// Applies the manifests of `release` and returns the handle of its rollout.
+    /// Applies the manifests of `release` (its recorded ones when it has them, else those of
+    /// today's settings, recorded first) and returns the handle of its rollout, whose
+    /// release names the record.
     async fn roll_out(&self, release: &Release) -> Result<DeployHandle> {
-        let manifests = self.manifests(release, true)?;
+        let (manifests, record) = match self.recorded(release, true).await? {
+            Some(manifests) => (manifests, None),
+            None => {
+                let manifests = self.manifests(release, true)?;
+                let record = record_of(
+                    &manifests,
+                    &self.spec.environment,
+                    &self.settings().app,
+                    release.version.as_str(),
+                );
+                (manifests, record)
+            }
+        };
         let mode = ApplyMode {
             dry_run: false,
             force: self.settings().force_conflicts,
         };
-        if self.settings().autoscaling.is_some() {
+        if manifests
+            .iter()
+            .any(|m| m.kind() == "HorizontalPodAutoscaler")
+        {
             self.hand_replicas_over().await?;
         }
-        let mut applied = Vec::with_capacity(manifests.len());
-        for manifest in &manifests {
+        // The record right after the Namespace, before anything in it changes: a release
+        // in service always has its record.
+        let mut sequence: Vec<&Manifest> = manifests.iter().collect();
+        if let Some(record) = &record {
+            let at = sequence
+                .iter()
+                .position(|m| m.kind() != "Namespace")
+                .unwrap_or(sequence.len());
+            sequence.insert(at, record);
+        }
+        let mut applied = Vec::with_capacity(sequence.len());
+        for manifest in sequence.iter().copied() {
             match apply(&self.client, manifest, mode).await {
                 Ok(one) => applied.push(one),
                 Err(e) => {
-                    return Err(self.apply_failed(release, &applied, manifests.len(), manifest, e));
+                    return Err(self.apply_failed(release, &applied, sequence.len(), manifest, e));
                 }
             }
         }
@@ -370,7 +517,11 @@ impl KubernetesTarget {
             .find(|o| o["kind"] == "Deployment")
             .and_then(|d| d["metadata"]["generation"].as_i64())
             .unwrap_or(0);
-        Ok(handle(release, generation))
+        let release = Release {
+            platform_ref: record_name(&manifests).map(str::to_owned),
+            ..release.clone()
+        };
+        Ok(handle(&release, generation))
     }
 
     /// Where the Service answers when the cluster publishes it (a load balancer, or the
@@ -571,7 +722,7 @@ impl Target for KubernetesTarget {
     }
 
     async fn plan(&self, desired: &Release) -> Result<Plan> {
-        let manifests = self.manifests(desired, true)?;
+        let manifests = self.applied_manifests(desired, true).await?;
         let mode = ApplyMode {
             dry_run: true,
             force: self.settings().force_conflicts,
@@ -637,7 +788,7 @@ impl Target for KubernetesTarget {
                 .and_then(|m| m.annotations.as_ref())
                 .and_then(|a| a.get(CONFIG_ANNOTATION).cloned())
         };
-        let rendered = self.manifests(desired, false)?;
+        let rendered = self.applied_manifests(desired, false).await?;
         let wanted = rendered
             .iter()
             .find(|m| m.kind() == "Deployment")
@@ -654,7 +805,11 @@ impl Target for KubernetesTarget {
         let ours = release_of_deployment(&deployment)
             .is_some_and(|r| r.version == desired.version && r.image == desired.image)
             && live == wanted;
-        Ok(ours.then(|| handle(desired, deployment.metadata.generation.unwrap_or(0))))
+        let release = Release {
+            platform_ref: record_name(&rendered).map(str::to_owned),
+            ..desired.clone()
+        };
+        Ok(ours.then(|| handle(&release, deployment.metadata.generation.unwrap_or(0))))
     }
 
     async fn wait(
@@ -762,7 +917,8 @@ impl Target for KubernetesTarget {
     }
 
     async fn rollback(&self, to: &Release) -> Result<DeployHandle> {
-        // The release's own manifests, rendered again with today's settings.
+        // The manifests recorded when it was deployed, while its ReplicaSet is kept; else
+        // its version and image with today's settings.
         self.roll_out(to).await
     }
 

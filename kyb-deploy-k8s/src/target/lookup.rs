@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kyb_deploy_core::{DeployHandle, Release, Version};
 use time::OffsetDateTime;
 
-use crate::manifests::VERSION_ANNOTATION;
+use crate::manifests::{MANIFESTS_ANNOTATION, VERSION_ANNOTATION};
 use crate::verdict::{RolloutFailure, VERSION_LABEL, revision};
 
 /// The release a pod template runs: its exact version annotation (else its version
@@ -26,8 +26,15 @@ pub(super) fn release_of(template: &PodTemplateSpec, revision: Option<&str>) -> 
         .first()
         .and_then(|c| c.image.clone())
         .unwrap_or_default();
+    // The record of its manifests names it; a template without one (applied by an
+    // older kyb-deploy, or by hand) is named by its revision.
+    let recorded = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(MANIFESTS_ANNOTATION))
+        .cloned();
     Some(Release {
-        platform_ref: revision.map(|r| format!("revision {r}")),
+        platform_ref: recorded.or_else(|| revision.map(|r| format!("revision {r}"))),
         ..Release::new(version, image)
     })
 }

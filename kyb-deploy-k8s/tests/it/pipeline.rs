@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
+use kyb_deploy_core::DeploymentRecord;
 use kyb_deploy_core::config::{Config, Environment};
 use kyb_deploy_core::{
     CancellationToken, DeployRequest, Outcome, Pipeline, RecordStatus, RunControl, RunReport,
     Stage, Target as _, Version,
 };
-use kyb_deploy_k8s::{KubernetesTarget, KubernetesTargetSpec};
+use kyb_deploy_k8s::{KubernetesTarget, KubernetesTargetSpec, MANIFESTS_ANNOTATION};
 use kyb_deploy_testkit::k8s_sim::Fault;
 use kyb_deploy_testkit::{FixedVersion, InMemoryLock, InMemoryRecordStore, ScriptedProbe};
 
@@ -69,6 +70,19 @@ impl Harness {
         .with_version_source(Arc::new(FixedVersion::new(v)))
         .deploy(&request, &RunControl::new(CancellationToken::new()))
         .await
+    }
+
+    /// The same cluster and ledger, with the environment's variable `name` set to `value`
+    /// (a configuration change, as a later run on another machine would bring).
+    fn with_variable(self, name: &str, value: &str) -> Self {
+        let mut env = self.env.clone();
+        env.settings.env.insert(name.to_owned(), value.to_owned());
+        let spec = KubernetesTargetSpec::from_environment(&env, std::path::Path::new(".")).unwrap();
+        Self {
+            target: Arc::new(KubernetesTarget::new(self.cluster.client.clone(), spec)),
+            env,
+            ..self
+        }
     }
 
     pub(crate) fn image(&self) -> String {
@@ -163,6 +177,88 @@ async fn a_release_failing_verification_is_rolled_back() {
     assert_eq!(*stage, Stage::Verify);
     assert_eq!(to.version, Version::parse("v1").unwrap());
     assert_eq!(h.image(), format!("{REPO}:v1"));
+}
+
+#[tokio::test]
+async fn a_rollback_applies_the_manifests_recorded_for_the_release_it_goes_back_to() {
+    let probe = ScriptedProbe::new().fail_version("v2", "readiness", "GET /ready answered 503");
+    let h = Harness::new(probe).await;
+    let v1 = h.deploy("v1").await;
+    succeeded(&h, &v1, "v1");
+    let sim = h.cluster.running.handle();
+    let template = |sim: &kyb_deploy_testkit::k8s_sim::K8sHandle| {
+        sim.get("Deployment", "kyb", "web").unwrap()["spec"]["template"]["metadata"]["annotations"]
+            .clone()
+    };
+    let v1_template = template(&sim);
+    let v1_record = v1_template[MANIFESTS_ANNOTATION]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The ledger names the record, and so does the platform's history: they join.
+    let recorded = h.store.records()[0].release.clone().unwrap();
+    assert_eq!(recorded.platform_ref.as_deref(), Some(v1_record.as_str()));
+    let history = h.target.history().await.unwrap();
+    assert!(
+        DeploymentRecord::latest_deployment_of(&h.store.records(), &history[0].release)
+            .is_some_and(|r| r.id == v1.run_id),
+        "{history:?}"
+    );
+
+    // v2 comes with a changed variable and fails verification.
+    let h = h.with_variable("ENVIRONMENT", "broken");
+    let report = h.deploy("v2").await;
+    let Outcome::RolledBack { to, .. } = &report.outcome else {
+        panic!("{:?}", report.outcome);
+    };
+    assert_eq!(to.version, Version::parse("v1").unwrap());
+    // Back on v1's manifests: its variables, its pod template, not today's settings.
+    let config = sim.get("ConfigMap", "kyb", "web-config").unwrap();
+    assert_eq!(config["data"]["ENVIRONMENT"], "staging");
+    assert_eq!(template(&sim), v1_template);
+    assert_eq!(h.image(), format!("{REPO}:v1"));
+    // Both releases' records stay while their ReplicaSets do.
+    let records: Vec<String> = sim
+        .list("ConfigMap", "kyb")
+        .iter()
+        .filter_map(|c| c["metadata"]["name"].as_str())
+        .filter(|n| n.starts_with("web-manifests-"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(records.contains(&v1_record), "{records:?}");
+}
+
+#[tokio::test]
+async fn records_of_releases_whose_replica_sets_are_gone_are_deleted() {
+    let h = Harness::new(ScriptedProbe::new()).await;
+    succeeded(&h, &h.deploy("v1").await, "v1");
+    let sim = h.cluster.running.handle();
+    let records = |sim: &kyb_deploy_testkit::k8s_sim::K8sHandle| -> Vec<String> {
+        sim.list("ConfigMap", "kyb")
+            .iter()
+            .filter_map(|c| c["metadata"]["name"].as_str())
+            .filter(|n| n.starts_with("web-manifests-"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let v1_record = records(&sim);
+    assert_eq!(v1_record.len(), 1);
+    succeeded(&h, &h.deploy("v2").await, "v2");
+    assert_eq!(records(&sim).len(), 2);
+    // v1's ReplicaSet goes (as beyond the Deployment's history limit).
+    let sets: kube::Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        kube::Api::namespaced(h.cluster.client.clone(), "kyb");
+    for set in sim.list("ReplicaSet", "kyb") {
+        if set["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1" {
+            let name = set["metadata"]["name"].as_str().unwrap();
+            sets.delete(name, &Default::default()).await.unwrap();
+        }
+    }
+    succeeded(&h, &h.deploy("v3").await, "v3");
+    let kept = records(&sim);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(!kept.contains(&v1_record[0]), "{kept:?}");
 }
 
 #[tokio::test]
