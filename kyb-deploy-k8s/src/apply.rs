@@ -43,6 +43,22 @@ const PRUNABLE: [&str; 11] = [
     "ServiceAccount",
 ];
 
+/// Whether kyb-deploy applies objects of `kind` in `api_version`.
+pub(crate) fn is_applied_kind(api_version: &str, kind: &str) -> bool {
+    api_resource(api_version, kind).is_some()
+}
+
+/// The kinds kyb-deploy applies, as `Kind (apiVersion)`, comma-separated, for messages.
+pub(crate) fn applied_kinds() -> String {
+    std::iter::once("Namespace")
+        .chain(PRUNABLE.iter().rev().copied())
+        .filter_map(|kind| {
+            kind_resource(kind).map(|(resource, _)| format!("{kind} ({})", resource.api_version))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Where `kind` is served (plural, scope), for the kinds kyb-deploy renders.
 fn kind_resource(kind: &str) -> Option<(ApiResource, bool)> {
     use k8s_openapi::api::apps::v1::Deployment;

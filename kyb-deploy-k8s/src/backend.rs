@@ -7,7 +7,7 @@ use kyb_deploy_core::config::{Config, Environment, Problems};
 use kyb_deploy_core::{Check, Release, Result, Target, TargetBackend, async_trait};
 
 use crate::client::Credentials;
-use crate::manifests::{ManifestInput, SecretValues, built_in};
+use crate::manifests::SecretValues;
 use crate::settings::KubernetesSettings;
 use crate::target::{KubernetesTarget, KubernetesTargetSpec};
 
@@ -53,13 +53,8 @@ impl TargetBackend for KubernetesBackend {
     ) -> Result<Option<String>> {
         let base = config.directory().unwrap_or(Path::new("."));
         let spec = KubernetesTargetSpec::from_environment(env, base)?;
-        let input = ManifestInput {
-            environment: &spec.environment,
-            settings: &spec.settings,
-            release,
-            env: &spec.env,
-        };
-        let documents: Vec<String> = built_in(&input, &SecretValues::Redacted)
+        let documents: Vec<String> = spec
+            .manifests(release, &SecretValues::Redacted)?
             .iter()
             .map(|m| serde_json::to_string_pretty(&m.object).unwrap_or_default())
             .collect();

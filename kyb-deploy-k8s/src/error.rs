@@ -119,6 +119,15 @@ fn hint(source: &kube::Error) -> &'static str {
         kube::Error::Api(status) if status.code == 403 => {
             "; the identity lacks this permission: grant it (docs/kubernetes.md, RBAC)"
         }
+        kube::Error::Api(status)
+            if status.code == 404
+                && status
+                    .details
+                    .as_ref()
+                    .is_some_and(|d| d.kind == "namespaces") =>
+        {
+            "; the namespace does not exist: create it, or set kubernetes.create_namespace = true (the default) to let kyb-deploy apply it"
+        }
         kube::Error::HyperError(_) | kube::Error::Service(_) => {
             "; the API server is unreachable: check the kubeconfig's server address and the network"
         }

@@ -34,6 +34,7 @@ mod backend;
 mod client;
 mod error;
 mod manifests;
+mod own_manifests;
 mod plan;
 mod recorded;
 mod rollout;
@@ -49,6 +50,7 @@ pub use crate::manifests::{
     CONFIG_ANNOTATION, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANIFESTS_ANNOTATION, Manifest,
     ManifestInput, NAME_LABEL, REDACTED, SecretValues, VERSION_ANNOTATION, built_in, label_value,
 };
+pub use crate::own_manifests::{ManifestError, Position, WrittenObject, fill_in, read_manifests};
 pub use crate::plan::object_changes;
 pub use crate::rollout::{RolloutEnd, RolloutScope, follow_rollout};
 pub use crate::settings::{

@@ -303,19 +303,48 @@ fn deployment(input: &ManifestInput<'_>, config_name: &str, secret_name: &str) -
             },
         },
     });
-    // Names the record of these manifests; a digest of the template (before it carries
-    // the name) changes exactly when the template does, so it never rolls pods by itself.
-    let digest = short_digest(&spec["template"]);
-    spec["template"]["metadata"]["annotations"][MANIFESTS_ANNOTATION] =
-        json!(format!("{app}-manifests-{digest}"));
     // With an autoscaler, the replica count is its to keep: a deploy must not reset it.
     if s.autoscaling.is_none() {
         spec["replicas"] = json!(s.replicas);
     }
-    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+    let mut deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": app, "namespace": s.namespace, "labels": labels,
             "annotations": {VERSION_ANNOTATION: version}},
-        "spec": spec})
+        "spec": spec});
+    name_record(&mut deployment, app);
+    deployment
+}
+
+/// Names, in `deployment`'s pod template, the record of the manifests it is applied with
+/// ([`MANIFESTS_ANNOTATION`]): a digest of the template before it carries the name, which
+/// changes exactly when the template does, so the name never rolls pods by itself.
+pub(crate) fn name_record(deployment: &mut Value, app: &str) {
+    let template = &mut deployment["spec"]["template"];
+    if let Some(annotations) = template["metadata"]["annotations"].as_object_mut() {
+        annotations.remove(MANIFESTS_ANNOTATION);
+    }
+    let digest = short_digest(template);
+    template["metadata"]["annotations"][MANIFESTS_ANNOTATION] =
+        json!(format!("{app}-manifests-{digest}"));
+}
+
+/// Where objects of `kind` come in the apply order: what others refer to first.
+pub(crate) fn apply_order(kind: &str) -> usize {
+    const ORDER: [&str; 12] = [
+        "Namespace",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
+        "Secret",
+        "Service",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "Ingress",
+    ];
+    ORDER.iter().position(|k| *k == kind).unwrap_or(ORDER.len())
 }
 
 /// The digest in [`CONFIG_ANNOTATION`]: the first 16 hex digits of SHA-256 over the plain
@@ -326,7 +355,7 @@ fn config_hash(input: &ManifestInput<'_>) -> String {
 }
 
 /// The first 16 hex digits of SHA-256 over `value`'s JSON.
-fn short_digest(value: &Value) -> String {
+pub(crate) fn short_digest(value: &Value) -> String {
     let digest = Sha256::digest(value.to_string().as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -29,6 +29,11 @@ pub struct KubernetesSettings {
     /// `~/.kube/config`, then the in-cluster service account when unset.
     #[serde(default)]
     pub kubeconfig: Option<PathBuf>,
+    /// Your own manifests, relative to the configuration file: a YAML or JSON file, or a
+    /// directory of them, applied in place of the built-in ones with the release filled in
+    /// (the built-in objects' settings, such as `ingress` or `probes`, are then not used).
+    #[serde(default)]
+    pub manifests: Option<PathBuf>,
     /// Pods to run (ignored while `autoscaling` decides).
     #[serde(default = "default_replicas")]
     pub replicas: u32,
@@ -328,6 +333,23 @@ impl KubernetesSettings {
                 "kubeconfig",
                 "write it, or remove the key to use KUBECONFIG or ~/.kube/config",
             );
+        }
+        if let Some(manifests) = &self.manifests {
+            for (field, set) in [
+                ("ingress", self.ingress.is_some()),
+                ("autoscaling", self.autoscaling.is_some()),
+            ] {
+                if set {
+                    problems.push(format!(
+                        "{key}.{field}: not used with {key}.manifests (your manifests replace the built-in objects); write the object in your manifests, and remove the key"
+                    ));
+                }
+            }
+            if let Some(base) = base
+                && let Err(problem) = crate::own_manifests::check(self, name, &base.join(manifests))
+            {
+                problems.push(format!("{key}.manifests: {problem}"));
+            }
         }
         problems.port(&format!("{key}.port"), self.port);
         problems.port(&format!("{key}.service_port"), self.service_port);

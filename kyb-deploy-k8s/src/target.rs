@@ -26,6 +26,7 @@ use crate::manifests::{
     CONFIG_ANNOTATION, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANIFESTS_ANNOTATION, Manifest,
     ManifestInput, NAME_LABEL, SecretValues, built_in, label_value,
 };
+use crate::own_manifests::{fill_in, read_manifests};
 use crate::plan::object_changes;
 use crate::recorded::{
     RECORD_LABEL, is_record_of, record_name, record_of, recorded_manifests, with_secret_values,
@@ -80,6 +81,35 @@ impl KubernetesTargetSpec {
             env: environment.settings.env.clone(),
             base: base.to_path_buf(),
         })
+    }
+
+    /// The manifests of `release`, with the secret values given (or redacted): the
+    /// user's own ([`KubernetesSettings::manifests`]) filled in, else the built-in ones.
+    ///
+    /// # Errors
+    ///
+    /// A configuration error naming the file, line and column when the user's manifests
+    /// cannot be read or used.
+    pub fn manifests(&self, release: &Release, secrets: &SecretValues) -> Result<Vec<Manifest>> {
+        let input = ManifestInput {
+            environment: &self.environment,
+            settings: &self.settings,
+            release,
+            env: &self.env,
+        };
+        let Some(path) = &self.settings.manifests else {
+            return Ok(built_in(&input, secrets));
+        };
+        let path = self.base.join(path);
+        read_manifests(&path)
+            .and_then(|written| fill_in(&path, written, &input, secrets))
+            .map_err(|e| kyb_deploy_core::Error::Config {
+                message: format!(
+                    "environments.{}.kubernetes.manifests: {}",
+                    self.environment,
+                    kyb_deploy_core::Error::chain_of(&e)
+                ),
+            })
     }
 }
 
@@ -410,13 +440,7 @@ impl KubernetesTarget {
         } else {
             SecretValues::Redacted
         };
-        let input = ManifestInput {
-            environment: &self.spec.environment,
-            settings: self.settings(),
-            release,
-            env: &self.spec.env,
-        };
-        Ok(built_in(&input, &secrets))
+        self.spec.manifests(release, &secrets)
     }
 
     /// The values of the secrets kyb-deploy writes: from this machine's variables and

@@ -113,3 +113,48 @@ fn a_target_kind_without_manifests_says_so_with_2() {
         run.stderr
     );
 }
+
+#[test]
+fn ones_own_manifests_are_rendered_filled_in_and_checked_with_their_place() {
+    let project = Project::new(
+        "[image]\nrepository = \"registry.test/kyb-api\"\n[environments.k8s]\ntarget = \"kubernetes\"\n\
+         [environments.k8s.kubernetes]\nnamespace = \"kyb\"\napp = \"kyb-api\"\nmanifests = \"k8s\"\n",
+    );
+    let dir = project.path().join("k8s");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("app.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: kyb-api}\nspec:\n  selector: {matchLabels: {app: api}}\n  template:\n    metadata: {labels: {app: api}}\n    spec: {containers: [{name: kyb-api, image: x}]}\n",
+    )
+    .unwrap();
+    let run = output(binary(project.path()).args(["render", "-e", "k8s", "-v", "v9"]));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("\"image\": \"registry.test/kyb-api:v9\""),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("\"app\": \"api\""), "{}", run.stdout);
+
+    std::fs::write(
+        dir.join("cron.yaml"),
+        "# nightly\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: nightly}\n",
+    )
+    .unwrap();
+    for args in [
+        &["config", "validate"][..],
+        &["render", "-e", "k8s", "-v", "v9"][..],
+    ] {
+        let run = output(binary(project.path()).args(args));
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains(&format!(
+                "environments.k8s.kubernetes.manifests: {}:2:1: CronJob of apiVersion batch/v1 is not a kind kyb-deploy applies",
+                dir.join("cron.yaml").display()
+            )),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+}

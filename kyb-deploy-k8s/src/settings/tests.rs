@@ -131,3 +131,28 @@ fn unknown_keys_are_refused_by_the_parser() {
         .to_string();
     assert!(error.contains("unknown field `replica`"), "{error}");
 }
+
+#[test]
+fn own_manifests_are_checked_offline_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: kyb-platform-api}\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: once}\n",
+    )
+    .unwrap();
+    let s = settings("manifests = \"app.yaml\"\n[ingress]\nhost = \"api.example.com\"\n");
+    let problems = s.problems("k8s", Some(dir.path())).into_vec();
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(
+        problems[0].starts_with("environments.k8s.kubernetes.ingress: not used with environments.k8s.kubernetes.manifests"),
+        "{problems:#?}"
+    );
+    let expected = format!(
+        "environments.k8s.kubernetes.manifests: {}:5:1: Job of apiVersion batch/v1 is not a kind kyb-deploy applies",
+        dir.path().join("app.yaml").display()
+    );
+    assert!(problems[1].starts_with(&expected), "{problems:#?}");
+
+    // Without the configuration file's directory, nothing is read.
+    assert_eq!(s.problems("k8s", None).into_vec().len(), 1);
+}

@@ -27,6 +27,49 @@ memory_percent = 80
 "#;
 
 #[tokio::test]
+async fn the_example_of_ones_own_manifests_is_admitted_as_filled_in() {
+    let c = Cluster::start().await;
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes/manifests");
+    let s: kyb_deploy_k8s::KubernetesSettings = toml::from_str(
+        "namespace = \"kyb\"\nmanifests = \"unused\"\n[secrets.DATABASE_URL]\nenv = \"DB\"\n",
+    )
+    .unwrap();
+    let release = release("v1");
+    let env = std::collections::BTreeMap::from([("LOG_LEVEL".to_owned(), "info".to_owned())]);
+    let input = kyb_deploy_k8s::ManifestInput {
+        environment: "staging",
+        settings: &s,
+        release: &release,
+        env: &env,
+    };
+    let written = kyb_deploy_k8s::read_manifests(&path).unwrap();
+    let objects = kyb_deploy_k8s::fill_in(
+        &path,
+        written,
+        &input,
+        &kyb_deploy_k8s::SecretValues::Resolved(std::collections::BTreeMap::from([(
+            "DATABASE_URL".to_owned(),
+            "postgres://db".to_owned(),
+        )])),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let kinds: Vec<&str> = objects.iter().map(|m| m.kind()).collect();
+    assert_eq!(
+        kinds,
+        ["Namespace", "ConfigMap", "Secret", "Service", "Deployment"]
+    );
+    let applied = apply_all(&c.client, &objects, ApplyMode::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deployment = applied.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.test/web:v1"
+    );
+}
+
+#[tokio::test]
 async fn every_built_in_object_is_admitted_and_a_second_apply_changes_nothing() {
     let c = Cluster::start().await;
     // No autoscaler here: its own scaling would (rightly) bump the generation.

@@ -17,15 +17,18 @@ use super::Cluster;
 
 pub(crate) const REPO: &str = "registry.test/web";
 
-/// The staging environment on Kubernetes, with fast probes and a short deadline.
-fn environment() -> Environment {
-    let text = "[environments.staging]\ntarget = \"kubernetes\"\n\
-        [environments.staging.kubernetes]\nnamespace = \"kyb\"\napp = \"web\"\n\
+/// The staging environment on Kubernetes, with fast probes and a short deadline, and
+/// `extra` lines in its `kubernetes` table.
+fn environment(extra: &str) -> Environment {
+    let text = format!(
+        "[environments.staging]\ntarget = \"kubernetes\"\n\
+        [environments.staging.kubernetes]\nnamespace = \"kyb\"\napp = \"web\"\n{extra}\n\
         [environments.staging.kubernetes.rollout]\nprogress_deadline = \"60s\"\n\
         [environments.staging.kubernetes.probes.readiness]\npath = \"/ready\"\ninitial_delay = \"1s\"\nperiod = \"1s\"\ntimeout = \"1s\"\nfailure_threshold = 3\n\
         [environments.staging.env]\nENVIRONMENT = \"staging\"\n\
-        [environments.staging.verify]\nbase_url = \"http://127.0.0.1:9\"\n";
-    Config::from_toml(text)
+        [environments.staging.verify]\nbase_url = \"http://127.0.0.1:9\"\n"
+    );
+    Config::from_toml(&text)
         .unwrap()
         .environment("staging")
         .unwrap()
@@ -46,7 +49,12 @@ impl Harness {
 
     /// A pipeline deploying to `cluster` through its client.
     pub(crate) fn on(cluster: Cluster, probe: ScriptedProbe) -> Self {
-        let env = environment();
+        Self::configured(cluster, probe, "")
+    }
+
+    /// With `extra` lines in the environment's `kubernetes` table.
+    fn configured(cluster: Cluster, probe: ScriptedProbe, extra: &str) -> Self {
+        let env = environment(extra);
         let spec = KubernetesTargetSpec::from_environment(&env, std::path::Path::new(".")).unwrap();
         let target = Arc::new(KubernetesTarget::new(cluster.client.clone(), spec));
         Self {
@@ -259,6 +267,80 @@ async fn records_of_releases_whose_replica_sets_are_gone_are_deleted() {
     let kept = records(&sim);
     assert_eq!(kept.len(), 2, "{kept:?}");
     assert!(!kept.contains(&v1_record[0]), "{kept:?}");
+}
+
+#[tokio::test]
+async fn ones_own_manifests_are_deployed_rolled_back_and_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {tier: web}}\n  template:\n    metadata: {labels: {tier: web}}\n    spec:\n      containers: [{name: web, image: to-be-filled}]\n";
+    let service = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {tier: web}, ports: [{port: 80}]}\n";
+    std::fs::write(dir.path().join("deployment.yaml"), deployment).unwrap();
+    std::fs::write(dir.path().join("service.yaml"), service).unwrap();
+    let probe = ScriptedProbe::new().fail_version("v3", "readiness", "GET /ready answered 503");
+    let h = Harness::configured(
+        Cluster::start().await,
+        probe,
+        &format!("manifests = {:?}", dir.path().display().to_string()),
+    );
+    succeeded(&h, &h.deploy("v1").await, "v1");
+    let sim = h.cluster.running.handle();
+    assert!(sim.get("Service", "kyb", "web").is_some());
+    // No more Service in the files: v2 prunes it, once rolled out.
+    std::fs::remove_file(dir.path().join("service.yaml")).unwrap();
+    succeeded(&h, &h.deploy("v2").await, "v2");
+    assert_eq!(h.image(), format!("{REPO}:v2"));
+    assert!(sim.get("Service", "kyb", "web").is_none());
+    let d = sim.get("Deployment", "kyb", "web").unwrap();
+    assert_eq!(d["spec"]["template"]["metadata"]["labels"]["tier"], "web");
+    assert_eq!(d["spec"]["replicas"], 2);
+
+    // v3 comes with more replicas in the files and fails verification: back to v2's own
+    // manifests, as recorded.
+    std::fs::write(
+        dir.path().join("deployment.yaml"),
+        deployment.replace("replicas: 2", "replicas: 3"),
+    )
+    .unwrap();
+    let report = h.deploy("v3").await;
+    let Outcome::RolledBack { to, .. } = &report.outcome else {
+        panic!("{:?}", report.outcome);
+    };
+    assert_eq!(to.version, Version::parse("v2").unwrap());
+    let d = sim.get("Deployment", "kyb", "web").unwrap();
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(h.image(), format!("{REPO}:v2"));
+
+    // A file that breaks is a configuration error naming its place, before any write.
+    std::fs::write(dir.path().join("deployment.yaml"), "kind: [\n").unwrap();
+    let version = sim.resource_version();
+    let report = h.deploy("v4").await;
+    let Outcome::FailedBeforeDeploy { reason, .. } = &report.outcome else {
+        panic!("{:?}", report.outcome);
+    };
+    assert!(
+        reason.contains("deployment.yaml:") && reason.contains("not valid YAML"),
+        "{reason}"
+    );
+    assert_eq!(sim.resource_version(), version, "nothing was written");
+}
+
+#[tokio::test]
+async fn a_namespace_that_does_not_exist_is_named_with_the_fix() {
+    let h = Harness::configured(
+        Cluster::start().await,
+        ScriptedProbe::new(),
+        "create_namespace = false",
+    );
+    let report = h.deploy("v1").await;
+    let Outcome::FailedBeforeDeploy { reason, .. } = &report.outcome else {
+        panic!("{:?}", report.outcome);
+    };
+    assert!(
+        reason.contains(
+            "the namespace does not exist: create it, or set kubernetes.create_namespace = true"
+        ),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
