@@ -28,13 +28,15 @@ mod calls;
 mod latency;
 mod process;
 mod sim;
+#[path = "../support/mod.rs"]
+mod support;
 
-use std::ffi::OsString;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-/// Errors end the benchmark; they carry their cause.
-pub(crate) type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) use crate::support::{
+    BenchResult, Row, cpu_model, list, median, megabytes, millis, minutes, print_table, ratio, secs,
+};
 
 /// `kyb-deploy --version` runs timed; the median is reported.
 const STARTUP_RUNS: usize = 21;
@@ -47,43 +49,12 @@ const STARTUP_TARGET: Duration = Duration::from_millis(10);
 const MEMORY_TARGET: u64 = 40_000_000;
 
 fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == process::RSS_WRAPPER) {
-        return process::rss_wrapper(&args[2..]);
-    }
-    // `cargo test --benches` runs this binary without `--bench`: a benchmark of minutes has no
-    // place in a test run.
-    if !args.iter().any(|a| a == "--bench") {
-        eprintln!("ecs_rollout is a benchmark: cargo bench -p kyb-deploy-cli --bench ecs_rollout");
-        return ExitCode::SUCCESS;
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the Tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = e.source();
-            while let Some(cause) = source {
-                eprintln!("caused by: {cause}");
-                source = cause.source();
-            }
-            ExitCode::FAILURE
-        }
-    }
+    support::main_of("ecs_rollout", run)
 }
 
 async fn run() -> BenchResult<()> {
     let started = Instant::now();
-    let binaries = process::build_binaries()?;
+    let binaries = support::build_binaries()?;
     let aws = Command::new("aws").arg("--version").output();
     if !aws.is_ok_and(|o| o.status.success()) {
         return Err("the AWS CLI (`aws`) is missing; it is the baseline of this benchmark".into());
@@ -109,7 +80,7 @@ async fn run() -> BenchResult<()> {
         },
         AWS_STARTUP_RUNS,
     )?;
-    let (aws_rss, _) = process::max_rss(process::aws_command().arg("--version"))?;
+    let (aws_rss, _) = support::max_rss(process::aws_command().arg("--version"))?;
 
     eprintln!("peak memory: kyb-deploy deploy -e staging (Docker build and push, ECS simulator)");
     let staging = process::staging_deploy(&binaries).await?;
@@ -144,7 +115,7 @@ async fn run() -> BenchResult<()> {
 }
 
 struct Figures<'a> {
-    binaries: &'a process::Binaries,
+    binaries: &'a support::Binaries,
     kyb_startup: &'a process::Startup,
     aws_startup: &'a process::Startup,
     aws_rss: u64,
@@ -153,15 +124,6 @@ struct Figures<'a> {
     one: &'a calls::Rates,
     fleet: &'a calls::Rates,
     took: Duration,
-}
-
-/// One line of the table.
-struct Row {
-    figure: String,
-    value: String,
-    /// The target, the ratio value / target, and whether it is met.
-    target: Option<(String, f64, bool)>,
-    baseline: String,
 }
 
 fn report(f: &Figures<'_>) {
@@ -311,7 +273,7 @@ fn report(f: &Figures<'_>) {
             .kyb_deploy
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-        process::BUILD_ARGS.join(" ")
+        support::BUILD_ARGS.join(" ")
     );
     println!("benchmark took {}", secs(f.took));
 }
@@ -322,101 +284,4 @@ fn calls_target(per_second: f64) -> (String, f64, bool) {
         per_second / CALLS_PER_SECOND_TARGET,
         per_second < CALLS_PER_SECOND_TARGET,
     )
-}
-
-fn print_table(rows: &[Row]) {
-    let header = Row {
-        figure: "figure".into(),
-        value: "value".into(),
-        target: None,
-        baseline: "baseline, same run".into(),
-    };
-    let cells = |r: &Row| -> [String; 6] {
-        let (target, ratio, status) = match &r.target {
-            Some((t, ratio, met)) => (
-                t.clone(),
-                format!("{ratio:.2}"),
-                if *met { "met" } else { "MISSED" }.to_owned(),
-            ),
-            None => (String::new(), String::new(), String::new()),
-        };
-        [
-            r.figure.clone(),
-            r.value.clone(),
-            target,
-            ratio,
-            status,
-            r.baseline.clone(),
-        ]
-    };
-    let mut lines: Vec<[String; 6]> = vec![{
-        let mut h = cells(&header);
-        h[2] = "target".into();
-        h[3] = "ratio".into();
-        h[4] = "status".into();
-        h
-    }];
-    lines.extend(rows.iter().map(cells));
-    let mut widths = [0; 6];
-    for line in &lines {
-        for (w, cell) in widths.iter_mut().zip(line) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for line in &lines {
-        let text: Vec<String> = line
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        println!("{}", text.join("  ").trim_end());
-    }
-}
-
-/// The median of `values` (the mean of the two middle ones for an even count).
-pub(crate) fn median(values: &[Duration]) -> Duration {
-    let mut sorted = values.to_vec();
-    sorted.sort();
-    match sorted.len() {
-        0 => Duration::ZERO,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2,
-    }
-}
-
-fn ratio(value: Duration, target: Duration) -> f64 {
-    value.as_secs_f64() / target.as_secs_f64()
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
-}
-
-fn millis(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn minutes(d: Duration) -> String {
-    format!("{:.2} min", d.as_secs_f64() / 60.0)
-}
-
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
-}
-
-fn list(values: &[Duration]) -> String {
-    values
-        .iter()
-        .map(|d| format!("{:.2}", d.as_secs_f64()))
-        .collect::<Vec<_>>()
-        .join(", ")
-        + " s"
-}
-
-fn cpu_model() -> Option<String> {
-    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    info.lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, m)| m.trim().to_owned())
 }

@@ -3,6 +3,7 @@
 //! runs afterwards: a run never says "nothing was deployed" while the release rolls out.
 
 use kyb_deploy_core::{Outcome, RecordStatus, Stage};
+use kyb_deploy_testkit::k8s_sim::Fault as SimFault;
 use kyb_deploy_testkit::{Fault, RequestMatch, ScriptedProbe};
 
 use super::Cluster;
@@ -152,4 +153,31 @@ async fn a_storm_of_write_conflicts_is_survived_with_one_rollout() {
         deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2",
         "{deployment:#}"
     );
+}
+
+#[tokio::test]
+async fn a_slow_api_server_with_server_errors_gives_one_rollout_and_a_true_verdict() {
+    let h = harness().await;
+    let sim = h.cluster.running.handle();
+    sim.add_fault(SimFault::latency(
+        "*",
+        std::time::Duration::from_millis(150),
+    ));
+    sim.add_fault(SimFault::server_errors("PATCH", 2));
+    let report = h.deploy("v2").await;
+    succeeded(&h, &report, "v2");
+    let deployment = sim.get("Deployment", "kyb", "web").unwrap();
+    assert_eq!(
+        deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2",
+        "{deployment:#}"
+    );
+    // And a release that cannot start is still found out, slowly answered or not.
+    sim.add_fault(SimFault::image_pull_backoff(format!("{REPO}:v3")));
+    let report = h.deploy("v3").await;
+    assert!(
+        matches!(report.outcome, Outcome::RolledBack { .. }),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(h.image(), format!("{REPO}:v2"));
 }

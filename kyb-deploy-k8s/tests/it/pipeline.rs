@@ -348,7 +348,19 @@ async fn a_plan_lists_the_changes_and_writes_nothing() {
     let h = Harness::new(ScriptedProbe::new()).await;
     // Before the first deploy: everything would be created.
     let v1 = kyb_deploy_core::Release::new(Version::parse("v1").unwrap(), format!("{REPO}:v1"));
+    // The simulator's controllers first create each namespace's default ServiceAccount.
+    let sim = h.cluster.running.handle();
+    let mut stored = sim.resource_version();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if sim.resource_version() == stored {
+            break;
+        }
+        stored = sim.resource_version();
+    }
     let plan = h.target.plan(&v1).await.unwrap();
+    // Every stored write moves the cluster's resource version: none was made.
+    assert_eq!(h.cluster.running.handle().resource_version(), stored);
     assert!(plan.current.is_none());
     assert!(
         plan.changes
