@@ -7,9 +7,9 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Service};
+use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use kyb_deploy_core::config::{Config, Environment};
 use kyb_deploy_core::{
@@ -19,24 +19,24 @@ use kyb_deploy_core::{
 use time::OffsetDateTime;
 use url::Url;
 
-use crate::apply::{ApplyMode, FIELD_MANAGER, apply, describe, live, prune};
+use crate::apply::{ApplyMode, apply, describe, live, prune};
 use crate::client::Credentials;
 use crate::error::Error;
 use crate::manifests::{
-    CONFIG_ANNOTATION, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANIFESTS_ANNOTATION, Manifest,
-    ManifestInput, NAME_LABEL, SecretValues, built_in, label_value,
+    CONFIG_ANNOTATION, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, Manifest, ManifestInput, NAME_LABEL,
+    SecretValues, built_in, label_value,
 };
 use crate::own_manifests::{fill_in, read_manifests};
 use crate::plan::object_changes;
-use crate::recorded::{
-    RECORD_LABEL, is_record_of, record_name, record_of, recorded_manifests, with_secret_values,
-};
+use crate::recorded::record_name;
 use crate::rollout::{RolloutEnd, RolloutScope, follow_rollout};
 use crate::settings::KubernetesSettings;
 use crate::verdict::{AppliedRelease, RolloutFailure, VERSION_LABEL, revision};
 
 mod lookup;
 mod notes;
+mod release_manifests;
+mod roll_out;
 
 use self::lookup::{failure_reason, handle, release_of_deployment, release_of_replica_set};
 
@@ -166,251 +166,6 @@ impl KubernetesTarget {
         }
     }
 
-    /// The error of an apply of `release` (of `total` objects) that failed at `failed`,
-    /// after `applied`: the
-    /// rollout may have started when the Deployment was written before, or when the failed
-    /// write may have gone through; otherwise nothing rolled out, and the message says which
-    /// objects were written all the same.
-    fn apply_failed(
-        &self,
-        release: &Release,
-        applied: &[serde_json::Value],
-        total: usize,
-        failed: &Manifest,
-        error: Error,
-    ) -> kyb_deploy_core::Error {
-        let written: Vec<String> = applied.iter().map(describe).collect();
-        let deployment_written = applied.iter().any(|o| o["kind"] == "Deployment");
-        let at = describe(&failed.object);
-        if deployment_written || error.may_have_been_applied() {
-            return kyb_deploy_core::Error::maybe_applied(
-                "kubernetes",
-                format!(
-                    "applying the manifests of {} failed at {at} after {} of {} objects were applied",
-                    release.version,
-                    written.len(),
-                    total
-                ),
-                Some(Box::new(error)),
-            );
-        }
-        let mut core: kyb_deploy_core::Error = error.into();
-        if !written.is_empty()
-            && let kyb_deploy_core::Error::Target { message, .. } = &mut core
-        {
-            message.push_str(&format!(
-                "; no rollout started, but these were applied before: {}",
-                written.join(", ")
-            ));
-        }
-        core
-    }
-
-    /// Deletes what this service's earlier manifests had and those of `release` no longer
-    /// have, once its rollout completed (before, old pods may still use a ConfigMap or
-    /// Secret). A failure is a warning: the release runs, only leftovers stay.
-    async fn prune_after(&self, release: &Release, progress: &StageProgress) {
-        let settings = self.settings();
-        let pruned = match self.applied_manifests(release, false).await {
-            Ok(manifests) => {
-                prune(
-                    &self.client,
-                    &settings.namespace,
-                    &self.owned(),
-                    &manifests,
-                    false,
-                )
-                .await
-            }
-            Err(e) => {
-                progress.warn(format!("not pruning: {}", e.chain()));
-                return;
-            }
-        };
-        match pruned {
-            Ok(deleted) => {
-                for what in deleted {
-                    progress.progress(format!("pruned {what}: the manifests no longer have it"));
-                }
-            }
-            Err(e) => progress.warn(format!(
-                "pruning what the manifests no longer have failed: {}",
-                kyb_deploy_core::Error::chain_of(&e)
-            )),
-        }
-        if let Err(e) = self.forget_records().await {
-            progress.warn(format!(
-                "deleting the records of releases the cluster no longer keeps failed: {}",
-                e.chain()
-            ));
-        }
-    }
-
-    /// Deletes the records of manifests no ReplicaSet runs any more: a release's record
-    /// lives as long as the Deployment keeps its ReplicaSet (`revisionHistoryLimit`).
-    async fn forget_records(&self) -> Result<()> {
-        let kept: Vec<String> = self
-            .replica_sets()
-            .await?
-            .iter()
-            .filter_map(|set| {
-                set.spec
-                    .as_ref()?
-                    .template
-                    .as_ref()?
-                    .metadata
-                    .as_ref()?
-                    .annotations
-                    .as_ref()?
-                    .get(MANIFESTS_ANNOTATION)
-                    .cloned()
-            })
-            .collect();
-        let records = self.records();
-        let selector = format!(
-            "{RECORD_LABEL}={},{ENVIRONMENT_LABEL}={}",
-            self.settings().app,
-            label_value(&self.spec.environment)
-        );
-        let listed = records
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| Error::api("list the records of released manifests", e))?;
-        for record in listed.items {
-            let Some(name) = record.metadata.name.as_deref() else {
-                continue;
-            };
-            if kept.iter().any(|k| k == name) {
-                continue;
-            }
-            match records.delete(name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                // Gone meanwhile: what forgetting wanted.
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(e) => {
-                    return Err(Error::api(format!("delete the record {name}"), e).into());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn records(&self) -> Api<ConfigMap> {
-        Api::namespaced(self.client.clone(), &self.settings().namespace)
-    }
-
-    /// The manifests recorded for `release` when it names a record that still exists,
-    /// with the Secret values read again (`resolve`) or left redacted.
-    async fn recorded(&self, release: &Release, resolve: bool) -> Result<Option<Vec<Manifest>>> {
-        let Some(name) = release
-            .platform_ref
-            .as_deref()
-            .filter(|name| is_record_of(&self.settings().app, name))
-        else {
-            return Ok(None);
-        };
-        let Some(record) =
-            self.records().get_opt(name).await.map_err(|e| {
-                Error::api(format!("read the record {name} of {}", release.version), e)
-            })?
-        else {
-            return Ok(None);
-        };
-        let config = |problem: crate::recorded::RecordProblem| kyb_deploy_core::Error::Config {
-            message: format!("{problem}"),
-        };
-        let manifests = recorded_manifests(name, record.data.as_ref()).map_err(|problem| {
-            kyb_deploy_core::Error::Config {
-                message: format!(
-                    "{problem}; delete it (kubectl delete configmap -n {} {name}) to roll back with today's settings instead",
-                    self.settings().namespace
-                ),
-            }
-        })?;
-        let scope = self.scope();
-        let deployment = manifests.iter().find(|m| m.kind() == "Deployment");
-        if deployment.is_none_or(|d| {
-            d.name() != scope.name || d.object["metadata"]["namespace"] != scope.namespace.as_str()
-        }) {
-            return Err(kyb_deploy_core::Error::Config {
-                message: format!(
-                    "the manifests recorded in {name} are not those of {}: the environment's app or namespace changed since; deploy {} instead of rolling back to it",
-                    self.deployment_name(),
-                    release.version
-                ),
-            });
-        }
-        if !resolve {
-            return Ok(Some(manifests));
-        }
-        Ok(Some(
-            with_secret_values(manifests, &self.secret_values()?).map_err(config)?,
-        ))
-    }
-
-    /// The manifests `release` is applied with: its record's (a release rolled back to),
-    /// else those rendered from today's settings.
-    async fn applied_manifests(&self, release: &Release, resolve: bool) -> Result<Vec<Manifest>> {
-        match self.recorded(release, resolve).await? {
-            Some(manifests) => Ok(manifests),
-            None => self.manifests(release, resolve),
-        }
-    }
-
-    /// Before the first apply without `spec.replicas` (an autoscaler now owns the count):
-    /// when kyb-deploy's field manager still owns the field, another manager of ours takes
-    /// it at its current value first. Otherwise server-side apply would remove the field,
-    /// and the Deployment would drop to one replica until the autoscaler scales it back.
-    async fn hand_replicas_over(&self) -> Result<()> {
-        let Some(deployment) = self.deployment().await? else {
-            return Ok(());
-        };
-        let owned = deployment
-            .metadata
-            .managed_fields
-            .iter()
-            .flatten()
-            .any(|entry| {
-                entry.manager.as_deref() == Some(FIELD_MANAGER)
-                    && entry.operation.as_deref() == Some("Apply")
-                    && entry
-                        .fields_v1
-                        .as_ref()
-                        .is_some_and(|f| f.0["f:spec"].get("f:replicas").is_some())
-            });
-        let Some(replicas) = deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.replicas)
-            .filter(|_| owned)
-        else {
-            return Ok(());
-        };
-        let patch = serde_json::json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": self.settings().app},
-            "spec": {"replicas": replicas},
-        });
-        self.deployments()
-            .patch(
-                &self.settings().app,
-                &PatchParams::apply(REPLICAS_HANDOVER),
-                &Patch::Apply(&patch),
-            )
-            .await
-            .map_err(|e| {
-                Error::api(
-                    format!(
-                        "hand the replica count of {} over to the autoscaler",
-                        self.deployment_name()
-                    ),
-                    e,
-                )
-            })?;
-        Ok(())
-    }
-
     /// Selects what kyb-deploy applied for this service in this environment.
     fn owned(&self) -> String {
         format!(
@@ -433,44 +188,6 @@ impl KubernetesTarget {
         Api::namespaced(self.client.clone(), &self.settings().namespace)
     }
 
-    /// The manifests of `release`, with the secret values read (`resolve`) or not.
-    fn manifests(&self, release: &Release, resolve: bool) -> Result<Vec<Manifest>> {
-        let secrets = if resolve {
-            SecretValues::Resolved(self.secret_values()?)
-        } else {
-            SecretValues::Redacted
-        };
-        self.spec.manifests(release, &secrets)
-    }
-
-    /// The values of the secrets kyb-deploy writes: from this machine's variables and
-    /// files. Each missing one names its key.
-    fn secret_values(&self) -> Result<BTreeMap<String, String>> {
-        let key = format!("environments.{}.kubernetes.secrets", self.spec.environment);
-        let mut values = BTreeMap::new();
-        for (variable, source) in &self.settings().secrets {
-            let value = if let Some(name) = &source.env {
-                std::env::var(name).map_err(|_| kyb_deploy_core::Error::Config {
-                    message: format!(
-                        "{key}.{variable}.env: the variable {name} is not set on this machine; set it, or change the source"
-                    ),
-                })?
-            } else if let Some(file) = &source.file {
-                let path = self.spec.base.join(file);
-                std::fs::read_to_string(&path).map_err(|e| kyb_deploy_core::Error::Config {
-                    message: format!(
-                        "{key}.{variable}.file: cannot read {}: {e}; create it, or change the source",
-                        path.display()
-                    ),
-                })?
-            } else {
-                continue;
-            };
-            values.insert(variable.clone(), value);
-        }
-        Ok(values)
-    }
-
     async fn deployment(&self) -> Result<Option<Deployment>> {
         self.deployments()
             .get_opt(&self.settings().app)
@@ -488,64 +205,6 @@ impl KubernetesTarget {
             )
         })?;
         Ok(list.items)
-    }
-
-    /// Applies the manifests of `release` (its recorded ones when it has them, else those of
-    /// today's settings, recorded first) and returns the handle of its rollout, whose
-    /// release names the record.
-    async fn roll_out(&self, release: &Release) -> Result<DeployHandle> {
-        let (manifests, record) = match self.recorded(release, true).await? {
-            Some(manifests) => (manifests, None),
-            None => {
-                let manifests = self.manifests(release, true)?;
-                let record = record_of(
-                    &manifests,
-                    &self.spec.environment,
-                    &self.settings().app,
-                    release.version.as_str(),
-                );
-                (manifests, record)
-            }
-        };
-        let mode = ApplyMode {
-            dry_run: false,
-            force: self.settings().force_conflicts,
-        };
-        if manifests
-            .iter()
-            .any(|m| m.kind() == "HorizontalPodAutoscaler")
-        {
-            self.hand_replicas_over().await?;
-        }
-        // The record right after the Namespace, before anything in it changes: a release
-        // in service always has its record.
-        let mut sequence: Vec<&Manifest> = manifests.iter().collect();
-        if let Some(record) = &record {
-            let at = sequence
-                .iter()
-                .position(|m| m.kind() != "Namespace")
-                .unwrap_or(sequence.len());
-            sequence.insert(at, record);
-        }
-        let mut applied = Vec::with_capacity(sequence.len());
-        for manifest in sequence.iter().copied() {
-            match apply(&self.client, manifest, mode).await {
-                Ok(one) => applied.push(one),
-                Err(e) => {
-                    return Err(self.apply_failed(release, &applied, sequence.len(), manifest, e));
-                }
-            }
-        }
-        let generation = applied
-            .iter()
-            .find(|o| o["kind"] == "Deployment")
-            .and_then(|d| d["metadata"]["generation"].as_i64())
-            .unwrap_or(0);
-        let release = Release {
-            platform_ref: record_name(&manifests).map(str::to_owned),
-            ..release.clone()
-        };
-        Ok(handle(&release, generation))
     }
 
     /// Where the Service answers when the cluster publishes it (a load balancer, or the
