@@ -359,5 +359,48 @@ async fn the_sample_service_is_deployed_to_kubernetes_and_a_broken_release_rolle
         "{body}"
     );
 
+    // A rollback on request applies v1's recorded manifests: kubectl sees v1's pod
+    // template (the one its record names) rolled out, and v1 answers.
+    let v1_template = kubectl(
+        dir,
+        &[
+            "get",
+            "replicasets",
+            "-n",
+            namespace,
+            "-l",
+            "app.kubernetes.io/version=v1",
+            "-o",
+            "jsonpath={.items[0].spec.template.metadata.annotations.kyb-deploy\\.io/manifests}",
+        ],
+    );
+    assert!(
+        v1_template.starts_with("kyb-api-manifests-"),
+        "{v1_template}"
+    );
+    let rollback = kyb_deploy(&project, &["rollback", "-e", "k8s", "--to", "v1", "-y"]).await;
+    assert_eq!(rollback.code, 0, "{rollback:?}");
+    assert_eq!(template_version(), Some(Value::from("v1")));
+    rolled_out(dir, namespace);
+    let live = kubectl(
+        dir,
+        &[
+            "get",
+            "deployment",
+            "kyb-api",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.spec.template.metadata.annotations.kyb-deploy\\.io/manifests}",
+        ],
+    );
+    assert_eq!(live, v1_template);
+    let (status, body) = get_json(&format!("{url}/status")).await;
+    assert_eq!(
+        (status, &body["version"]),
+        (200, &Value::from("v1")),
+        "{body}"
+    );
+
     sim.shutdown().await.unwrap();
 }
