@@ -142,6 +142,11 @@ pub(crate) struct DeployArgs {
     /// Image build argument, added to (or replacing one of) image.build_args; repeatable
     #[arg(long = "build-arg", value_name = "KEY=VALUE", value_parser = parse_build_arg)]
     pub(crate) build_args: Vec<(String, String)>,
+
+    /// While another run holds the environment's lock, wait for it up to DURATION (like 10m)
+    /// instead of stopping at once (exit 3, naming the holder)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) wait_for_lock: Option<Duration>,
 }
 
 /// Parses `KEY=VALUE`.

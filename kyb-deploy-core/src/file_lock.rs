@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::deploy_lock::{DeployLock, LockGuard};
 use crate::error::{Error, Result};
-use crate::record::current_actor;
+use crate::record::{ci_run_url, current_actor, current_host};
 
 /// The default [`DeployLock`]: an exclusive lock on `<dir>/<environment>.lock`. The operating
 /// system releases it when the process dies, so a killed run never leaves a stale lock.
@@ -58,10 +58,12 @@ impl DeployLock for FileDeployLock {
             Err(std::fs::TryLockError::Error(e)) => return Err(io("lock")(e)),
         }
         let holder = format!(
-            "pid {} by {} since {}",
+            "pid {} on {} by {} since {}{}",
             std::process::id(),
+            current_host(),
             current_actor(),
-            time::OffsetDateTime::now_utc()
+            time::OffsetDateTime::now_utc(),
+            ci_run_url().map_or_else(String::new, |url| format!(", CI run {url}"))
         );
         // The holder text is informational; failing to write it must not fail the run.
         let _ = file
@@ -84,7 +86,7 @@ mod tests {
         let err = lock.acquire("staging").await.unwrap_err().to_string();
         assert!(err.contains("staging is locked"), "{err}");
         assert!(
-            err.contains(&format!("pid {}", std::process::id())),
+            err.contains(&format!("pid {} on {}", std::process::id(), current_host())),
             "{err}"
         );
         lock.acquire("production").await.unwrap();

@@ -252,6 +252,9 @@ pub struct DeployRequest {
     pub dry_run: bool,
     /// The user confirmed (for environments with `guards.confirm`).
     pub confirmed: bool,
+    /// How long to wait for the environment's lock while another run holds it (zero:
+    /// fail at once, naming the holder).
+    pub wait_for_lock: std::time::Duration,
 }
 
 impl DeployRequest {
@@ -270,6 +273,7 @@ impl DeployRequest {
             skip_tests: false,
             dry_run: false,
             confirmed: false,
+            wait_for_lock: std::time::Duration::ZERO,
         }
     }
 }

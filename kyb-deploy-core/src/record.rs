@@ -543,6 +543,28 @@ pub(crate) fn current_actor() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// The name of this machine: the kernel's host name, else `HOSTNAME`, else `unknown host`.
+pub(crate) fn current_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown host".to_owned())
+}
+
+/// The CI run this process belongs to, as a link: GitHub Actions'
+/// `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID`.
+pub(crate) fn ci_run_url() -> Option<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    Some(format!(
+        "{}/{}/actions/runs/{}",
+        var("GITHUB_SERVER_URL")?,
+        var("GITHUB_REPOSITORY")?,
+        var("GITHUB_RUN_ID")?
+    ))
+}
+
 /// A new run id: UTC time to the millisecond plus random hex, so ids sort by start time.
 pub(crate) fn new_run_id(now: OffsetDateTime) -> String {
     let suffix: u32 = rand::random();

@@ -13,6 +13,9 @@ pub enum Stage {
     Preflight,
     /// Resolves the version and applies the environment's guards.
     Version,
+    /// Takes the environment's deployment lock (before any work a concurrent run would
+    /// waste or race: tests, build, push).
+    Lock,
     /// Runs the configured test commands.
     Tests,
     /// Builds the image.
@@ -21,8 +24,6 @@ pub enum Stage {
     Scan,
     /// Pushes the image.
     Push,
-    /// Takes the environment's deployment lock.
-    Lock,
     /// Computes what would change (dry-run).
     Plan,
     /// Writes the in-progress record.

@@ -54,6 +54,7 @@ pub(crate) async fn run(
     request.skip_tests = args.skip_tests;
     request.dry_run = args.dry_run;
     request.confirmed = confirmed;
+    request.wait_for_lock = args.wait_for_lock.unwrap_or_default();
 
     let report = pipeline
         .deploy(&request, &RunControl::new(ctx.cancel.clone()))

@@ -18,6 +18,8 @@ pub(crate) async fn run(
         yes: false,
         timeout: args.timeout,
         build_args: Vec::new(),
+        // A plan takes no lock.
+        wait_for_lock: None,
     };
     super::deploy::run(deploy, global, ctx).await
 }

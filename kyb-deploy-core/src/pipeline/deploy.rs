@@ -36,10 +36,6 @@ impl Pipeline {
         if request.dry_run {
             return self.plan_stage(env, release, run).await;
         }
-        // Lock the environment for the rest of the run.
-        if let Err(outcome) = self.lock_stage(env, run).await {
-            return outcome;
-        }
         let handle = match self.start_rollout(request, release, run).await {
             Ok(handle) => handle,
             Err(outcome) => return outcome,
@@ -48,8 +44,9 @@ impl Pipeline {
     }
 
     /// Everything before the environment is touched: preflight, the version and its
-    /// guards, the tests, and the image (built, scanned and pushed, or prebuilt). The
-    /// release to deploy, or the outcome of a run that stopped here.
+    /// guards, the environment's lock (not for a dry run), the tests, and the image (built,
+    /// scanned and pushed, or prebuilt). The release to deploy, or the outcome of a run that
+    /// stopped here.
     async fn prepare(
         &self,
         request: &DeployRequest,
@@ -93,6 +90,12 @@ impl Pipeline {
             return Err(before(Stage::Version, reason));
         }
         run.stages.succeed(started);
+
+        // The environment is this run's from here to its end: a run that cannot have it
+        // stops before its tests, build and push.
+        if !request.dry_run {
+            self.lock_stage(env, run, request.wait_for_lock).await?;
+        }
 
         // Tests.
         self.run_tests(request, run).await?;

@@ -333,7 +333,7 @@ impl Pipeline {
         if request.dry_run {
             return self.plan_stage(env, release, run).await;
         }
-        if let Err(outcome) = self.lock_stage(env, run).await {
+        if let Err(outcome) = self.lock_stage(env, run, std::time::Duration::ZERO).await {
             return outcome;
         }
         if let Err(outcome) = self.record_rollback(env, &release, run).await {

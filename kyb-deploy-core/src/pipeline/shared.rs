@@ -3,9 +3,12 @@
 //! `cancelled` and `timed_out` outcomes in both; only a plain failure is "failed before
 //! anything was deployed".
 
+use std::time::Duration;
+
 use super::Pipeline;
 use super::run::Run;
 use crate::config::Environment;
+use crate::error::Error;
 use crate::outcome::Outcome;
 use crate::release::Release;
 use crate::stage::Stage;
@@ -55,17 +58,43 @@ impl Pipeline {
         }
     }
 
-    /// Takes the environment's lock for the rest of the run (held in `state` until the
-    /// final record is written).
+    /// Takes the environment's lock for the rest of the run (held in `run` until the
+    /// record is final). While another run holds it, tries again every second for up to
+    /// `wait` (saying once whom it waits for), then fails naming the holder.
     pub(super) async fn lock_stage(
         &self,
         env: &Environment,
         run: &mut Run<'_>,
+        wait: Duration,
     ) -> Result<(), Outcome> {
         let started = run.stages.begin(Stage::Lock);
+        let until = tokio::time::Instant::now() + wait;
+        let acquire = async {
+            let mut said = false;
+            loop {
+                match self.lock.acquire(&env.name).await {
+                    Err(Error::Locked { holder, .. }) if tokio::time::Instant::now() < until => {
+                        if !said {
+                            self.events.progress(
+                                Stage::Lock,
+                                format!(
+                                    "{} is locked by another deployment ({holder}); waiting up to {}",
+                                    env.name,
+                                    humantime::format_duration(wait)
+                                ),
+                            );
+                            said = true;
+                        }
+                        let left = until.saturating_duration_since(tokio::time::Instant::now());
+                        tokio::time::sleep(LOCK_RETRY.min(left)).await;
+                    }
+                    other => return other,
+                }
+            }
+        };
         match run
             .control
-            .run(env.settings.timeouts.deploy, self.lock.acquire(&env.name))
+            .run(env.settings.timeouts.deploy + wait, acquire)
             .await
         {
             Ok(guard) => {
@@ -80,3 +109,6 @@ impl Pipeline {
         }
     }
 }
+
+/// How often a run waiting for the lock tries again.
+const LOCK_RETRY: Duration = Duration::from_secs(1);

@@ -82,7 +82,7 @@ async fn success_deploys_verifies_records_and_notifies() {
     assert_eq!(
         finished,
         [
-            Preflight, Version, Tests, Build, Scan, Push, Lock, Record, Deploy, Wait, Verify, Soak,
+            Preflight, Version, Lock, Tests, Build, Scan, Push, Record, Deploy, Wait, Verify, Soak,
             Finalize
         ]
     );
@@ -869,4 +869,74 @@ async fn a_first_candidate_that_fails_is_removed_and_reported() {
         ]
     );
     assert!(h.target.current().is_none());
+}
+
+#[tokio::test]
+async fn a_run_without_the_lock_tests_builds_and_pushes_nothing_unless_it_waits_for_it() {
+    let h = Harness::new(
+        FakeTarget::new(),
+        ScriptedProbe::new(),
+        InMemoryRecordStore::new(),
+    );
+    let registry = Arc::new(FakeRegistry::new());
+    let builder = Arc::new(FakeImageBuilder::new());
+    let pipeline = h.pipeline("v1").with_image_pipeline(
+        builder.clone(),
+        Some(Arc::new(FakeScanner::clean())),
+        Some(registry.clone()),
+    );
+    let mut req = request("");
+    req.tests = suites();
+    let guard = kyb_deploy_core::DeployLock::acquire(h.lock.as_ref(), "staging")
+        .await
+        .unwrap();
+    let report = pipeline
+        .deploy(&req, &RunControl::new(CancellationToken::new()))
+        .await;
+    assert!(
+        matches!(&report.outcome, Outcome::FailedBeforeDeploy { stage: Stage::Lock, reason } if reason.contains("locked")),
+        "{:?}",
+        report.outcome
+    );
+    assert!(h.tests.ran().is_empty());
+    assert!(builder.requests().is_empty());
+    assert!(registry.pushed().is_empty());
+    assert!(h.target.mutating_calls().is_empty());
+
+    // Waiting: the holder lets go after a moment, and the run goes on.
+    req.wait_for_lock = std::time::Duration::from_secs(30);
+    let released = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        drop(guard);
+    });
+    let report = pipeline
+        .deploy(&req, &RunControl::new(CancellationToken::new()))
+        .await;
+    released.await.unwrap();
+    assert!(report.outcome.is_success(), "{:?}", report.outcome);
+    assert_eq!(builder.requests().len(), 1);
+    assert_eq!(registry.pushed().len(), 1);
+    let stages: Vec<Stage> = report.stages.iter().map(|s| s.stage).collect();
+    let at = |stage| stages.iter().position(|s| *s == stage).unwrap();
+    assert!(at(Stage::Lock) < at(Stage::Tests) && at(Stage::Lock) < at(Stage::Build));
+
+    // A short wait ends with the holder named.
+    let _held = kyb_deploy_core::DeployLock::acquire(h.lock.as_ref(), "staging")
+        .await
+        .unwrap();
+    req.wait_for_lock = std::time::Duration::from_millis(1200);
+    let report = pipeline
+        .deploy(&req, &RunControl::new(CancellationToken::new()))
+        .await;
+    assert!(
+        matches!(
+            &report.outcome,
+            Outcome::FailedBeforeDeploy {
+                stage: Stage::Lock,
+                ..
+            }
+        ),
+        "{:?}",
+        report.outcome
+    );
 }
