@@ -150,6 +150,28 @@ impl FakeTarget {
         self
     }
 
+    /// Starts with `releases` deployed before, newest first: the first runs, and the
+    /// platform lists them all ([`Target::history`]), as a service deployed from another
+    /// runner does.
+    pub fn with_history(self, releases: impl IntoIterator<Item = Release>) -> Self {
+        {
+            let mut state = self.lock();
+            state.history = releases
+                .into_iter()
+                .map(|release| Revision {
+                    release,
+                    deployed_at: Some(OffsetDateTime::now_utc()),
+                    active: false,
+                })
+                .collect();
+            if let Some(first) = state.history.first_mut() {
+                first.active = true;
+                state.current = Some(first.release.clone());
+            }
+        }
+        self
+    }
+
     /// Reports `endpoint` as where the service answers.
     pub fn with_endpoint(mut self, endpoint: Url) -> Self {
         self.endpoint = Some(endpoint);

@@ -1,6 +1,6 @@
 //! Rolling back: automatically after a failed deployment, and on request.
 
-use super::known_good::{known_good, requested_release};
+use super::known_good::{KnownGood, known_good, platform_known_good, requested_release};
 use super::run::Run;
 use super::stage::{RunControl, StageError};
 use super::{Pipeline, RollbackRequest, RunReport};
@@ -150,14 +150,20 @@ impl Pipeline {
                 self.events.progress(Stage::Rollback, choice.why);
                 choice.release
             }
-            Ok(None) => {
-                let reason = format!(
-                    "no known-good release of {} in the ledger to roll back to; roll back by hand with `kyb-deploy rollback --to VERSION`",
-                    env.name
-                );
-                run.stages.skip(Stage::Rollback, &reason);
-                return Err(reason);
-            }
+            Ok(None) => match self.platform_known_good(env, failed.as_ref(), run).await {
+                Some(choice) => {
+                    self.events.progress(Stage::Rollback, choice.why);
+                    choice.release
+                }
+                None => {
+                    let reason = format!(
+                        "no known-good release of {} in the ledger or on the platform to roll back to; roll back by hand with `kyb-deploy rollback -e {} --to VERSION` (`kyb-deploy history -e {}` lists what there is)",
+                        env.name, env.name, env.name
+                    );
+                    run.stages.skip(Stage::Rollback, &reason);
+                    return Err(reason);
+                }
+            },
             Err(e) => {
                 let reason = format!("reading the ledger failed: {}", e.chain());
                 run.stages.skip(Stage::Rollback, &reason);
@@ -165,6 +171,37 @@ impl Pipeline {
             }
         };
         self.roll_to(env, &release, run).await
+    }
+
+    /// [`platform_known_good`]: the platform's history is read only when what served
+    /// before this run does not do; a failure to read it is a warning, and no choice.
+    async fn platform_known_good(
+        &self,
+        env: &Environment,
+        failed: Option<&Release>,
+        run: &mut Run<'_>,
+    ) -> Option<KnownGood> {
+        let previous = run.report.previous.clone();
+        if let Some(choice) = platform_known_good(&env.name, previous.as_ref(), &[], failed) {
+            return Some(choice);
+        }
+        let control = RunControl::uncancellable(env.settings.timeouts.rollback);
+        match control
+            .run(env.settings.timeouts.rollback, self.target.history())
+            .await
+        {
+            Ok(history) => platform_known_good(&env.name, None, &history, failed),
+            Err(e) => {
+                run.warn(
+                    Stage::Rollback,
+                    format!(
+                        "reading the platform's revisions for a release to go back to failed: {}",
+                        e.message()
+                    ),
+                );
+                None
+            }
+        }
     }
 
     /// Rolls back to `release`, waits for it and verifies it, within the environment's
@@ -353,7 +390,8 @@ impl Pipeline {
     }
 
     /// The release a rollback on request goes to, from the ledger (`request.to`, else the
-    /// last known-good release other than the one running), once the environment's
+    /// last known-good release other than the one running; a `request.to` the ledger does
+    /// not know, from the platform's revisions), once the environment's
     /// confirmation guard is met. Records what runs now as the run's previous release.
     async fn choose_release(
         &self,
@@ -388,13 +426,43 @@ impl Pipeline {
         )
         .await
         {
-            Ok(r) => r,
+            Ok(record) => Ok((
+                record.release.clone().expect("filtered on release"),
+                format!("run {}", record.id),
+            )),
+            Err(reason) => match &request.to {
+                // A version the ledger does not know may still be on the platform (deployed
+                // from another runner, or before the ledger was kept).
+                Some(version) => match run
+                    .control
+                    .run(env.settings.timeouts.deploy, self.target.history())
+                    .await
+                {
+                    Ok(history) => history
+                        .into_iter()
+                        .find(|r| &r.release.version == version)
+                        .map(|r| (r.release, "the platform's revisions".to_owned()))
+                        .ok_or_else(|| {
+                            format!(
+                                "{version} was never deployed to {} according to the ledger or the platform; `kyb-deploy history -e {}` lists what was",
+                                env.name, env.name
+                            )
+                        }),
+                    Err(e) => Err(format!(
+                        "{reason}; reading the platform's revisions failed too: {}",
+                        e.message()
+                    )),
+                },
+                None => Err(reason),
+            },
+        };
+        let (release, source) = match chosen {
+            Ok(chosen) => chosen,
             Err(reason) => {
                 run.stages.fail(started, &reason);
                 return Err(before(Stage::Version, reason));
             }
         };
-        let release = chosen.release.clone().expect("filtered on release");
         run.report.release = Some(release.clone());
         if env.settings.guards.confirm && !request.confirmed && !request.dry_run {
             let reason = format!(
@@ -406,7 +474,7 @@ impl Pipeline {
         }
         self.events.progress(
             Stage::Version,
-            format!("rolling back to {} from run {}", release.version, chosen.id),
+            format!("rolling back to {} from {source}", release.version),
         );
         run.stages.succeed(started);
         Ok(release)

@@ -940,3 +940,68 @@ async fn a_run_without_the_lock_tests_builds_and_pushes_nothing_unless_it_waits_
         report.outcome
     );
 }
+
+/// A fresh runner: the ledger is empty, the platform runs v2 and lists v1 before it.
+#[tokio::test]
+async fn a_fresh_runner_rolls_back_to_what_the_platform_ran_and_finds_its_versions() {
+    let h = Harness::new(
+        FakeTarget::new().with_history([release("v2"), release("v1")]),
+        ScriptedProbe::new().fail_version("v3", "readiness", "GET /ready answered 503"),
+        InMemoryRecordStore::new(),
+    );
+    let report = h.deploy("v3", request("")).await;
+    match &report.outcome {
+        Outcome::RolledBack { to, .. } => assert_eq!(to.version, version("v2")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.target.current().unwrap().version, version("v2"));
+
+    // A version only the platform knows can be rolled back to by name.
+    let request = RollbackRequest {
+        environment: environment(""),
+        project: Default::default(),
+        to: Some(version("v1")),
+        project_dir: ".".into(),
+        confirmed: false,
+        dry_run: false,
+    };
+    let control = RunControl::new(CancellationToken::new());
+    let report = h.pipeline("unused").rollback(&request, &control).await;
+    assert!(report.outcome.is_success(), "{:?}", report.outcome);
+    assert_eq!(h.target.current().unwrap().version, version("v1"));
+    let report = h
+        .pipeline("unused")
+        .rollback(
+            &RollbackRequest {
+                to: Some(version("v9")),
+                ..request
+            },
+            &control,
+        )
+        .await;
+    assert!(
+        matches!(&report.outcome, Outcome::FailedBeforeDeploy { reason, .. } if reason.contains("never deployed to staging according to the ledger or the platform")),
+        "{:?}",
+        report.outcome
+    );
+}
+
+/// A first deploy that fails has nothing to go back to, and says what to do.
+#[tokio::test]
+async fn a_first_deploy_that_fails_names_a_command_that_works() {
+    let h = Harness::new(
+        FakeTarget::new(),
+        ScriptedProbe::new().fail_version("v1", "readiness", "GET /ready answered 503"),
+        InMemoryRecordStore::new(),
+    );
+    let report = h.deploy("v1", request("")).await;
+    match &report.outcome {
+        Outcome::RollbackFailed { rollback_error, .. } => assert!(
+            rollback_error
+                .contains("no known-good release of staging in the ledger or on the platform")
+                && rollback_error.contains("`kyb-deploy rollback -e staging --to VERSION`"),
+            "{rollback_error}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
