@@ -209,15 +209,21 @@ fn fill(template: &str, resolved: &ResolvedVersion, environment: &str) -> String
 }
 
 /// The tags of a build from the configured templates (see [`fill`]); templates using
-/// `{commit}` are skipped when the commit is unknown. The version comes first; duplicates
-/// are dropped.
+/// `{commit}` are skipped when the commit is unknown, and name `<commit>-dirty` when the
+/// working tree had uncommitted changes (the image is not that commit's). The version comes
+/// first; duplicates are dropped.
 fn image_tags(templates: &[String], resolved: &ResolvedVersion, environment: &str) -> Vec<String> {
     let mut tags = vec![resolved.version.to_string()];
     for template in templates {
         if template.contains("{commit}") && resolved.commit.is_none() {
             continue;
         }
-        let tag = fill(template, resolved, environment);
+        let template = if resolved.dirty {
+            template.replace("{commit}", "{commit}-dirty")
+        } else {
+            template.clone()
+        };
+        let tag = fill(&template, resolved, environment);
         if !tags.contains(&tag) {
             tags.push(tag);
         }
@@ -246,6 +252,16 @@ mod tests {
             [
                 "v1.2.3",
                 "0123456789abcdef0123456789abcdef01234567",
+                "staging-latest"
+            ]
+        );
+        // A build from a dirty tree is not that commit's image.
+        resolved.dirty = true;
+        assert_eq!(
+            image_tags(&templates, &resolved, "staging"),
+            [
+                "v1.2.3",
+                "0123456789abcdef0123456789abcdef01234567-dirty",
                 "staging-latest"
             ]
         );
