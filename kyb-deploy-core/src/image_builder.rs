@@ -54,4 +54,9 @@ pub trait ImageBuilder: Send + Sync {
         progress: &StageProgress,
         cancel: &CancellationToken,
     ) -> Result<BuiltImage>;
+
+    /// Tags the built `image` locally with `tags` of its repository: the mutable tags
+    /// (`{environment}-latest`) of an image that is not pushed, moved once the release is
+    /// verified.
+    async fn tag(&self, image: &BuiltImage, tags: &[String]) -> Result<()>;
 }

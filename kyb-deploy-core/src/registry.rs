@@ -37,4 +37,13 @@ pub trait Registry: Send + Sync {
         progress: &StageProgress,
         cancel: &CancellationToken,
     ) -> Result<PushedImage>;
+
+    /// Points `tags` of the pushed image's repository at its digest: the mutable tags
+    /// (`{environment}-latest`), moved once the release is verified.
+    async fn move_tags(
+        &self,
+        image: &PushedImage,
+        tags: &[String],
+        progress: &StageProgress,
+    ) -> Result<()>;
 }

@@ -42,6 +42,8 @@ pub enum Stage {
     /// Moves a release verified beside the old one into service (targets that verify
     /// before cutting over).
     Promote,
+    /// Moves the image's mutable tags (`{environment}-latest`) to the verified release.
+    Tag,
     /// Rolls back to the last known-good release.
     Rollback,
     /// Finalizes the record.
@@ -69,6 +71,7 @@ impl Stage {
             Self::Verify => "verify",
             Self::Soak => "soak",
             Self::Promote => "promote",
+            Self::Tag => "tag",
             Self::Rollback => "rollback",
             Self::Finalize => "finalize",
             Self::Notify => "notify",

@@ -368,6 +368,26 @@ impl ImageBuilder for DockerImageBuilder {
             built = self.build_all(request, progress) => built,
         }
     }
+
+    async fn tag(&self, image: &BuiltImage, tags: &[String]) -> Result<()> {
+        for tag in tags {
+            let options = TagImageOptions {
+                repo: Some(image.repository.clone()),
+                tag: Some(tag.clone()),
+            };
+            self.engine
+                .client()
+                .tag_image(&image.id, Some(options))
+                .await
+                .map_err(|e| {
+                    build_error(format!(
+                        "failed to tag {} as {}:{tag}: {e}",
+                        image.id, image.repository
+                    ))
+                })?;
+        }
+        Ok(())
+    }
 }
 
 /// A build error carrying what the engine said: engine messages and build output may quote

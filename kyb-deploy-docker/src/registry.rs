@@ -146,6 +146,60 @@ impl Registry for DockerRegistry {
             pushed = self.push_all(image, progress) => pushed,
         }
     }
+
+    /// Copies the image's manifest (or index) under each tag over the registry API: no
+    /// local image is needed, and every platform of an index moves together.
+    async fn move_tags(
+        &self,
+        image: &PushedImage,
+        tags: &[String],
+        progress: &StageProgress,
+    ) -> Result<()> {
+        let (repository, _) = image
+            .reference
+            .split_once('@')
+            .unwrap_or((image.reference.as_str(), ""));
+        let name = ImageName::parse(repository);
+        let credentials = self.credentials.resolve(&name.registry).await?;
+        let session = Session {
+            engine: &self.engine,
+            repository,
+            name: &name,
+            credentials: credentials.as_ref(),
+            progress,
+        };
+        let api = RegistryApi::new(&name, credentials.as_ref());
+        let manifest = format!("manifests/{}", image.digest);
+        let answer = api
+            .send(Method::GET, &manifest, &[("Accept", MANIFEST_TYPES)], None)
+            .await?;
+        session.expect(&answer, &format!("GET {manifest}"))?;
+        let media_type = answer
+            .header("content-type")
+            .map(|t| t.split(';').next().unwrap_or(t).trim().to_owned())
+            .ok_or_else(|| session.error(format!("manifest {} has no media type", image.digest)))?;
+        for tag in tags {
+            let put = api
+                .send(
+                    Method::PUT,
+                    &format!("manifests/{tag}"),
+                    &[("Content-Type", media_type.as_str())],
+                    Some(&answer.body),
+                )
+                .await?;
+            session.expect(&put, &format!("PUT manifests/{tag}"))?;
+            match put.header("docker-content-digest") {
+                Some(theirs) if theirs != image.digest => {
+                    return Err(session.error(format!(
+                        "the registry stored tag {tag} as {theirs}, not {}",
+                        image.digest
+                    )));
+                }
+                _ => progress.progress(format!("{repository}:{tag} -> {}", image.digest)),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A repository reference split into registry host and repository path.

@@ -1,6 +1,7 @@
 //! Fakes of the remaining seams: version source, test runner, image builder, scanner,
 //! registry and notifier.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -94,6 +95,7 @@ impl TestRunner for FakeTestRunner {
 pub struct FakeImageBuilder {
     failure: Option<String>,
     requests: Arc<Mutex<Vec<BuildRequest>>>,
+    tags: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl FakeImageBuilder {
@@ -113,6 +115,11 @@ impl FakeImageBuilder {
     /// Build requests so far.
     pub fn requests(&self) -> Vec<BuildRequest> {
         lock(&self.requests).clone()
+    }
+
+    /// The image id each local tag (`repo:tag`) names after [`ImageBuilder::tag`] moved it.
+    pub fn local_tags(&self) -> BTreeMap<String, String> {
+        lock(&self.tags).clone()
     }
 }
 
@@ -138,6 +145,14 @@ impl ImageBuilder for FakeImageBuilder {
             tags: request.tags.clone(),
             platforms: Vec::new(),
         })
+    }
+
+    async fn tag(&self, image: &BuiltImage, tags: &[String]) -> Result<()> {
+        let mut local = lock(&self.tags);
+        for tag in tags {
+            local.insert(format!("{}:{tag}", image.repository), image.id.clone());
+        }
+        Ok(())
     }
 }
 
@@ -184,6 +199,7 @@ impl Scanner for FakeScanner {
 #[derive(Clone, Debug, Default)]
 pub struct FakeRegistry {
     pushed: Arc<Mutex<Vec<PushedImage>>>,
+    moved: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl FakeRegistry {
@@ -195,6 +211,11 @@ impl FakeRegistry {
     /// Images pushed so far.
     pub fn pushed(&self) -> Vec<PushedImage> {
         lock(&self.pushed).clone()
+    }
+
+    /// The digest each tag (`repo:tag`) names after [`Registry::move_tags`] moved it.
+    pub fn moved_tags(&self) -> BTreeMap<String, String> {
+        lock(&self.moved).clone()
     }
 }
 
@@ -214,6 +235,23 @@ impl Registry for FakeRegistry {
         };
         lock(&self.pushed).push(pushed.clone());
         Ok(pushed)
+    }
+
+    async fn move_tags(
+        &self,
+        image: &PushedImage,
+        tags: &[String],
+        _progress: &StageProgress,
+    ) -> Result<()> {
+        let repository = image
+            .reference
+            .split_once('@')
+            .map_or(image.reference.as_str(), |(repository, _)| repository);
+        let mut moved = lock(&self.moved);
+        for tag in tags {
+            moved.insert(format!("{repository}:{tag}"), image.digest.clone());
+        }
+        Ok(())
     }
 }
 

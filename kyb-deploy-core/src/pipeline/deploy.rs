@@ -291,6 +291,7 @@ impl Pipeline {
                     }
                     run.stages.succeed(started);
                 }
+                self.move_mutable_tags(env, run).await;
                 Outcome::Succeeded {
                     release: handle.release.clone(),
                     dry_run: false,

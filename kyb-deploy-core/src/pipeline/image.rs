@@ -7,8 +7,11 @@ use time::OffsetDateTime;
 use super::run::Run;
 use super::stage::StageError;
 use super::{DeployRequest, Pipeline};
+use crate::config::Environment;
+use crate::image::BuiltImage;
 use crate::image_builder::BuildRequest;
 use crate::outcome::Outcome;
+use crate::registry::PushedImage;
 use crate::stage::Stage;
 use crate::test_runner::TestSuite;
 use crate::version_source::ResolvedVersion;
@@ -36,6 +39,10 @@ impl Pipeline {
             return Ok(request.prebuilt_image.clone().unwrap_or(default_ref));
         };
         let timeouts = &request.environment.settings.timeouts;
+        // Tags naming this build are pushed with it; the others (`{environment}-latest`)
+        // move only once the release is verified.
+        let (immutable, mutable) =
+            image_tags(&request.image.tags, resolved, &request.environment.name);
 
         let build = BuildRequest {
             repository: repository.clone(),
@@ -50,7 +57,7 @@ impl Pipeline {
                 .map(|(k, v)| (k.clone(), fill(v, resolved, &request.environment.name)))
                 .collect(),
             target: request.image.target.clone(),
-            tags: image_tags(&request.image.tags, resolved, &request.environment.name),
+            tags: immutable,
             labels: oci_labels(request, resolved),
             platforms: request.image.platforms.clone(),
         };
@@ -151,6 +158,11 @@ impl Pipeline {
                 Stage::Push,
                 "no registry configured; deploying the local image",
             );
+            run.mutable_tags = (!mutable.is_empty()).then_some(MutableTags {
+                built,
+                pushed: None,
+                tags: mutable,
+            });
             return Ok(default_ref);
         };
         let started = run.stages.begin(Stage::Push);
@@ -165,7 +177,13 @@ impl Pipeline {
         {
             Ok(pushed) => {
                 run.stages.succeed(started);
-                Ok(pushed.reference)
+                let reference = pushed.reference.clone();
+                run.mutable_tags = (!mutable.is_empty()).then_some(MutableTags {
+                    built,
+                    pushed: Some(pushed),
+                    tags: mutable,
+                });
+                Ok(reference)
             }
             Err(e) => {
                 run.stages.fail(started, e.message());
@@ -208,12 +226,19 @@ fn fill(template: &str, resolved: &ResolvedVersion, environment: &str) -> String
         .replace("{environment}", environment)
 }
 
-/// The tags of a build from the configured templates (see [`fill`]); templates using
-/// `{commit}` are skipped when the commit is unknown, and name `<commit>-dirty` when the
-/// working tree had uncommitted changes (the image is not that commit's). The version comes
-/// first; duplicates are dropped.
-fn image_tags(templates: &[String], resolved: &ResolvedVersion, environment: &str) -> Vec<String> {
+/// The tags of a build from the configured templates (see [`fill`]), split into those that
+/// name this build (templates with `{version}` or `{commit}`: pushed with it) and the
+/// mutable ones (like `{environment}-latest`: moved once the release is verified). Templates
+/// using `{commit}` are skipped when the commit is unknown, and name `<commit>-dirty` when
+/// the working tree had uncommitted changes (the image is not that commit's). The version
+/// comes first; duplicates are dropped.
+fn image_tags(
+    templates: &[String],
+    resolved: &ResolvedVersion,
+    environment: &str,
+) -> (Vec<String>, Vec<String>) {
     let mut tags = vec![resolved.version.to_string()];
+    let mut mutable = Vec::new();
     for template in templates {
         if template.contains("{commit}") && resolved.commit.is_none() {
             continue;
@@ -224,11 +249,69 @@ fn image_tags(templates: &[String], resolved: &ResolvedVersion, environment: &st
             template.clone()
         };
         let tag = fill(&template, resolved, environment);
-        if !tags.contains(&tag) {
-            tags.push(tag);
+        let names_the_build = template.contains("{version}") || template.contains("{commit}");
+        let list = if names_the_build {
+            &mut tags
+        } else {
+            &mut mutable
+        };
+        if !list.contains(&tag) {
+            list.push(tag);
         }
     }
-    tags
+    mutable.retain(|tag| !tags.contains(tag));
+    (tags, mutable)
+}
+
+/// The mutable tags of a run's image, moved once the release is verified: the built image
+/// and, when it was pushed, where.
+pub(super) struct MutableTags {
+    built: BuiltImage,
+    pushed: Option<PushedImage>,
+    tags: Vec<String>,
+}
+
+impl Pipeline {
+    /// Points the run's mutable tags at its verified image: in the registry when it was
+    /// pushed, else on the engine. A failure is a warning naming the tags: the release is
+    /// verified and serving either way.
+    pub(super) async fn move_mutable_tags(&self, env: &Environment, run: &mut Run<'_>) {
+        let Some(MutableTags {
+            built,
+            pushed,
+            tags,
+        }) = run.mutable_tags.take()
+        else {
+            return;
+        };
+        let started = run.stages.begin(Stage::Tag);
+        let progress = self.events.for_stage(Stage::Tag);
+        let limit = env.settings.timeouts.push;
+        let moved = match (&pushed, &self.registry, &self.builder) {
+            (Some(pushed), Some(registry), _) => {
+                run.control
+                    .run(limit, registry.move_tags(pushed, &tags, &progress))
+                    .await
+            }
+            (None, _, Some(builder)) => run.control.run(limit, builder.tag(&built, &tags)).await,
+            _ => return,
+        };
+        let what = format!("{}:{}", built.repository, tags.join(", "));
+        match moved {
+            Ok(()) => {
+                progress.progress(format!("{what} now names the verified image"));
+                run.stages.succeed(started);
+            }
+            Err(e) => {
+                let message = format!(
+                    "moving {what} to the verified image failed: {}; they still name the image they named before",
+                    e.message()
+                );
+                run.stages.fail(started, &message);
+                run.warn(Stage::Tag, message);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -247,28 +330,30 @@ mod tests {
             dirty: false,
             branch: None,
         };
+        let templates: Vec<String> = templates.into_iter().chain(["latest".into()]).collect();
         assert_eq!(
             image_tags(&templates, &resolved, "staging"),
-            [
-                "v1.2.3",
-                "0123456789abcdef0123456789abcdef01234567",
-                "staging-latest"
-            ]
+            (
+                vec![
+                    "v1.2.3".to_owned(),
+                    "0123456789abcdef0123456789abcdef01234567".to_owned()
+                ],
+                vec!["staging-latest".to_owned(), "latest".to_owned()]
+            )
         );
         // A build from a dirty tree is not that commit's image.
         resolved.dirty = true;
         assert_eq!(
-            image_tags(&templates, &resolved, "staging"),
-            [
-                "v1.2.3",
-                "0123456789abcdef0123456789abcdef01234567-dirty",
-                "staging-latest"
-            ]
+            image_tags(&templates, &resolved, "staging").0,
+            ["v1.2.3", "0123456789abcdef0123456789abcdef01234567-dirty"]
         );
         resolved.commit = None;
         assert_eq!(
             image_tags(&templates, &resolved, "dev"),
-            ["v1.2.3", "dev-latest"]
+            (
+                vec!["v1.2.3".to_owned()],
+                vec!["dev-latest".to_owned(), "latest".to_owned()]
+            )
         );
     }
 }

@@ -1,6 +1,7 @@
 //! [`Run`], the one value a deploy or rollback run carries through its stages, and how a
 //! run starts and ends the same way for both.
 
+use super::image::MutableTags;
 use super::stage::{RunControl, StageLog};
 use super::{Pipeline, RunReport};
 use crate::config::Environment;
@@ -21,6 +22,8 @@ pub(super) struct Run<'a> {
     /// The environment's lock, held until the final record is written, so that no other
     /// run can mistake this run's `in_progress` record for a dead one.
     pub(super) lock: Option<LockGuard>,
+    /// The image's mutable tags, moved once the release is verified.
+    pub(super) mutable_tags: Option<MutableTags>,
 }
 
 impl Run<'_> {
@@ -60,6 +63,7 @@ impl Pipeline {
             report,
             record: None,
             lock: None,
+            mutable_tags: None,
         }
     }
 

@@ -213,6 +213,25 @@ async fn builds_with_dockerignore_labels_and_tags_then_pushes_by_digest() {
         let (_, digest, _) = manifest(REGISTRY, path, tag, DOCKER_MANIFEST).await;
         assert_eq!(digest, pushed.digest, "tag {tag}");
     }
+
+    // A mutable tag moved after verification names the same manifest; so does a local one.
+    let (progress, mut rx) = events(Stage::Tag);
+    registry
+        .move_tags(&pushed, &["staging-latest".to_owned()], &progress)
+        .await
+        .unwrap();
+    assert!(drain(&mut rx).contains(":staging-latest -> sha256:"));
+    let (_, digest, _) = manifest(REGISTRY, path, "staging-latest", DOCKER_MANIFEST).await;
+    assert_eq!(digest, pushed.digest);
+    builder
+        .tag(&built, &["local-latest".to_owned()])
+        .await
+        .unwrap();
+    let local = docker
+        .inspect_image(&format!("{repository}:local-latest"))
+        .await
+        .unwrap();
+    assert_eq!(local.id.as_deref(), Some(built.id.as_str()));
 }
 
 #[tokio::test]
@@ -335,6 +354,18 @@ async fn several_platforms_are_pushed_as_an_oci_index() {
         let expected: BTreeSet<String> = ["linux/amd64", "linux/arm64"].map(String::from).into();
         assert_eq!(platforms, expected);
     }
+
+    // Moving a mutable tag moves the whole index, every platform with it.
+    registry
+        .move_tags(
+            &pushed,
+            &["staging-latest".to_owned()],
+            &events(Stage::Tag).0,
+        )
+        .await
+        .unwrap();
+    let (content_type, digest, _) = manifest(REGISTRY, path, "staging-latest", OCI_INDEX).await;
+    assert_eq!((content_type.as_str(), digest), (OCI_INDEX, pushed.digest));
 }
 
 #[tokio::test]

@@ -1005,3 +1005,84 @@ async fn a_first_deploy_that_fails_names_a_command_that_works() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `{environment}-latest` is pushed with nothing: it moves to a release once verified.
+#[tokio::test]
+async fn mutable_tags_move_only_to_a_verified_release() {
+    let h = Harness::new(
+        FakeTarget::new(),
+        ScriptedProbe::new().fail_version("v2", "readiness", "GET /ready answered 503"),
+        InMemoryRecordStore::new(),
+    );
+    let registry = Arc::new(FakeRegistry::new());
+    let builder = Arc::new(FakeImageBuilder::new());
+    let deploy = |v: &'static str| {
+        let pipeline = h.pipeline(v).with_image_pipeline(
+            builder.clone(),
+            Some(Arc::new(FakeScanner::clean())),
+            Some(registry.clone()),
+        );
+        async move {
+            pipeline
+                .deploy(&request(""), &RunControl::new(CancellationToken::new()))
+                .await
+        }
+    };
+    let report = deploy("v1").await;
+    assert!(report.outcome.is_success(), "{:?}", report.outcome);
+    let v1 = registry.pushed()[0].clone();
+    assert!(!v1.tags.contains(&"staging-latest".to_owned()), "{v1:?}");
+    assert!(
+        !builder.requests()[0]
+            .tags
+            .contains(&"staging-latest".to_owned())
+    );
+    let latest = |registry: &FakeRegistry| {
+        registry
+            .moved_tags()
+            .into_iter()
+            .filter(|(tag, _)| tag.ends_with(":staging-latest"))
+            .map(|(_, digest)| digest)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(latest(&registry), std::slice::from_ref(&v1.digest));
+    let stages: Vec<Stage> = report.stages.iter().map(|s| s.stage).collect();
+    let at = |stage| stages.iter().position(|s| *s == stage).unwrap();
+    assert!(at(Stage::Soak) < at(Stage::Tag), "{stages:?}");
+
+    // v2 is pushed, fails verification and is rolled back: the tag still names v1.
+    let report = deploy("v2").await;
+    assert!(
+        matches!(report.outcome, Outcome::RolledBack { .. }),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(registry.pushed().len(), 2);
+    assert_eq!(latest(&registry), [v1.digest]);
+}
+
+/// Without a registry the local image's tag moves, likewise only once verified.
+#[tokio::test]
+async fn a_local_mutable_tag_moves_only_to_a_verified_release() {
+    let h = Harness::new(
+        FakeTarget::new(),
+        ScriptedProbe::new().fail_version("v2", "readiness", "GET /ready answered 503"),
+        InMemoryRecordStore::new(),
+    );
+    let builder = Arc::new(FakeImageBuilder::new());
+    for v in ["v1", "v2"] {
+        h.pipeline(v)
+            .with_image_pipeline(builder.clone(), None, None)
+            .deploy(&request(""), &RunControl::new(CancellationToken::new()))
+            .await;
+    }
+    let tags = builder.local_tags();
+    let v1_image = format!("sha256:{}", kyb_deploy_testkit::fake_digest("image-v1"));
+    assert_eq!(
+        tags.iter()
+            .filter(|(tag, _)| tag.ends_with(":staging-latest"))
+            .map(|(_, id)| id.clone())
+            .collect::<Vec<_>>(),
+        [v1_image]
+    );
+}
