@@ -494,6 +494,39 @@ impl DeploymentRecord {
         self.status == RecordStatus::Succeeded && self.release.is_some()
     }
 
+    /// The release this run put in service and verified, which a rollback may go back to:
+    /// the one it deployed, when it succeeded; else the one it (or the platform) rolled back
+    /// to and verified. Runs whose status this build does not know vouch for none.
+    ///
+    /// ```
+    /// use kyb_deploy_core::{DeploymentRecord, Operation, Outcome, Release, Stage, Version};
+    ///
+    /// let v1 = Release::new(Version::parse("v1").unwrap(), "repo@sha256:1");
+    /// let v2 = Release::new(Version::parse("v2").unwrap(), "repo@sha256:2");
+    /// let mut run =
+    ///     DeploymentRecord::start("r3", Operation::Deploy, "staging", "ecs", v2.version.clone());
+    /// run.release = Some(v2);
+    /// run.finish(Outcome::RolledBack {
+    ///     stage: Stage::Verify,
+    ///     reason: "GET /ready answered 503".into(),
+    ///     to: v1.clone(),
+    ///     by_platform: true,
+    /// });
+    /// assert!(!run.is_known_good());
+    /// assert_eq!(run.verified_release(), Some(&v1));
+    /// ```
+    pub fn verified_release(&self) -> Option<&Release> {
+        match &self.status {
+            RecordStatus::Succeeded => self.release.as_ref(),
+            RecordStatus::Unknown(_) => None,
+            _ => self
+                .rollback
+                .as_ref()
+                .filter(|r| r.succeeded)
+                .and_then(|r| r.to.as_ref()),
+        }
+    }
+
     /// Marks the record finished with `outcome`.
     pub fn finish(&mut self, outcome: Outcome) {
         self.status = RecordStatus::from_outcome(&outcome);

@@ -29,13 +29,11 @@ pub(super) async fn known_good(
         let image = previous.image.clone();
         let verified = store
             .find_latest(environment, &move |r: &DeploymentRecord| {
-                r.is_known_good()
-                    && r.release
-                        .as_ref()
-                        .is_some_and(|release| release.image == image)
+                r.verified_release()
+                    .is_some_and(|release| release.image == image)
             })
             .await?;
-        if let Some(release) = verified.and_then(|r| r.release) {
+        if let Some(release) = verified.and_then(|r| r.verified_release().cloned()) {
             return Ok(Some(KnownGood {
                 why: format!(
                     "{} served before this run and was verified: going back to it",
@@ -48,13 +46,11 @@ pub(super) async fn known_good(
     let failed_image = failed.map(|r| r.image.clone());
     let last = store
         .find_latest(environment, &move |r: &DeploymentRecord| {
-            r.is_known_good()
-                && r.release
-                    .as_ref()
-                    .is_some_and(|release| Some(&release.image) != failed_image.as_ref())
+            r.verified_release()
+                .is_some_and(|release| Some(&release.image) != failed_image.as_ref())
         })
         .await?;
-    Ok(last.and_then(|r| r.release).map(|release| KnownGood {
+    Ok(last.and_then(|r| r.verified_release().cloned()).map(|release| KnownGood {
         why: match previous {
             Some(previous) => format!(
                 "{} served before this run but no verified run deployed it; going back to {}, the last verified release",
@@ -103,24 +99,31 @@ pub(super) fn platform_known_good(
         })
 }
 
-/// The ledger record a rollback on request goes to: the newest verified run of `to` (else
-/// its newest run with a release), or without `to` the newest verified release of another
-/// version than `running`. The error says why there is none, or that the ledger failed.
+/// The release a rollback on request goes to, from the ledger, with the run that vouches
+/// for it: the newest verified release of `to` (else its newest run with a release), or
+/// without `to` the newest verified release of another version than `running`. The error
+/// says why there is none, or that the ledger failed.
 pub(super) async fn requested_release(
     store: &dyn RecordStore,
     environment: &str,
     to: Option<&crate::version::Version>,
     running: Option<&Release>,
-) -> Result<DeploymentRecord, String> {
+) -> Result<(Release, DeploymentRecord), String> {
     let ledger_failed = |e: crate::Error| format!("reading the ledger failed: {}", e.chain());
+    let verified = |record: DeploymentRecord| {
+        let release = record.verified_release().cloned();
+        release.map(|release| (release, record))
+    };
     let Some(version) = to else {
         let running = running.map(|r| r.version.clone());
         return store
             .find_latest(environment, &move |r: &DeploymentRecord| {
-                r.is_known_good() && running.as_ref() != Some(&r.version)
+                r.verified_release()
+                    .is_some_and(|release| running.as_ref() != Some(&release.version))
             })
             .await
             .map_err(ledger_failed)?
+            .and_then(verified)
             .ok_or_else(|| {
                 format!(
                     "no known-good release of {environment} other than the running one in the ledger; pass --to VERSION (`kyb-deploy history -e {environment}` lists the versions the platform has)"
@@ -128,14 +131,16 @@ pub(super) async fn requested_release(
             });
     };
     let wanted = version.clone();
-    let verified = store
+    let found = store
         .find_latest(environment, &move |r: &DeploymentRecord| {
-            r.is_known_good() && r.version == wanted
+            r.verified_release()
+                .is_some_and(|release| release.version == wanted)
         })
         .await
-        .map_err(ledger_failed)?;
-    if let Some(record) = verified {
-        return Ok(record);
+        .map_err(ledger_failed)?
+        .and_then(verified);
+    if let Some(found) = found {
+        return Ok(found);
     }
     let wanted = version.clone();
     store
@@ -144,6 +149,7 @@ pub(super) async fn requested_release(
         })
         .await
         .map_err(ledger_failed)?
+        .and_then(|record| record.release.clone().map(|release| (release, record)))
         .ok_or_else(|| {
             format!(
                 "{version} was never deployed to {environment} according to the ledger; `kyb-deploy history -e {environment}` lists what was"

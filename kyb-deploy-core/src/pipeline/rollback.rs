@@ -426,10 +426,7 @@ impl Pipeline {
         )
         .await
         {
-            Ok(record) => Ok((
-                record.release.clone().expect("filtered on release"),
-                format!("run {}", record.id),
-            )),
+            Ok((release, record)) => Ok((release, format!("run {}", record.id))),
             Err(reason) => match &request.to {
                 // A version the ledger does not know may still be on the platform (deployed
                 // from another runner, or before the ledger was kept).

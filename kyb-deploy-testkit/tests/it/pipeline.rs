@@ -1086,3 +1086,38 @@ async fn a_local_mutable_tag_moves_only_to_a_verified_release() {
         [v1_image]
     );
 }
+
+/// A release the platform rolled back to, and that a run verified, is a known-good one.
+#[tokio::test]
+async fn a_release_rolled_back_to_and_verified_is_known_good() {
+    let mut failed = past_run("r2", "v2", RecordStatus::InProgress);
+    failed.finish(Outcome::RolledBack {
+        stage: Stage::Wait,
+        reason: "the circuit breaker rolled back".into(),
+        to: release("v1"),
+        by_platform: true,
+    });
+    let h = Harness::new(
+        FakeTarget::new().with_current(release("v3")),
+        ScriptedProbe::new(),
+        InMemoryRecordStore::with_records([failed]),
+    );
+    let request = RollbackRequest {
+        environment: environment(""),
+        project: Default::default(),
+        to: None,
+        project_dir: ".".into(),
+        confirmed: false,
+        dry_run: false,
+    };
+    let report = h
+        .pipeline("unused")
+        .rollback(&request, &RunControl::new(CancellationToken::new()))
+        .await;
+    assert!(
+        matches!(&report.outcome, Outcome::Succeeded { release, .. } if release.version == version("v1")),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(h.target.current().unwrap().version, version("v1"));
+}
