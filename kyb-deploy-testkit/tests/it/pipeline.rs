@@ -615,14 +615,7 @@ async fn rollback_command_goes_to_named_or_last_known_good_release() {
         ScriptedProbe::new(),
         store,
     );
-    let rollback = |to: Option<&str>| RollbackRequest {
-        environment: environment(""),
-        project: Default::default(),
-        to: to.map(version),
-        project_dir: ".".into(),
-        confirmed: false,
-        dry_run: false,
-    };
+    let rollback = rollback_request;
     let control = RunControl::new(CancellationToken::new());
     let report = h
         .pipeline("unused")
@@ -957,14 +950,7 @@ async fn a_fresh_runner_rolls_back_to_what_the_platform_ran_and_finds_its_versio
     assert_eq!(h.target.current().unwrap().version, version("v2"));
 
     // A version only the platform knows can be rolled back to by name.
-    let request = RollbackRequest {
-        environment: environment(""),
-        project: Default::default(),
-        to: Some(version("v1")),
-        project_dir: ".".into(),
-        confirmed: false,
-        dry_run: false,
-    };
+    let request = rollback_request(Some("v1"));
     let control = RunControl::new(CancellationToken::new());
     let report = h.pipeline("unused").rollback(&request, &control).await;
     assert!(report.outcome.is_success(), "{:?}", report.outcome);
@@ -1102,14 +1088,7 @@ async fn a_release_rolled_back_to_and_verified_is_known_good() {
         ScriptedProbe::new(),
         InMemoryRecordStore::with_records([failed]),
     );
-    let request = RollbackRequest {
-        environment: environment(""),
-        project: Default::default(),
-        to: None,
-        project_dir: ".".into(),
-        confirmed: false,
-        dry_run: false,
-    };
+    let request = rollback_request(None);
     let report = h
         .pipeline("unused")
         .rollback(&request, &RunControl::new(CancellationToken::new()))
@@ -1120,4 +1099,16 @@ async fn a_release_rolled_back_to_and_verified_is_known_good() {
         report.outcome
     );
     assert_eq!(h.target.current().unwrap().version, version("v1"));
+}
+
+/// An unconfirmed rollback of staging, to `to` or to the last known-good release.
+fn rollback_request(to: Option<&str>) -> RollbackRequest {
+    RollbackRequest {
+        environment: environment(""),
+        project: Default::default(),
+        to: to.map(version),
+        project_dir: ".".into(),
+        confirmed: false,
+        dry_run: false,
+    }
 }
