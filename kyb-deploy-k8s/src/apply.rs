@@ -164,7 +164,11 @@ fn is_field_conflict(status: &kube::core::Status) -> bool {
 /// Whether a failed apply may pass when tried again.
 fn is_transient(error: &kube::Error) -> bool {
     match error {
-        kube::Error::Api(status) => status.code == 409 || status.code == 429 || status.code >= 500,
+        // Code 0: an error body that was JSON but not a Kubernetes `Status` (a proxy's), which
+        // hides the HTTP status; it may be a server error.
+        kube::Error::Api(status) => {
+            status.code == 0 || status.code == 409 || status.code == 429 || status.code >= 500
+        }
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,
         _ => false,
     }

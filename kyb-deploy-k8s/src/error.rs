@@ -142,7 +142,9 @@ impl Error {
     pub fn may_have_been_applied(&self) -> bool {
         match self {
             Self::Api { source, .. } => match &source.0 {
-                kube::Error::Api(status) => status.code >= 500,
+                // Code 0: the client read a JSON error body that was not a Kubernetes
+                // `Status` (a proxy's) and lost the HTTP status: it may have been a 5xx.
+                kube::Error::Api(status) => status.code >= 500 || status.code == 0,
                 // Failures in sending or reading: the request may have reached the server.
                 kube::Error::HyperError(_)
                 | kube::Error::Service(_)

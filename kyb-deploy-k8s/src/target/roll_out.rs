@@ -188,6 +188,10 @@ impl KubernetesTarget {
         for manifest in sequence.iter().copied() {
             match apply(&self.client, manifest, mode).await {
                 Ok(one) => applied.push(one),
+                // The record is bookkeeping: writing it starts nothing, answered or not.
+                Err(e) if record.as_ref() == Some(manifest) => {
+                    return Err(kyb_deploy_core::Error::from(e));
+                }
                 Err(e) => {
                     return Err(self.apply_failed(release, &applied, sequence.len(), manifest, e));
                 }

@@ -106,6 +106,53 @@ async fn an_apply_refused_with_500_every_time_deployed_nothing_and_says_so() {
     assert_eq!(h.image(), format!("{REPO}:v1"));
 }
 
+/// A proxy in front of the API server answering its own JSON (not a Kubernetes `Status`):
+/// the client cannot tell the HTTP status, so the write may have been applied.
+#[tokio::test]
+async fn an_apply_answered_with_a_proxys_error_after_it_was_applied_is_followed() {
+    let h = harness().await;
+    let proxy = h.cluster.proxy.as_ref().unwrap();
+    proxy.add(deployment_apply(), Fault::apply_then_server_error(), 4);
+    let report = h.deploy("v2").await;
+    succeeded(&h, &report, "v2");
+    assert_eq!(h.image(), format!("{REPO}:v2"));
+}
+
+#[tokio::test]
+async fn a_record_of_manifests_stored_but_answered_500_starts_nothing_and_says_so() {
+    let h = harness().await;
+    let proxy = h.cluster.proxy.as_ref().unwrap();
+    proxy.add(
+        RequestMatch::method("PATCH")
+            .and_path_prefix("/api/v1/namespaces/kyb/configmaps/web-manifests-"),
+        Fault::ApplyThenAnswer {
+            status: 500,
+            body: status(500),
+        },
+        4,
+    );
+    let report = h.deploy("v2").await;
+    // Written, unanswered: a record is bookkeeping, so nothing was deployed, truly, and
+    // there is no rollout to look for on the platform.
+    let Outcome::FailedBeforeDeploy { stage, .. } = &report.outcome else {
+        panic!("{:?}", report.outcome);
+    };
+    assert_eq!(*stage, Stage::Deploy);
+    assert!(
+        report.stages.iter().all(|s| s.stage != Stage::Reconcile),
+        "{:?}",
+        report.stages
+    );
+    assert_eq!(h.image(), format!("{REPO}:v1"));
+    let template = h
+        .cluster
+        .running
+        .handle()
+        .get("Deployment", "kyb", "web")
+        .unwrap();
+    assert_eq!(template["metadata"]["generation"], 1, "{template:#}");
+}
+
 #[tokio::test]
 async fn an_object_refused_after_the_deployment_was_written_is_no_claim_of_nothing_deployed() {
     let h = harness().await;
