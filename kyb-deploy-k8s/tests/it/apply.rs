@@ -127,7 +127,7 @@ async fn a_dry_run_answers_the_merged_object_and_stores_nothing() {
     )
     .await
     .unwrap();
-    let revision = c.running.handle().resource_version();
+    let revision = super::settled_revision(&c.running.handle()).await;
     let preview = apply_all(
         &c.client,
         &manifests(&s, &release("v2")),

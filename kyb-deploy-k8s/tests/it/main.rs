@@ -17,6 +17,20 @@ use kyb_deploy_testkit::FaultProxy;
 use kyb_deploy_testkit::k8s_sim::{K8sSimulator, RunningK8sSimulator};
 use tokio::net::TcpListener;
 
+/// The simulator's resourceVersion once its controllers have stopped writing (no change for
+/// 200 ms, waited for at most 10 s): from then on, every change is a client's write.
+async fn settled_revision(sim: &kyb_deploy_testkit::k8s_sim::K8sHandle) -> u64 {
+    let mut revision = sim.resource_version();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if sim.resource_version() == revision {
+            break;
+        }
+        revision = sim.resource_version();
+    }
+    revision
+}
+
 /// A simulator, its kubeconfig's directory, and a client from that kubeconfig (or through
 /// a fault proxy).
 struct Cluster {

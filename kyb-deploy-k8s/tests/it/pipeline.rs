@@ -312,7 +312,7 @@ async fn ones_own_manifests_are_deployed_rolled_back_and_pruned() {
 
     // A file that breaks is a configuration error naming its place, before any write.
     std::fs::write(dir.path().join("deployment.yaml"), "kind: [\n").unwrap();
-    let version = sim.resource_version();
+    let version = super::settled_revision(&sim).await;
     let report = h.deploy("v4").await;
     let Outcome::FailedBeforeDeploy { reason, .. } = &report.outcome else {
         panic!("{:?}", report.outcome);
@@ -349,15 +349,7 @@ async fn a_plan_lists_the_changes_and_writes_nothing() {
     // Before the first deploy: everything would be created.
     let v1 = kyb_deploy_core::Release::new(Version::parse("v1").unwrap(), format!("{REPO}:v1"));
     // The simulator's controllers first create each namespace's default ServiceAccount.
-    let sim = h.cluster.running.handle();
-    let mut stored = sim.resource_version();
-    for _ in 0..50 {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        if sim.resource_version() == stored {
-            break;
-        }
-        stored = sim.resource_version();
-    }
+    let stored = super::settled_revision(&h.cluster.running.handle()).await;
     let plan = h.target.plan(&v1).await.unwrap();
     // Every stored write moves the cluster's resource version: none was made.
     assert_eq!(h.cluster.running.handle().resource_version(), stored);
