@@ -68,6 +68,9 @@ impl Pipeline {
         wait: Duration,
     ) -> Result<(), Outcome> {
         let started = run.stages.begin(Stage::Lock);
+        // The run's overall time limit bounds the wait anyway; a year keeps the arithmetic
+        // in range whatever was asked.
+        let wait = wait.min(Duration::from_secs(365 * 24 * 3600));
         let until = tokio::time::Instant::now() + wait;
         let acquire = async {
             let mut said = false;
@@ -94,7 +97,7 @@ impl Pipeline {
         };
         match run
             .control
-            .run(env.settings.timeouts.deploy + wait, acquire)
+            .run(env.settings.timeouts.deploy.saturating_add(wait), acquire)
             .await
         {
             Ok(guard) => {
