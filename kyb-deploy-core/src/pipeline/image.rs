@@ -284,17 +284,30 @@ impl Pipeline {
         else {
             return;
         };
+        // In the registry the image was pushed to, else on the engine that built it.
+        let registry = pushed.as_ref().zip(self.registry.as_ref());
+        let builder = self.builder.as_ref().filter(|_| pushed.is_none());
+        if registry.is_none() && builder.is_none() {
+            return;
+        }
         let started = run.stages.begin(Stage::Tag);
         let progress = self.events.for_stage(Stage::Tag);
         let limit = env.settings.timeouts.push;
-        let moved = match (&pushed, &self.registry, &self.builder) {
-            (Some(pushed), Some(registry), _) => {
+        let moved = match (registry, builder) {
+            (Some((pushed, registry)), _) => {
                 run.control
                     .run(limit, registry.move_tags(pushed, &tags, &progress))
                     .await
             }
-            (None, _, Some(builder)) => run.control.run(limit, builder.tag(&built, &tags)).await,
-            _ => return,
+            (None, builder) => {
+                let tag = async {
+                    match builder {
+                        Some(builder) => builder.tag(&built, &tags).await,
+                        None => Ok(()),
+                    }
+                };
+                run.control.run(limit, tag).await
+            }
         };
         let what = format!("{}:{}", built.repository, tags.join(", "));
         match moved {
