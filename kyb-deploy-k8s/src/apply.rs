@@ -2,6 +2,7 @@
 //! a real write or a dry run (`dryRun=All`: admitted, defaulted and merged by the API
 //! server, nothing stored).
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, Resource as _};
 use serde_json::Value;
@@ -57,6 +58,11 @@ pub(crate) fn applied_kinds() -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Whether `entry` of an object's managed fields is a server-side apply by kyb-deploy.
+pub(crate) fn applied_by_kyb_deploy(entry: &ManagedFieldsEntry) -> bool {
+    entry.manager.as_deref() == Some(FIELD_MANAGER) && entry.operation.as_deref() == Some("Apply")
 }
 
 /// Where `kind` is served (plural, scope), for the kinds kyb-deploy renders.
@@ -275,10 +281,7 @@ pub(crate) async fn prune(
                 .managed_fields
                 .iter()
                 .flatten()
-                .any(|entry| {
-                    entry.manager.as_deref() == Some(FIELD_MANAGER)
-                        && entry.operation.as_deref() == Some("Apply")
-                });
+                .any(applied_by_kyb_deploy);
             if kept || !ours {
                 continue;
             }

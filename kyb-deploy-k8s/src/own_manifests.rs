@@ -147,12 +147,7 @@ fn parse_yaml(text: &str, file: &Path) -> Result<Vec<WrittenObject>, ManifestErr
     let documents: Vec<serde_saphyr::Spanned<Value>> =
         serde_saphyr::from_multiple(text).map_err(|e| {
             let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-            let message = e.without_snippet().to_string();
-            // The position is said once, in front.
-            let message = message
-                .rsplit_once(" at line ")
-                .map_or(message.as_str(), |(m, _)| m)
-                .to_owned();
+            let message = without_position(&e.without_snippet().to_string());
             invalid(
                 &Position {
                     file: file.to_path_buf(),
@@ -206,15 +201,20 @@ fn parse_json(text: &str, file: &Path) -> Result<Vec<WrittenObject>, ManifestErr
                     line: e.line() as u64,
                     column: e.column() as u64,
                 };
-                let message = e.to_string();
-                let message = message
-                    .rsplit_once(" at line ")
-                    .map_or(message.as_str(), |(m, _)| m)
-                    .to_owned();
+                let message = without_position(&e.to_string());
                 return Err(invalid(&position, format!("not valid JSON: {message}")));
             }
         }
     }
+}
+
+/// A parser's message without its trailing ` at line L, column C`: the position is said
+/// once, in front.
+fn without_position(message: &str) -> String {
+    message
+        .rsplit_once(" at line ")
+        .map_or(message, |(m, _)| m)
+        .to_owned()
 }
 
 /// An object with a string `apiVersion`, `kind` and `metadata.name`.

@@ -7,17 +7,18 @@ use kyb_deploy_core::{DeployHandle, Release, Result, StageProgress};
 
 use super::lookup::handle;
 use super::{KubernetesTarget, REPLICAS_HANDOVER};
-use crate::apply::{ApplyMode, FIELD_MANAGER, apply, describe, prune};
+use crate::apply::{ApplyMode, applied_by_kyb_deploy, apply, describe, prune};
 use crate::error::Error;
 use crate::manifests::Manifest;
-use crate::recorded::{record_name, record_of};
+use crate::recorded::{RECORD_LABEL, record_name, record_of};
 
 impl KubernetesTarget {
     /// The error of an apply of `release` (of `total` objects) that failed at `failed`,
     /// after `applied`: the
     /// rollout may have started when the Deployment was written before, or when the failed
-    /// write may have gone through; otherwise nothing rolled out, and the message says which
-    /// objects were written all the same.
+    /// write may have gone through (unless it was the record of the manifests: bookkeeping,
+    /// which starts nothing, answered or not); otherwise nothing rolled out, and the message
+    /// says which objects were written all the same.
     pub(super) fn apply_failed(
         &self,
         release: &Release,
@@ -29,7 +30,10 @@ impl KubernetesTarget {
         let written: Vec<String> = applied.iter().map(describe).collect();
         let deployment_written = applied.iter().any(|o| o["kind"] == "Deployment");
         let at = describe(&failed.object);
-        if deployment_written || error.may_have_been_applied() {
+        let record = failed.object["metadata"]["labels"]
+            .get(RECORD_LABEL)
+            .is_some();
+        if deployment_written || (error.may_have_been_applied() && !record) {
             return kyb_deploy_core::Error::maybe_applied(
                 "kubernetes",
                 format!(
@@ -107,8 +111,7 @@ impl KubernetesTarget {
             .iter()
             .flatten()
             .any(|entry| {
-                entry.manager.as_deref() == Some(FIELD_MANAGER)
-                    && entry.operation.as_deref() == Some("Apply")
+                applied_by_kyb_deploy(entry)
                     && entry
                         .fields_v1
                         .as_ref()
@@ -188,10 +191,6 @@ impl KubernetesTarget {
         for manifest in sequence.iter().copied() {
             match apply(&self.client, manifest, mode).await {
                 Ok(one) => applied.push(one),
-                // The record is bookkeeping: writing it starts nothing, answered or not.
-                Err(e) if record.as_ref() == Some(manifest) => {
-                    return Err(kyb_deploy_core::Error::from(e));
-                }
                 Err(e) => {
                     return Err(self.apply_failed(release, &applied, sequence.len(), manifest, e));
                 }

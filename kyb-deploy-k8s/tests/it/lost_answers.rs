@@ -21,6 +21,30 @@ fn status(code: u16) -> String {
     .to_string()
 }
 
+/// A 500 with the API server's `Status`, after the write (`applied`) or instead of it.
+fn server_error(applied: bool) -> Fault {
+    let body = status(500);
+    if applied {
+        Fault::ApplyThenAnswer { status: 500, body }
+    } else {
+        Fault::Refuse { status: 500, body }
+    }
+}
+
+/// v1 runs; `fault` hits the Deployment's apply `times` times while v2 is deployed, and v2
+/// is followed to success all the same.
+async fn v2_succeeds_despite(fault: Fault, times: u32) {
+    let h = harness().await;
+    h.cluster
+        .proxy
+        .as_ref()
+        .unwrap()
+        .add(deployment_apply(), fault, times);
+    let report = h.deploy("v2").await;
+    succeeded(&h, &report, "v2");
+    assert_eq!(h.image(), format!("{REPO}:v2"));
+}
+
 async fn harness() -> Harness {
     let h = Harness::on(Cluster::behind_proxy().await, ScriptedProbe::new());
     succeeded(&h, &h.deploy("v1").await, "v1");
@@ -45,50 +69,19 @@ async fn an_apply_whose_connection_dropped_is_found_and_followed() {
 
 #[tokio::test]
 async fn an_apply_answered_500_after_it_was_applied_is_followed() {
-    let h = harness().await;
-    let proxy = h.cluster.proxy.as_ref().unwrap();
-    proxy.add(
-        deployment_apply(),
-        Fault::ApplyThenAnswer {
-            status: 500,
-            body: status(500),
-        },
-        1,
-    );
-    let report = h.deploy("v2").await;
-    succeeded(&h, &report, "v2");
-    assert_eq!(h.image(), format!("{REPO}:v2"));
+    v2_succeeds_despite(server_error(true), 1).await;
 }
 
 #[tokio::test]
 async fn an_apply_refused_with_500_a_few_times_is_tried_again() {
-    let h = harness().await;
-    let proxy = h.cluster.proxy.as_ref().unwrap();
-    proxy.add(
-        deployment_apply(),
-        Fault::Refuse {
-            status: 500,
-            body: status(500),
-        },
-        3,
-    );
-    let report = h.deploy("v2").await;
-    succeeded(&h, &report, "v2");
-    assert_eq!(h.image(), format!("{REPO}:v2"));
+    v2_succeeds_despite(server_error(false), 3).await;
 }
 
 #[tokio::test]
 async fn an_apply_refused_with_500_every_time_deployed_nothing_and_says_so() {
     let h = harness().await;
     let proxy = h.cluster.proxy.as_ref().unwrap();
-    proxy.add(
-        deployment_apply(),
-        Fault::Refuse {
-            status: 500,
-            body: status(500),
-        },
-        4,
-    );
+    proxy.add(deployment_apply(), server_error(false), 4);
     let report = h.deploy("v2").await;
     let Outcome::FailedBeforeDeploy { stage, reason } = &report.outcome else {
         panic!("{:?}", report.outcome);
@@ -110,12 +103,7 @@ async fn an_apply_refused_with_500_every_time_deployed_nothing_and_says_so() {
 /// the client cannot tell the HTTP status, so the write may have been applied.
 #[tokio::test]
 async fn an_apply_answered_with_a_proxys_error_after_it_was_applied_is_followed() {
-    let h = harness().await;
-    let proxy = h.cluster.proxy.as_ref().unwrap();
-    proxy.add(deployment_apply(), Fault::apply_then_server_error(), 4);
-    let report = h.deploy("v2").await;
-    succeeded(&h, &report, "v2");
-    assert_eq!(h.image(), format!("{REPO}:v2"));
+    v2_succeeds_despite(Fault::apply_then_server_error(), 4).await;
 }
 
 #[tokio::test]
@@ -125,10 +113,7 @@ async fn a_record_of_manifests_stored_but_answered_500_starts_nothing_and_says_s
     proxy.add(
         RequestMatch::method("PATCH")
             .and_path_prefix("/api/v1/namespaces/kyb/configmaps/web-manifests-"),
-        Fault::ApplyThenAnswer {
-            status: 500,
-            body: status(500),
-        },
+        server_error(true),
         4,
     );
     let report = h.deploy("v2").await;
