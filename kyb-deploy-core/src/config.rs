@@ -7,6 +7,7 @@ mod environment;
 mod image;
 mod locate;
 mod overrides;
+mod state;
 mod validate;
 mod verify;
 
@@ -26,6 +27,7 @@ pub(crate) use self::image::parse_size;
 pub use self::image::{ImageConfig, PolicyConfig, RegistryConfig, ScanKind, TrivyConfig};
 use self::locate::{Origin, line_of};
 use self::overrides::EnvOverrides;
+pub use self::state::{StateBackendKind, StateConfig};
 pub use self::verify::{MetricsCheck, ProbeSettings, SmokeTest, StatusCheck, VerifyConfig};
 use crate::error::{Error, Result};
 

@@ -73,7 +73,10 @@ pub use crate::pipeline::{
     DeployRequest, Pipeline, RollbackRequest, RunControl, RunReport, service_url,
 };
 pub use crate::preflight::{Check, check_prerequisites};
-pub use crate::record::{DeploymentRecord, Operation, RecordStatus, RollbackDetails, StageTiming};
+pub use crate::record::{
+    DeploymentRecord, Operation, RecordStatus, RollbackDetails, StageTiming, ci_run_url,
+    current_actor, current_host,
+};
 pub use crate::record_store::RecordStore;
 pub use crate::redact::{redact_text, redact_url};
 pub use crate::registry::{PushedImage, Registry};

@@ -569,7 +569,7 @@ impl DeploymentRecord {
 }
 
 /// Who is running kyb-deploy: `GITHUB_ACTOR` in GitHub Actions, else `USER`, else `unknown`.
-pub(crate) fn current_actor() -> String {
+pub fn current_actor() -> String {
     ["GITHUB_ACTOR", "USER", "USERNAME"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
@@ -577,7 +577,7 @@ pub(crate) fn current_actor() -> String {
 }
 
 /// The name of this machine: the kernel's host name, else `HOSTNAME`, else `unknown host`.
-pub(crate) fn current_host() -> String {
+pub fn current_host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -588,7 +588,7 @@ pub(crate) fn current_host() -> String {
 
 /// The CI run this process belongs to, as a link: GitHub Actions'
 /// `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID`.
-pub(crate) fn ci_run_url() -> Option<String> {
+pub fn ci_run_url() -> Option<String> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     Some(format!(
         "{}/{}/actions/runs/{}",

@@ -40,6 +40,21 @@ pub trait RecordStore: Send + Sync {
         Ok(snapshot.find_latest(environment, matches).cloned())
     }
 
+    /// The newest record of `environment` that vouches for a verified release
+    /// ([`DeploymentRecord::verified_release`]) and satisfies `matches`: where rollbacks
+    /// go. A store whose history is long keeps an index of verified releases and answers
+    /// this from it, in a bounded number of reads however long the history.
+    async fn find_latest_verified(
+        &self,
+        environment: &str,
+        matches: &(dyn for<'r> Fn(&'r DeploymentRecord) -> bool + Send + Sync),
+    ) -> Result<Option<DeploymentRecord>> {
+        self.find_latest(environment, &|r: &DeploymentRecord| {
+            r.verified_release().is_some() && matches(r)
+        })
+        .await
+    }
+
     /// The newest `limit` records of `environment` (or of every environment), latest state
     /// per id, oldest first like [`load`](Self::load), with the unreadable lines found in the
     /// part of the ledger that was read.

@@ -51,6 +51,7 @@ mod fault_proxy;
 #[cfg(feature = "k8s-sim")]
 pub mod k8s_sim;
 mod memory_store;
+pub mod moto;
 pub mod sample_api;
 mod sample_process;
 mod scripted_probe;

@@ -50,7 +50,7 @@ pub(crate) async fn run(
     let ledger = project.ledger();
     let mut recent = ledger.recent(Some(&env.name), args.limit).await?;
     let last_known_good = ledger
-        .find_latest(&env.name, &DeploymentRecord::is_known_good)
+        .find_latest_verified(&env.name, &DeploymentRecord::is_known_good)
         .await?;
     let unfinished = ledger.in_progress(&env.name).await?;
 

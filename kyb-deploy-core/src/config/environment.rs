@@ -8,6 +8,7 @@ use figment::value::Value;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::state::StateConfig;
 use super::verify::VerifyConfig;
 
 /// Settings of one environment, as written under `[environments.<name>]`.
@@ -30,6 +31,8 @@ pub struct EnvironmentConfig {
     pub verify: VerifyConfig,
     /// Environment variables for the service.
     pub env: BTreeMap<String, String>,
+    /// Where the environment's records and lock are kept.
+    pub state: StateConfig,
     /// The tables of this environment that are not core keys, by name, as written: the
     /// target's settings under its kind's name. Validation refuses any other.
     #[serde(flatten)]
@@ -38,8 +41,9 @@ pub struct EnvironmentConfig {
 
 /// The keys of `[environments.<name>]` that core reads; any other key must be a table, the
 /// target kind's settings.
-pub(crate) const ENVIRONMENT_KEYS: &[&str] =
-    &["target", "rollback", "guards", "timeouts", "verify", "env"];
+pub(crate) const ENVIRONMENT_KEYS: &[&str] = &[
+    "target", "rollback", "guards", "timeouts", "verify", "env", "state",
+];
 
 impl<'de> Deserialize<'de> for EnvironmentConfig {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -61,6 +65,7 @@ impl<'de> Deserialize<'de> for EnvironmentConfig {
                     timeouts: Timeouts::default(),
                     verify: VerifyConfig::default(),
                     env: BTreeMap::new(),
+                    state: StateConfig::default(),
                     sections: BTreeMap::new(),
                 };
                 while let Some(key) = map.next_key::<String>()? {
@@ -71,6 +76,7 @@ impl<'de> Deserialize<'de> for EnvironmentConfig {
                         "timeouts" => config.timeouts = map.next_value()?,
                         "verify" => config.verify = map.next_value()?,
                         "env" => config.env = map.next_value()?,
+                        "state" => config.state = map.next_value()?,
                         _ => {
                             let value = map.next_value_seed(Section(&key))?;
                             config.sections.insert(key, value);

@@ -28,7 +28,7 @@ pub(super) async fn known_good(
     if let Some(previous) = previous {
         let image = previous.image.clone();
         let verified = store
-            .find_latest(environment, &move |r: &DeploymentRecord| {
+            .find_latest_verified(environment, &move |r: &DeploymentRecord| {
                 r.verified_release()
                     .is_some_and(|release| release.image == image)
             })
@@ -45,7 +45,7 @@ pub(super) async fn known_good(
     }
     let failed_image = failed.map(|r| r.image.clone());
     let last = store
-        .find_latest(environment, &move |r: &DeploymentRecord| {
+        .find_latest_verified(environment, &move |r: &DeploymentRecord| {
             r.verified_release()
                 .is_some_and(|release| Some(&release.image) != failed_image.as_ref())
         })
@@ -117,7 +117,7 @@ pub(super) async fn requested_release(
     let Some(version) = to else {
         let running = running.map(|r| r.version.clone());
         return store
-            .find_latest(environment, &move |r: &DeploymentRecord| {
+            .find_latest_verified(environment, &move |r: &DeploymentRecord| {
                 r.verified_release()
                     .is_some_and(|release| running.as_ref() != Some(&release.version))
             })
@@ -132,7 +132,7 @@ pub(super) async fn requested_release(
     };
     let wanted = version.clone();
     let found = store
-        .find_latest(environment, &move |r: &DeploymentRecord| {
+        .find_latest_verified(environment, &move |r: &DeploymentRecord| {
             r.verified_release()
                 .is_some_and(|release| release.version == wanted)
         })

@@ -83,11 +83,30 @@ impl Pipeline {
         if let Some(mut record) = run.record.take().or_else(|| unrecorded(&run.report)) {
             self.finalize_record(&mut run, &mut record).await;
         }
-        let Run {
-            mut report, lock, ..
-        } = run;
         // Only now may another run take the environment.
-        drop(lock);
+        if let Some(lock) = run.lock.take() {
+            if lock.is_lost() {
+                run.warn(
+                    Stage::Lock,
+                    format!(
+                        "the lock of {} was lost during this run (its renewals failed for longer than its time to live and another run took it over): another run may have changed the environment since",
+                        environment.name
+                    ),
+                );
+            }
+            if let Err(e) = lock.release().await {
+                run.warn(
+                    Stage::Lock,
+                    format!(
+                        "releasing the lock of {} failed ({}); it expires on its own once its time to live passes, or break it with `kyb-deploy unlock -e {}`",
+                        environment.name,
+                        e.chain(),
+                        environment.name
+                    ),
+                );
+            }
+        }
+        let mut report = run.report;
         self.locate(environment, &mut report).await;
         self.notify(&mut report, project).await;
         self.events.emit(Event::RunFinished {

@@ -101,6 +101,15 @@ impl Pipeline {
             .await
         {
             Ok(guard) => {
+                if let Some(previous) = guard.took_over() {
+                    run.warn(
+                        Stage::Lock,
+                        format!(
+                            "took over the expired lock of {} ({previous}): its holder stopped renewing it",
+                            env.name
+                        ),
+                    );
+                }
                 run.lock = Some(guard);
                 run.stages.succeed(started);
                 Ok(())

@@ -5,5 +5,6 @@ mod examples;
 mod lost_answers;
 mod moto;
 mod pipeline;
+mod s3_state;
 mod support;
 mod target;

@@ -3,71 +3,13 @@
 //! throttling that the CLI's own retries ride out; a one-off task (`run-task`, `wait
 //! tasks-stopped`) and deleting a service and its cluster.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kyb_deploy_testkit::ecs_sim::{EcsSimulator, SimHandle};
+use kyb_deploy_testkit::moto::AwsCli;
 use serde_json::{Value, json};
 
 use super::{ARN, PATIENCE, Sim};
-
-/// The `aws` executable on PATH; the test fails, saying so, when it is missing.
-fn aws_cli() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("aws"))
-        .find(|candidate| candidate.is_file())
-        .expect(
-            "the AWS CLI (`aws`) is not on PATH: this fidelity test needs it; install it \
-             (for example `pip install awscli`) and run the tests again",
-        )
-}
-
-/// Runs `aws --endpoint-url <url> --region us-east-1 --output json <args>` with static test
-/// credentials and an empty home, so that no user configuration leaks in; returns stdout.
-async fn aws(cli: &Path, home: &Path, url: &str, args: &[&str]) -> String {
-    let mut command = tokio::process::Command::new(cli);
-    command
-        .args([
-            "--endpoint-url",
-            url,
-            "--region",
-            "us-east-1",
-            "--output",
-            "json",
-        ])
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("AWS_CONFIG_FILE", home.join("config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_PAGER", "")
-        .current_dir(home)
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(PATIENCE, command.output())
-        .await
-        .unwrap_or_else(|_| panic!("aws {args:?} did not finish"))
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "aws {args:?} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-/// The JSON a command printed; `null` for the commands that print nothing, like `wait`.
-fn json(text: &str) -> Value {
-    if text.trim().is_empty() {
-        return Value::Null;
-    }
-    serde_json::from_str(text).unwrap_or_else(|error| panic!("{error}: {text}"))
-}
 
 /// Waits (real time) until service `s` in cluster `c` has one COMPLETED deployment and runs
 /// its desired count, so that the waiter's first check, made at once, succeeds instead of
@@ -94,12 +36,11 @@ async fn until_stable(handle: &SimHandle) {
 
 #[tokio::test]
 async fn the_aws_cli_drives_a_rollout_to_a_stable_service() {
-    let cli = aws_cli();
-    let home = tempfile::tempdir().unwrap();
     let sim = Sim::start(EcsSimulator::builder().time_scale(200.0).seed(1)).await;
     let url = sim.running.url();
     let handle = sim.running.handle().clone();
-    let aws = async |args: &[&str]| json(&aws(&cli, home.path(), &url, args).await);
+    let cli = AwsCli::new(url.clone());
+    let aws = async |args: &[&str]| cli.json(args).await;
 
     let cluster = aws(&["ecs", "create-cluster", "--cluster-name", "c"]).await;
     assert_eq!(
@@ -250,12 +191,11 @@ fn is_stable(service: &Value) -> bool {
 
 #[tokio::test]
 async fn the_aws_cli_sees_a_failed_rollout_rolled_back_by_the_circuit_breaker() {
-    let cli = aws_cli();
-    let home = tempfile::tempdir().unwrap();
     let sim = Sim::start(EcsSimulator::builder().manual_clock().seed(5)).await;
     let url = sim.running.url();
     let handle = sim.running.handle().clone();
-    let aws = async |args: &[&str]| json(&aws(&cli, home.path(), &url, args).await);
+    let cli = AwsCli::new(url.clone());
+    let aws = async |args: &[&str]| cli.json(args).await;
     let fault = json!({"task": {"image": "example/app:broken",
                                 "fail_to_start": "CannotPullContainerError: manifest unknown"}});
     assert_eq!(admin(&url, "faults", &fault).await, 201);
@@ -396,12 +336,11 @@ async fn the_aws_cli_sees_a_failed_rollout_rolled_back_by_the_circuit_breaker() 
 
 #[tokio::test]
 async fn the_aws_cli_retries_throttled_calls() {
-    let cli = aws_cli();
-    let home = tempfile::tempdir().unwrap();
     let sim = Sim::start(EcsSimulator::builder().manual_clock().seed(9)).await;
     let url = sim.running.url();
     let handle = sim.running.handle().clone();
-    let aws = async |args: &[&str]| json(&aws(&cli, home.path(), &url, args).await);
+    let cli = AwsCli::new(url.clone());
+    let aws = async |args: &[&str]| cli.json(args).await;
     let fault = json!({"api": {"throttle_every": 2, "operation": "DescribeServices"}});
     assert_eq!(admin(&url, "faults", &fault).await, 201);
 
@@ -438,8 +377,6 @@ async fn the_aws_cli_retries_throttled_calls() {
 
 #[tokio::test]
 async fn the_aws_cli_runs_a_one_off_task_and_deletes_what_it_created() {
-    let cli = aws_cli();
-    let home = tempfile::tempdir().unwrap();
     let builder = EcsSimulator::builder().manual_clock().seed(3).fault(
         kyb_deploy_testkit::ecs_sim::Fault::essential_exit(
             "example/migrate:*",
@@ -450,7 +387,8 @@ async fn the_aws_cli_runs_a_one_off_task_and_deletes_what_it_created() {
     let sim = Sim::start(builder).await;
     let url = sim.running.url();
     let handle = sim.running.handle().clone();
-    let aws = async |args: &[&str]| json(&aws(&cli, home.path(), &url, args).await);
+    let cli = AwsCli::new(url.clone());
+    let aws = async |args: &[&str]| cli.json(args).await;
 
     aws(&["ecs", "create-cluster", "--cluster-name", "c"]).await;
     aws(&[
