@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command, ConfigCommand, OutputFormat};
+use crate::args::{Cli, Command, ConfigCommand, OutputFormat, StateCommand};
 use crate::commands;
 use crate::context::CliContext;
 use crate::error::CliError;
@@ -77,6 +77,10 @@ async fn dispatch(cli: Cli, ctx: &mut CliContext) -> Result<i32, CliError> {
         Command::Verify(args) => commands::verify::run(args, global, ctx).await,
         Command::Check(args) => commands::check::run(args, global, ctx).await,
         Command::Render(args) => commands::render::run(args, global, ctx).await,
+        Command::Unlock(args) => commands::state::unlock(args, global, ctx).await,
+        Command::State(StateCommand::Import(args)) => {
+            commands::state::import(args, global, ctx).await
+        }
         Command::Config(ConfigCommand::Validate) => commands::config_validate::run(global, ctx),
     }
 }

@@ -101,9 +101,54 @@ Examples:
     /// Print the manifests a deployment would apply (Kubernetes), secrets redacted
     Render(RenderArgs),
 
+    /// Break an environment's deployment lock whose holder is gone (asks to confirm)
+    #[command(after_long_help = "\
+The lock of a shared state backend expires on its own once its holder stops renewing it
+(environments.ENV.state.lock_ttl); unlock is for a holder you know is gone and cannot wait
+for. The break is recorded beside the lock, with who broke it.")]
+    Unlock(UnlockArgs),
+
+    /// Work with an environment's shared state (records and lock)
+    #[command(subcommand, arg_required_else_help = true)]
+    State(StateCommand),
+
     /// Work with the configuration file
     #[command(subcommand, arg_required_else_help = true)]
     Config(ConfigCommand),
+}
+
+/// `unlock`.
+#[derive(Debug, Args)]
+pub(crate) struct UnlockArgs {
+    /// Environment whose lock to break
+    #[arg(short = 'e', long, value_name = "ENV")]
+    pub(crate) environment: String,
+
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub(crate) yes: bool,
+}
+
+/// `state ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum StateCommand {
+    /// Copy an environment's runs from the local ledger file into its shared state backend
+    #[command(after_long_help = "\
+Runs already in the shared store (same run id) are left as they are, so importing twice
+copies nothing twice. The environment's lock is held while importing.")]
+    Import(StateImportArgs),
+}
+
+/// `state import`.
+#[derive(Debug, Args)]
+pub(crate) struct StateImportArgs {
+    /// Environment whose runs to copy; its state backend must be a shared one (s3)
+    #[arg(short = 'e', long, value_name = "ENV")]
+    pub(crate) environment: String,
+
+    /// The ledger file to copy from [default: the configured ledger.path]
+    #[arg(long, value_name = "PATH")]
+    pub(crate) from: Option<std::path::PathBuf>,
 }
 
 /// `deploy`.

@@ -115,9 +115,9 @@ impl CliError {
             Self::Engine(_) => Some(
                 "start the Docker engine (on Debian: scripts/setup.sh) or set DOCKER_HOST; `kyb-deploy plan` works without it".to_owned(),
             ),
-            Self::Core(CoreError::Locked { .. }) => Some(
-                "wait for the other deployment to finish; the lock is released when its process exits".to_owned(),
-            ),
+            Self::Core(CoreError::Locked { environment, .. }) => Some(format!(
+                "wait for the other deployment to finish, or pass --wait-for-lock DURATION to deploy; a killed holder's lock is released when its process exits (state backend file) or expires after environments.{environment}.state.lock_ttl (shared backends); `kyb-deploy unlock -e {environment}` breaks a shared lock whose holder you know is gone"
+            )),
             _ => None,
         }
     }

@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kyb_deploy_core::config::{Config, DEFAULT_CONFIG_FILE, Environment, ScanKind};
+use kyb_deploy_core::config::{
+    Config, DEFAULT_CONFIG_FILE, Environment, ScanKind, StateBackendKind,
+};
 use kyb_deploy_core::verify::{HealthProbe, HttpHealthProbe};
 use kyb_deploy_core::{
-    EventSink, FileDeployLock, ImageBuilder, JsonlRecordStore, Notifier, Pipeline, Registry,
-    ScanChain, Scanner, Target, TestSuite, Version, WebhookNotifier,
+    DeployLock, EventSink, FileDeployLock, ImageBuilder, JsonlRecordStore, Notifier, Pipeline,
+    RecordStore, Registry, ScanChain, Scanner, Target, TestSuite, Version, WebhookNotifier,
 };
 use kyb_deploy_docker::{
     CredentialSource, DockerEngine, DockerImageBuilder, DockerRegistry, ImagePolicyScanner,
@@ -19,6 +21,14 @@ use kyb_deploy_docker::{
 use crate::args::GlobalArgs;
 use crate::context::CliContext;
 use crate::error::CliError;
+
+/// An environment's record store and lock, and where they are, for messages.
+pub(crate) struct State {
+    pub(crate) records: Arc<dyn RecordStore>,
+    pub(crate) lock: Arc<dyn DeployLock>,
+    /// The ledger file as configured, or `s3://bucket/prefix/environment`.
+    pub(crate) location: String,
+}
 
 /// A loaded configuration and the directory it belongs to.
 #[derive(Debug)]
@@ -65,9 +75,35 @@ impl Project {
         Ok(env)
     }
 
-    /// The deployment ledger.
+    /// The project's JSON-lines ledger: the records of the environments whose state backend
+    /// is `file`.
     pub(crate) fn ledger(&self) -> JsonlRecordStore {
         JsonlRecordStore::new(self.ledger_path())
+    }
+
+    /// Where `env`'s records and lock live: its state backend's store and lock.
+    pub(crate) async fn state(&self, env: &Environment) -> Result<State, CliError> {
+        let settings = &env.settings.state;
+        match settings.backend {
+            StateBackendKind::File => Ok(State {
+                records: Arc::new(self.ledger()),
+                lock: Arc::new(self.lock()),
+                location: self.config.ledger.path.display().to_string(),
+            }),
+            StateBackendKind::S3 => {
+                let (records, lock) = kyb_deploy_ecs::s3_state(settings, &env.name).await?;
+                Ok(State {
+                    records: Arc::new(records),
+                    lock: Arc::new(lock),
+                    location: format!(
+                        "s3://{}/{}/{}",
+                        settings.bucket.as_deref().unwrap_or_default(),
+                        settings.prefix.trim_matches('/'),
+                        env.name
+                    ),
+                })
+            }
+        }
     }
 
     fn ledger_path(&self) -> PathBuf {
@@ -156,7 +192,9 @@ impl Project {
         let probe = self.probe(ctx, env)?;
         let notifiers = self.notifiers()?;
         let target = self.target(ctx, env).await?;
-        let mut pipeline = self.pipeline_around(target, probe, events, notifiers);
+        let mut pipeline = self
+            .pipeline_around(env, target, probe, events, notifiers)
+            .await?;
         if build && ctx.build_images {
             let (builder, scanner, registry) = self.image_seams().await?;
             pipeline = pipeline.with_image_pipeline(builder, scanner, Some(registry));
@@ -164,26 +202,23 @@ impl Project {
         Ok(pipeline)
     }
 
-    /// A pipeline of `target` with this project's ledger, lock and `notifiers`, without the
-    /// image seams.
-    pub(crate) fn pipeline_around(
+    /// A pipeline of `target` with `env`'s record store and lock and `notifiers`, without
+    /// the image seams.
+    pub(crate) async fn pipeline_around(
         &self,
+        env: &Environment,
         target: Arc<dyn Target>,
         probe: Arc<dyn HealthProbe>,
         events: EventSink,
         notifiers: Vec<Arc<dyn Notifier>>,
-    ) -> Pipeline {
-        let mut pipeline = Pipeline::new(
-            target,
-            probe,
-            Arc::new(self.ledger()),
-            Arc::new(self.lock()),
-        )
-        .with_events(events);
+    ) -> Result<Pipeline, CliError> {
+        let state = self.state(env).await?;
+        let mut pipeline =
+            Pipeline::new(target, probe, state.records, state.lock).with_events(events);
         for notifier in notifiers {
             pipeline = pipeline.with_notifier(notifier);
         }
-        pipeline
+        Ok(pipeline)
     }
 
     /// The Docker image builder, the scanner `image.scan` names, and the registry client.

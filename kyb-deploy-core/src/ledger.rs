@@ -21,13 +21,25 @@ use crate::record::DeploymentRecord;
 use crate::record_store::RecordStore;
 use crate::version::Version;
 
-/// A line of the ledger that could not be read. Reported, never fatal.
+/// A record that could not be read: a line of the ledger file, or an object of a shared
+/// store. Reported, never fatal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LedgerProblem {
-    /// 1-based line number.
+    /// 1-based line number; 0 when the store keeps no lines (the message names the object).
     pub line: usize,
     /// What is wrong with it.
     pub message: String,
+}
+
+impl std::fmt::Display for LedgerProblem {
+    /// `line N: message`, or the message alone when there is no line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "line {}: {}", self.line, self.message)
+        }
+    }
 }
 
 /// The records of a ledger, latest state per id, ordered by when that state was written.
@@ -114,20 +126,22 @@ impl LedgerSnapshot {
             .or_else(|| self.find_latest(environment, deployed))
     }
 
-    /// The records of `environment` still in progress from its newest deploy run on (that
-    /// run included), oldest first.
+    /// The records of `environment` still in progress from its newest deploy run that held
+    /// the lock on (that run included), oldest first.
     ///
     /// Older ones need no look: a deploy run, once it holds the environment's lock and before
     /// it writes its own first record, marks every run of the environment still in progress
     /// abandoned (no live run can hold the lock then). So the answer is read from the end of
-    /// the ledger up to the newest deploy, however long the history.
+    /// the ledger up to that deploy ([`DeploymentRecord::resolved_earlier_runs`]), however
+    /// long the history. A deploy refused the lock is recorded too, while another run may
+    /// hold it: the lookup reads past it.
     pub fn unresolved(&self, environment: &str) -> Vec<DeploymentRecord> {
         let mut unresolved = Vec::new();
         for record in self.for_environment(environment).rev() {
             if !record.status.is_final() {
                 unresolved.push(record.clone());
             }
-            if record.operation == crate::record::Operation::Deploy {
+            if record.resolved_earlier_runs() {
                 break;
             }
         }

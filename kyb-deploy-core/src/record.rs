@@ -488,6 +488,15 @@ impl DeploymentRecord {
             .max_by_key(|r| r.started_at)
     }
 
+    /// Whether the runs of this environment left unfinished before this one were resolved
+    /// by the time it was recorded: it is a deploy run that held the environment's lock
+    /// (which resolves every unfinished run before it writes its own first record). A deploy
+    /// that failed before deploying may have been refused the lock, recorded while another
+    /// run held it, so it bounds nothing; looking further back is only slower.
+    pub fn resolved_earlier_runs(&self) -> bool {
+        self.operation == Operation::Deploy && self.status != RecordStatus::FailedBeforeDeploy
+    }
+
     /// Whether this run put a release in service and verified it: a candidate to roll back
     /// to. Runs whose status this build does not know never are.
     pub fn is_known_good(&self) -> bool {

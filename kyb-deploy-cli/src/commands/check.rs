@@ -104,7 +104,9 @@ pub(crate) async fn run(
                     Arc::new(HttpHealthProbe::new(VerifyConfig::default())?) as Arc<dyn HealthProbe>
                 }
             };
-            let mut pipeline = project.pipeline_around(target, probe, EventSink::new(), Vec::new());
+            let mut pipeline = project
+                .pipeline_around(&env, target, probe, EventSink::new(), Vec::new())
+                .await?;
             if let Some((builder, scanner, registry)) = seams {
                 pipeline = pipeline.with_image_pipeline(builder, scanner, Some(registry));
             }

@@ -2,7 +2,9 @@
 //! releases its target knows (ECS task definition revisions, Docker containers) joined
 //! with the runs that deployed them. The ledger part needs no target.
 
-use kyb_deploy_core::{DeploymentRecord, LedgerProblem, RecordStatus, RecordStore, Revision};
+use kyb_deploy_core::{
+    DeploymentRecord, LedgerProblem, LedgerSnapshot, RecordStatus, RecordStore, Revision,
+};
 use serde::Serialize;
 
 use crate::args::{GlobalArgs, HistoryArgs, OutputFormat};
@@ -17,7 +19,8 @@ use crate::project::{Project, cancellable};
 struct History<'a> {
     /// The environment asked for, or null for all.
     environment: Option<&'a str>,
-    /// The ledger file, as configured.
+    /// Where the records were read: the ledger file as configured, or the shared store
+    /// (`s3://bucket/prefix/environment`); several, comma-separated, without an environment.
     ledger: String,
     /// The runs, oldest first, at most `--limit`.
     records: Vec<&'a DeploymentRecord>,
@@ -68,6 +71,31 @@ fn revisions_table(revisions: &[JoinedRevision]) -> String {
     table::columns(&["", "VERSION", "CREATED", "RUN", "RELEASE"], &rows)
 }
 
+/// The newest `limit` runs of every environment, wherever each keeps its records, and
+/// where that is: the ledger file for the `file` backend, one store per shared environment.
+async fn every_environment(
+    project: &Project,
+    limit: usize,
+) -> Result<(LedgerSnapshot, String), CliError> {
+    let mut shared = Vec::new();
+    for name in project.config.environment_names() {
+        let env = project.environment(&name, None)?;
+        if env.settings.state.backend.is_shared() {
+            shared.push(env);
+        }
+    }
+    let mut snapshot = project.ledger().recent(None, limit).await?;
+    let mut locations = vec![project.config.ledger.path.display().to_string()];
+    for env in shared {
+        let state = project.state(&env).await?;
+        let found = state.records.recent(Some(&env.name), limit).await?;
+        snapshot.records.extend(found.records);
+        snapshot.problems.extend(found.problems);
+        locations.push(state.location);
+    }
+    Ok((snapshot, locations.join(", ")))
+}
+
 pub(crate) async fn run(
     args: HistoryArgs,
     global: &GlobalArgs,
@@ -84,10 +112,14 @@ pub(crate) async fn run(
         Some(_) => args.limit.max(JOINED_RUNS),
         None => args.limit,
     };
-    let snapshot = project
-        .ledger()
-        .recent(args.environment.as_deref(), window)
-        .await?;
+    let (snapshot, ledger) = match &environment {
+        Some(env) => {
+            let state = project.state(env).await?;
+            let snapshot = state.records.recent(Some(&env.name), window).await?;
+            (snapshot, state.location)
+        }
+        None => every_environment(&project, window).await?,
+    };
     // The target's own history, when one environment is asked for.
     let (revisions, target_error) = match &environment {
         None => (Vec::new(), None),
@@ -121,7 +153,6 @@ pub(crate) async fn run(
     records.sort_by_key(|r| r.started_at);
     let skip = records.len().saturating_sub(args.limit);
     records.drain(..skip);
-    let ledger = project.config.ledger.path.display().to_string();
 
     let mut out = ctx.stdout.clone();
     if global.output == OutputFormat::Json {
@@ -141,10 +172,8 @@ pub(crate) async fn run(
     // A damaged line is worth knowing about, never a reason to hide the rest.
     for problem in &snapshot.problems {
         let _ = ctx.stderr.write_text(&format!(
-            "{} ledger {ledger} line {}: {}\n",
+            "{} ledger {ledger} {problem}\n",
             ctx.style.warn("warning:"),
-            problem.line,
-            problem.message
         ));
     }
     let text = if records.is_empty() {

@@ -1,8 +1,6 @@
 //! `kyb-deploy status`: what runs in an environment, and its latest runs.
 
-use kyb_deploy_core::{
-    DeploymentRecord, LedgerProblem, RecordStore, Release, Serving, TargetDescription,
-};
+use kyb_deploy_core::{DeploymentRecord, LedgerProblem, Release, Serving, TargetDescription};
 use serde::Serialize;
 
 use crate::args::{GlobalArgs, OutputFormat, StatusArgs};
@@ -47,7 +45,7 @@ pub(crate) async fn run(
     let env = project.environment(&args.environment, None)?;
     // Only the end of the ledger is read: the latest runs, the last known-good one, and the
     // runs never finished since the newest deploy.
-    let ledger = project.ledger();
+    let ledger = project.state(&env).await?.records;
     let mut recent = ledger.recent(Some(&env.name), args.limit).await?;
     let last_known_good = ledger
         .find_latest_verified(&env.name, &DeploymentRecord::is_known_good)
@@ -96,10 +94,8 @@ pub(crate) async fn run(
     }
     for problem in &status.ledger_problems {
         let _ = ctx.stderr.write_text(&format!(
-            "{} ledger line {}: {}\n",
+            "{} ledger {problem}\n",
             ctx.style.warn("warning:"),
-            problem.line,
-            problem.message
         ));
     }
     ctx.stdout

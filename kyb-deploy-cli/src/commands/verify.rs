@@ -2,7 +2,7 @@
 
 use kyb_deploy_core::config::Environment;
 use kyb_deploy_core::verify::{VerificationReport, VerifyOutcome, VerifyRequest, verify_stage};
-use kyb_deploy_core::{Error, RecordStore, Url, Version, redact_url, service_url};
+use kyb_deploy_core::{DeploymentRecord, Error, Url, Version, redact_url, service_url};
 use serde::Serialize;
 
 use crate::args::{GlobalArgs, OutputFormat, VerifyArgs};
@@ -107,9 +107,10 @@ pub(crate) async fn run(
 
 /// The version of the environment's last successful deployment.
 async fn last_good_version(project: &Project, env: &Environment) -> Result<Version, CliError> {
-    let snapshot = project.ledger().load().await?;
-    snapshot
-        .last_known_good(&env.name)
+    let records = project.state(env).await?.records;
+    records
+        .find_latest_verified(&env.name, &DeploymentRecord::is_known_good)
+        .await?
         .map(|r| r.version.clone())
         .ok_or_else(|| CliError::Usage {
             message: format!(

@@ -26,12 +26,12 @@ use crate::support::{Project, Run, binary, get_json, output_within, runs};
 
 /// Bounds every wait: the simulator's rollouts, the engine, each run of the binary. A bound,
 /// never an assertion on speed.
-const PATIENCE: Duration = Duration::from_secs(240);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(240);
 
 /// Simulated seconds per real second. ECS's own phases (PROVISIONING 5 s, the pull 10 s,
 /// the 10 s health check grace period, STOPPING 5 s) then take about a second of real
 /// time, while the containers and their health checks run in real time.
-const TIME_SCALE: f64 = 20.0;
+pub(crate) const TIME_SCALE: f64 = 20.0;
 
 async fn describe(client: &Client, name: &str) -> Service {
     let described = client
@@ -46,7 +46,7 @@ async fn describe(client: &Client, name: &str) -> Service {
 
 /// Polls the service (which also drives the simulator's controller) until it runs only
 /// `task_definition`, completed, with every task running.
-async fn wait_steady(client: &Client, name: &str, task_definition: &str) -> Service {
+pub(crate) async fn wait_steady(client: &Client, name: &str, task_definition: &str) -> Service {
     let start = Instant::now();
     loop {
         let service = describe(client, name).await;
@@ -66,10 +66,16 @@ async fn wait_steady(client: &Client, name: &str, task_definition: &str) -> Serv
     }
 }
 
-/// Runs `kyb-deploy <args>` in the project, with AWS settings from the test only: static
-/// test credentials, and config/credential files in the project, so that nothing of the
-/// machine (profiles, SSO, instance metadata) leaks in. Killed after [`PATIENCE`].
-async fn kyb_deploy(project: &Project, args: &[&str]) -> Run {
+/// Runs `kyb-deploy <args>` in the project ([`kyb_deploy_command`]), killed after
+/// [`PATIENCE`].
+pub(crate) async fn kyb_deploy(project: &Project, args: &[&str]) -> Run {
+    output_within(kyb_deploy_command(project, args), args, PATIENCE).await
+}
+
+/// `kyb-deploy <args>` in the project, with AWS settings from the test only: static test
+/// credentials, and config/credential files in the project, so that nothing of the machine
+/// (profiles, SSO, instance metadata) leaks in.
+pub(crate) fn kyb_deploy_command(project: &Project, args: &[&str]) -> std::process::Command {
     let mut command = binary(project.path());
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("AWS_") {
@@ -84,7 +90,7 @@ async fn kyb_deploy(project: &Project, args: &[&str]) -> Run {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", aws.join("config"))
         .env("AWS_SHARED_CREDENTIALS_FILE", aws.join("credentials"));
-    output_within(command, args, PATIENCE).await
+    command
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -12,6 +12,8 @@ mod k8s_e2e;
 mod render;
 mod runs;
 mod script;
+mod shared_state;
 mod signals;
 mod snapshots;
+mod state_commands;
 mod support;

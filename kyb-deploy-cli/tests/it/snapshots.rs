@@ -12,7 +12,7 @@ fn help(args: &[&str]) -> String {
 
 #[test]
 fn help_texts() {
-    let cases: [(&str, &[&str]); 11] = [
+    let cases: [(&str, &[&str]); 14] = [
         ("help", &[]),
         ("help_deploy", &["deploy"]),
         ("help_plan", &["plan"]),
@@ -22,6 +22,9 @@ fn help_texts() {
         ("help_verify", &["verify"]),
         ("help_check", &["check"]),
         ("help_render", &["render"]),
+        ("help_unlock", &["unlock"]),
+        ("help_state", &["state"]),
+        ("help_state_import", &["state", "import"]),
         ("help_config", &["config"]),
         ("help_config_validate", &["config", "validate"]),
     ];

@@ -275,3 +275,20 @@ pub(crate) async fn output_within(command: Command, args: &[&str], patience: Dur
         stderr: String::from_utf8(out.stderr).unwrap(),
     }
 }
+
+/// An S3 client for moto at `url` (path-style, static test credentials), on the CLI's own
+/// HTTP client (rustls with ring), to read back what the binary wrote.
+pub(crate) fn moto_s3(url: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "test", "test", None, None, "static",
+            ))
+            .endpoint_url(url)
+            .force_path_style(true)
+            .http_client(kyb_deploy_ecs::https_client())
+            .build(),
+    )
+}

@@ -7,7 +7,7 @@ use std::io::{self, Read, Seek};
 use super::LedgerProblem;
 use super::lines::{self, Line};
 use super::reverse::{BackLine, ReverseLines};
-use crate::record::{DeploymentRecord, Operation};
+use crate::record::DeploymentRecord;
 
 /// A line that could not be read, found while scanning backwards.
 struct Unreadable {
@@ -187,11 +187,11 @@ pub(super) fn unresolved<R: Read + Seek>(
 ) -> io::Result<Vec<DeploymentRecord>> {
     let mut unresolved = Vec::new();
     while let Some(record) = scan.next_record()? {
-        let deploy = record.operation == Operation::Deploy;
+        let bound = record.resolved_earlier_runs();
         if !record.status.is_final() {
             unresolved.push(record);
         }
-        if deploy {
+        if bound {
             break;
         }
     }

@@ -601,4 +601,12 @@ async fn runs_in_progress_count_from_the_newest_deploy_on() {
     let running = record("r4", "staging", "v3", RecordStatus::InProgress);
     store.append(&running).await.unwrap();
     assert_eq!(ids(store.in_progress("staging").await.unwrap()), ["r4"]);
+
+    // A deploy refused the lock while r4 held it is recorded after r4: it resolved nothing,
+    // and the lookup reads past it.
+    let refused = record("r5", "staging", "v4", RecordStatus::FailedBeforeDeploy);
+    store.append(&refused).await.unwrap();
+    assert_eq!(ids(store.in_progress("staging").await.unwrap()), ["r4"]);
+    let snapshot = store.load().await.unwrap();
+    assert_eq!(ids(snapshot.unresolved("staging")), ["r4"]);
 }

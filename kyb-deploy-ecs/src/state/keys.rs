@@ -118,6 +118,12 @@ impl RecordKey {
     pub(crate) fn is_deploy(&self) -> bool {
         decode(&self.operation) == kyb_deploy_core::Operation::Deploy.as_str()
     }
+
+    /// [`DeploymentRecord::resolved_earlier_runs`], from the key alone.
+    pub(crate) fn resolved_earlier_runs(&self) -> bool {
+        self.is_deploy()
+            && decode(&self.status) != kyb_deploy_core::RecordStatus::FailedBeforeDeploy.as_str()
+    }
 }
 
 /// `at` as 20 digits that sort newest first.

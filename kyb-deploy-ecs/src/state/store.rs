@@ -372,7 +372,7 @@ impl RecordStore for S3RecordStore {
     }
 
     /// Reads only the unfinished runs' records: the keys say which they are, back to the
-    /// newest deploy run (see [`LedgerSnapshot::unresolved`]).
+    /// newest deploy run that held the lock (see [`LedgerSnapshot::unresolved`]).
     async fn in_progress(&self, environment: &str) -> Result<Vec<DeploymentRecord>> {
         let mut seen = HashSet::new();
         let mut unfinished = Vec::new();
@@ -380,11 +380,11 @@ impl RecordStore for S3RecordStore {
             if !seen.insert(k.id.clone()) {
                 return true;
             }
-            let deploy = k.is_deploy();
+            let bound = k.resolved_earlier_runs();
             if !k.is_final() {
                 unfinished.push(k);
             }
-            !deploy
+            !bound
         })
         .await?;
         let (records, _) = self.read(&unfinished).await?;

@@ -199,14 +199,28 @@ async fn every_state_of_a_run_is_its_own_object_and_lookups_read_the_latest() {
         .unwrap()
         .unwrap();
     assert_eq!((good.id.as_str(), good.version.as_str()), ("r1", "v1"));
+    // A deploy refused the lock meanwhile is recorded, and resolved nothing: the lookup
+    // reads past it.
+    store
+        .append(&finished(
+            started("r3", "v3"),
+            RecordStatus::FailedBeforeDeploy,
+        ))
+        .await
+        .unwrap();
+    let unfinished = store.in_progress("staging").await.unwrap();
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!(unfinished[0].id, "r2");
     let loaded = store.load().await.unwrap();
-    assert_eq!(loaded.records.len(), 2);
+    assert_eq!(loaded.records.len(), 3);
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
 
     // The pointer names the verified run and the newest record folded in.
     let pointer = peer.object(POINTER).await;
     assert_eq!(pointer["verified"][0]["id"], "r1", "{pointer:#}");
-    assert_eq!(pointer["watermark"], keys[0], "{pointer:#}");
+    let newest = peer.keys(RECORDS).await.remove(0);
+    assert!(newest.contains("_r3_"), "{newest}");
+    assert_eq!(pointer["watermark"], newest.as_str(), "{pointer:#}");
 }
 
 /// A rollback's run verifies the release it went back to: the pointer counts it, and a

@@ -17,7 +17,7 @@ use kyb_deploy_testkit::ecs_sim::RunningSimulator;
 use kyb_deploy_testkit::require_image_peers;
 
 pub(crate) const REGISTRY: &str = "127.0.0.1:5000";
-pub(super) const REGION: &str = "us-east-1";
+pub(crate) const REGION: &str = "us-east-1";
 const CONTAINER: &str = "api";
 /// Fails loudly, with the fix, when a peer of this tier is missing.
 pub(crate) fn require_peers() {
@@ -90,7 +90,7 @@ pub(crate) fn dockerfile(name: &str) -> String {
 /// scratch image has no shell or curl; real ECS would need a checker in the image): it
 /// checks `GET /health` on the container's port itself. The check must be there, as it
 /// makes the simulator wait for health before a task counts, and stop unhealthy ones.
-pub(super) const TEMPLATE: &str = r#"{
+pub(crate) const TEMPLATE: &str = r#"{
   "family": "FAMILY",
   "networkMode": "awsvpc",
   "requiresCompatibilities": ["FARGATE"],
@@ -114,7 +114,7 @@ pub(super) const TEMPLATE: &str = r#"{
 
 /// The project's configuration: the staging environment on the simulator at `endpoint`,
 /// verified through the service's stable URL `service_url`.
-pub(super) fn config(repository: &str, name: &str, endpoint: &str, service_url: &str) -> String {
+pub(crate) fn config(repository: &str, name: &str, endpoint: &str, service_url: &str) -> String {
     format!(
         r#"
 [image]
@@ -177,7 +177,7 @@ samples = 3
 }
 
 /// An SDK client for the simulator, on the CLI's own HTTP client (rustls with ring).
-pub(super) fn sdk_client(sim: &RunningSimulator) -> Client {
+pub(crate) fn sdk_client(sim: &RunningSimulator) -> Client {
     let config = aws_sdk_ecs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
@@ -190,7 +190,7 @@ pub(super) fn sdk_client(sim: &RunningSimulator) -> Client {
 
 /// Creates the cluster, the first task definition (running `image`) and the service with
 /// two tasks; returns the task definition's ARN.
-pub(super) async fn create_service(client: &Client, name: &str, image: &str) -> String {
+pub(crate) async fn create_service(client: &Client, name: &str, image: &str) -> String {
     client
         .create_cluster()
         .cluster_name(name)
