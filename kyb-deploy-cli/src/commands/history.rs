@@ -48,6 +48,10 @@ struct JoinedRevision {
 /// without reading a long ledger to its start.
 const JOINED_RUNS: usize = 1000;
 
+/// The same for an environment whose records are in a shared store, where each run is one
+/// request: still several times the releases a target keeps.
+const JOINED_SHARED_RUNS: usize = 50;
+
 fn revisions_table(revisions: &[JoinedRevision]) -> String {
     let rows: Vec<Vec<String>> = revisions
         .iter()
@@ -109,6 +113,7 @@ pub(crate) async fn run(
     // Only the end of the ledger is read: the runs listed, and with an environment the runs
     // its target's releases are joined with.
     let window = match &environment {
+        Some(env) if env.settings.state.backend.is_shared() => args.limit.max(JOINED_SHARED_RUNS),
         Some(_) => args.limit.max(JOINED_RUNS),
         None => args.limit,
     };

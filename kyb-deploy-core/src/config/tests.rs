@@ -147,11 +147,20 @@ fn the_shipped_example_is_valid() {
     assert!(production.guards.confirm);
     assert!(production.guards.require_clean_tree);
     // CI environments share their records and lock; development keeps the local ledger.
-    assert_eq!(production.state.backend, crate::config::StateBackendKind::S3);
+    assert_eq!(
+        production.state.backend,
+        crate::config::StateBackendKind::S3
+    );
     let staging = config.environment("staging").unwrap().settings;
-    assert_eq!(staging.state.bucket.as_deref(), Some("kyb-platform-deploy-state"));
+    assert_eq!(
+        staging.state.bucket.as_deref(),
+        Some("kyb-platform-deploy-state")
+    );
     let development = config.environment("development").unwrap().settings;
-    assert_eq!(development.state.backend, crate::config::StateBackendKind::File);
+    assert_eq!(
+        development.state.backend,
+        crate::config::StateBackendKind::File
+    );
 }
 
 fn duration_text() -> impl Strategy<Value = (String, Duration)> {

@@ -3,6 +3,7 @@
 use super::run::Run;
 use super::stage::{RunControl, StageError};
 use super::{DeployRequest, Pipeline, RunReport};
+use crate::deploy_lock::LockGuard;
 use crate::error::Result;
 use crate::outcome::Outcome;
 use crate::record::{DeploymentRecord, Operation};
@@ -126,6 +127,16 @@ impl Pipeline {
         let before = |stage, reason: String| Outcome::FailedBeforeDeploy { stage, reason };
         // Record: resolve runs that died, then write ours before the first mutation.
         let started = run.stages.begin(Stage::Record);
+        // A run whose lock was taken over (its renewals failed for longer than the lock's time
+        // to live) must not change an environment another run may now be deploying.
+        if run.lock.as_ref().is_some_and(LockGuard::is_lost) {
+            let reason = format!(
+                "the lock of {} was lost before the deployment began (its renewals failed for longer than its time to live, and another run took it over), so nothing was deployed",
+                env.name
+            );
+            run.stages.fail(started, &reason);
+            return Err(before(Stage::Record, reason));
+        }
         run.report.previous = match run
             .control
             .run(timeouts.deploy, self.target.current_release())

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::bucket::{Bucket, Condition, Written};
 use super::keys::{Layout, RecordKey};
 
-/// Keys listed per request.
+/// Most keys listed per request (S3's own limit).
 const PAGE: i32 = 1000;
 /// Records read at once.
 const READS_AT_ONCE: usize = 16;
@@ -45,6 +45,38 @@ struct Pointer {
 /// The pointer and its ETag (`None`: there is no pointer yet).
 type ReadPointer = (Pointer, Option<String>);
 
+/// The record keys of an environment, newest first, a page at a time: the first page lists
+/// the number asked for, each next one four times as many (up to S3's 1000), so a lookup
+/// that ends early lists little.
+struct Pages {
+    environment: String,
+    prefix: String,
+    continuation: Option<String>,
+    page: i32,
+    done: bool,
+}
+
+impl Pages {
+    /// The next page of record keys; `None` once every key was listed.
+    async fn next(&mut self, store: &S3RecordStore) -> Result<Option<Vec<RecordKey>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let (keys, next) = store
+            .bucket
+            .list(&self.prefix, self.continuation.take(), self.page)
+            .await?;
+        self.page = self.page.saturating_mul(4).min(PAGE);
+        self.done = next.is_none();
+        self.continuation = next;
+        Ok(Some(
+            keys.iter()
+                .filter_map(|k| store.layout.parse_record(&self.environment, k))
+                .collect(),
+        ))
+    }
+}
+
 impl S3RecordStore {
     pub(crate) fn new(bucket: Bucket, layout: Layout) -> Self {
         Self { bucket, layout }
@@ -69,31 +101,36 @@ impl S3RecordStore {
     }
 
     /// The record keys of `environment` newest first, page by page, until `visit` says
-    /// stop (`false`) or `until` (exclusive) is reached.
+    /// stop (`false`) or `until` (exclusive) is reached. The first page lists `first` keys
+    /// ([`Pages`]).
     async fn walk(
         &self,
         environment: &str,
         until: Option<&str>,
+        first: usize,
         mut visit: impl FnMut(RecordKey) -> bool,
     ) -> Result<()> {
-        let prefix = self.layout.records(environment);
-        let mut continuation = None;
-        loop {
-            let (keys, next) = self.bucket.list(&prefix, continuation, PAGE).await?;
+        let mut pages = self.pages(environment, first);
+        while let Some(keys) = pages.next(self).await? {
             for key in keys {
-                if until.is_some_and(|until| key.as_str() >= until) {
+                if until.is_some_and(|until| key.key.as_str() >= until) {
                     return Ok(());
                 }
-                if let Some(parsed) = self.layout.parse_record(environment, &key)
-                    && !visit(parsed)
-                {
+                if !visit(key) {
                     return Ok(());
                 }
             }
-            match next {
-                Some(token) => continuation = Some(token),
-                None => return Ok(()),
-            }
+        }
+        Ok(())
+    }
+
+    fn pages(&self, environment: &str, first: usize) -> Pages {
+        Pages {
+            environment: environment.to_owned(),
+            prefix: self.layout.records(environment),
+            continuation: None,
+            page: i32::try_from(first).unwrap_or(PAGE).clamp(1, PAGE),
+            done: false,
         }
     }
 
@@ -142,7 +179,8 @@ impl S3RecordStore {
         pointer: &Pointer,
     ) -> Result<(Vec<(RecordKey, DeploymentRecord)>, Vec<LedgerProblem>)> {
         let mut keys = Vec::new();
-        self.walk(environment, pointer.watermark.as_deref(), |k| {
+        // Usually a few records: those of the run since the pointer last moved.
+        self.walk(environment, pointer.watermark.as_deref(), 16, |k| {
             keys.push(k);
             true
         })
@@ -184,7 +222,7 @@ impl S3RecordStore {
         environment: &str,
     ) -> Result<(Vec<(RecordKey, DeploymentRecord)>, Vec<LedgerProblem>)> {
         let mut keys = Vec::new();
-        self.walk(environment, None, |k| {
+        self.walk(environment, None, PAGE as usize, |k| {
             keys.push(k);
             true
         })
@@ -214,7 +252,8 @@ impl S3RecordStore {
         }
         let mut seen = HashSet::new();
         let mut keys = Vec::new();
-        self.walk(environment, None, |k| {
+        // A run has two states, usually: its in_progress one and its final one.
+        self.walk(environment, None, limit.saturating_mul(2) + 2, |k| {
             if seen.insert(k.id.clone()) {
                 keys.push(k);
             }
@@ -303,18 +342,16 @@ impl RecordStore for S3RecordStore {
         environment: &str,
         matches: &(dyn for<'r> Fn(&'r DeploymentRecord) -> bool + Send + Sync),
     ) -> Result<Option<DeploymentRecord>> {
-        // Page by page, newest first: most lookups end on the first page.
+        // Page by page, newest first, each page's runs read before the next page is listed:
+        // most lookups end on the first page.
         let mut seen = HashSet::new();
-        let mut keys = Vec::new();
-        self.walk(environment, None, |k| {
-            if seen.insert(k.id.clone()) {
-                keys.push(k);
-            }
-            true
-        })
-        .await?;
-        for chunk in keys.chunks(READS_AT_ONCE * 4) {
-            let (records, _) = self.read(chunk).await?;
+        let mut pages = self.pages(environment, 64);
+        while let Some(keys) = pages.next(self).await? {
+            let fresh: Vec<RecordKey> = keys
+                .into_iter()
+                .filter(|k| seen.insert(k.id.clone()))
+                .collect();
+            let (records, _) = self.read(&fresh).await?;
             if let Some((_, found)) = records.into_iter().find(|(_, r)| matches(r)) {
                 return Ok(Some(found));
             }
@@ -376,7 +413,7 @@ impl RecordStore for S3RecordStore {
     async fn in_progress(&self, environment: &str) -> Result<Vec<DeploymentRecord>> {
         let mut seen = HashSet::new();
         let mut unfinished = Vec::new();
-        self.walk(environment, None, |k| {
+        self.walk(environment, None, 16, |k| {
             if !seen.insert(k.id.clone()) {
                 return true;
             }

@@ -554,3 +554,32 @@ async fn unlock_breaks_a_live_lock_and_records_who_did() {
     drop(guard);
     again.release().await.unwrap();
 }
+
+/// Lookups list a page at a time, the first one short: what lies past it is still found.
+#[tokio::test]
+async fn lookups_reach_past_the_first_page() {
+    let peer = Peer::start().await;
+    let (store, _) = peer.state(Duration::from_secs(60));
+    for i in 0..80 {
+        let status = if i == 0 {
+            RecordStatus::Succeeded
+        } else {
+            RecordStatus::RollbackFailed
+        };
+        store
+            .append(&finished(started(&format!("r{i:02}"), "v1"), status))
+            .await
+            .unwrap();
+    }
+    let oldest = store
+        .find_latest("staging", &|r: &DeploymentRecord| r.id == "r00")
+        .await
+        .unwrap()
+        .expect("found past the first page");
+    assert_eq!(oldest.status, RecordStatus::Succeeded);
+    let recent = store.recent(Some("staging"), 70).await.unwrap().records;
+    assert_eq!(recent.len(), 70);
+    assert_eq!(recent[0].id, "r10");
+    assert_eq!(recent[69].id, "r79");
+    assert_eq!(store.load().await.unwrap().records.len(), 80);
+}

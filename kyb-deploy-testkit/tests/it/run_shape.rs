@@ -113,3 +113,49 @@ async fn deploy_and_rollback_end_a_stopped_plan_or_lock_the_same_way() {
         }
     }
 }
+
+/// A lock that is lost as soon as it is taken: another run took it over.
+struct LostAtOnce;
+
+#[async_trait]
+impl DeployLock for LostAtOnce {
+    async fn acquire(&self, _environment: &str) -> Result<LockGuard> {
+        let lost = CancellationToken::new();
+        lost.cancel();
+        Ok(LockGuard::new(()).with_lost(lost))
+    }
+}
+
+/// A run whose lock was taken over before it deployed changes nothing: it stops before its
+/// record and the rollout, says why, and leaves the platform as it was.
+#[tokio::test]
+async fn a_run_that_lost_its_lock_deploys_nothing() {
+    let target = Arc::new(FakeTarget::new().with_current(release("v1")));
+    let pipeline = Pipeline::new(
+        target.clone(),
+        Arc::new(ScriptedProbe::new()),
+        Arc::new(InMemoryRecordStore::new()),
+        Arc::new(LostAtOnce),
+    )
+    .with_version_source(Arc::new(FixedVersion::new("v2")));
+    let report = pipeline
+        .deploy(
+            &DeployRequest::new(environment("")),
+            &RunControl::new(CancellationToken::new()),
+        )
+        .await;
+    let Outcome::FailedBeforeDeploy { stage, reason } = &report.outcome else {
+        panic!("{:?}", report.outcome);
+    };
+    assert_eq!(*stage, Stage::Record);
+    assert!(reason.contains("the lock of staging was lost"), "{reason}");
+    assert_eq!(target.current().unwrap().version, version("v1"));
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("was lost during this run")),
+        "{:?}",
+        report.warnings
+    );
+}
