@@ -253,7 +253,7 @@ impl S3RecordStore {
         let mut seen = HashSet::new();
         let mut keys = Vec::new();
         // A run has two states, usually: its in_progress one and its final one.
-        self.walk(environment, None, limit.saturating_mul(2) + 2, |k| {
+        self.walk(environment, None, limit.saturating_mul(2).saturating_add(2), |k| {
             if seen.insert(k.id.clone()) {
                 keys.push(k);
             }
@@ -300,7 +300,7 @@ impl RecordStore for S3RecordStore {
     /// environment the pointer knows, then advances the pointer.
     async fn append(&self, record: &DeploymentRecord) -> Result<()> {
         let read = self.read_pointer(&record.environment).await?;
-        let at = now_micros().max(read.0.watermark_at + 1);
+        let at = now_micros().max(read.0.watermark_at.saturating_add(1));
         let key = self.layout.record(at, record);
         let body = serde_json::to_vec(record).map_err(|e| Error::Seam {
             seam: "S3 state",
