@@ -85,7 +85,7 @@ impl Bucket {
             .await;
         let output = match answer {
             Ok(output) => output,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            // No such key; a missing bucket (also a 404) is an error naming it.
             Err(e) if status(&e) == Some(404) && e.code() != Some("NoSuchBucket") => {
                 return Ok(None);
             }

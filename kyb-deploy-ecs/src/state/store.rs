@@ -253,12 +253,17 @@ impl S3RecordStore {
         let mut seen = HashSet::new();
         let mut keys = Vec::new();
         // A run has two states, usually: its in_progress one and its final one.
-        self.walk(environment, None, limit.saturating_mul(2).saturating_add(2), |k| {
-            if seen.insert(k.id.clone()) {
-                keys.push(k);
-            }
-            keys.len() < limit
-        })
+        self.walk(
+            environment,
+            None,
+            limit.saturating_mul(2).saturating_add(2),
+            |k| {
+                if seen.insert(k.id.clone()) {
+                    keys.push(k);
+                }
+                keys.len() < limit
+            },
+        )
         .await?;
         self.read(&keys).await
     }

@@ -388,6 +388,13 @@ async fn a_refused_write_fails_the_append_with_the_object_named() {
     );
     assert!(error.contains("AccessDenied"), "{error}");
     assert!(peer.keys(RECORDS).await.is_empty());
+    // A refusal changed nothing: no read-back of what was never written.
+    assert_eq!(
+        peer.requests("GET", RECORDS),
+        0,
+        "{:#?}",
+        peer.proxy.requests()
+    );
 }
 
 #[tokio::test]
@@ -582,4 +589,140 @@ async fn lookups_reach_past_the_first_page() {
     assert_eq!(recent[0].id, "r10");
     assert_eq!(recent[69].id, "r79");
     assert_eq!(store.load().await.unwrap().records.len(), 80);
+}
+
+/// A read that fails is an error, never "no such object": a lookup that took a 500 for an
+/// empty store would send a rollback to the wrong release.
+#[tokio::test]
+async fn a_failing_read_is_an_error_not_a_missing_object() {
+    let peer = Peer::start().await;
+    let (store, _) = peer.state(Duration::from_secs(60));
+    store
+        .append(&finished(started("r1", "v1"), RecordStatus::Succeeded))
+        .await
+        .unwrap();
+    peer.proxy.add(
+        RequestMatch::method("GET").and_path_prefix(POINTER),
+        s3_error(500, "InternalError"),
+        10,
+    );
+    let error = store
+        .find_latest_verified("staging", &|_: &DeploymentRecord| true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("GetObject s3://kyb-state/kyb-deploy/staging/known-good.json"),
+        "{error}"
+    );
+    assert!(error.contains("InternalError"), "{error}");
+}
+
+/// A conditional write that keeps conflicting (409) is tried a bounded number of times, then
+/// fails saying so; nothing is written behind the caller's back.
+#[tokio::test]
+async fn endless_conflicts_end_in_an_error_after_five_attempts() {
+    let peer = Peer::start().await;
+    let (store, _) = peer.state(Duration::from_secs(60));
+    peer.proxy.add(
+        RequestMatch::method("PUT").and_path_prefix(RECORDS),
+        s3_error(409, "ConditionalRequestConflict"),
+        5,
+    );
+    let error = store
+        .append(&started("r1", "v1"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("ConditionalRequestConflict"), "{error}");
+    assert_eq!(peer.requests("PUT", RECORDS), 5);
+    assert!(peer.keys(RECORDS).await.is_empty());
+}
+
+/// Releasing a lock that another run holds by now leaves it alone, and says nothing failed;
+/// a release that S3 refuses is an error (the lock then expires on its own).
+#[tokio::test]
+async fn a_release_deletes_only_its_own_lock() {
+    let peer = Peer::start().await;
+    let (_, lock) = peer.state(Duration::from_secs(60));
+    let guard = lock.acquire("staging").await.unwrap();
+    let other = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(other.path(), b"{\"someone\":\"else\"}").unwrap();
+    peer.aws
+        .json(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            BUCKET,
+            "--key",
+            LOCK.trim_start_matches("/kyb-state/"),
+            "--body",
+            other.path().to_str().unwrap(),
+        ])
+        .await;
+    // Released before its heartbeat noticed: the conditional delete finds another ETag.
+    guard.release().await.unwrap();
+    assert_eq!(peer.object(LOCK).await["someone"], "else");
+
+    lock.break_lock("staging", "test").await.unwrap();
+    let guard = lock.acquire("staging").await.unwrap();
+    peer.proxy.add(
+        RequestMatch::method("DELETE").and_path_prefix(LOCK),
+        s3_error(403, "AccessDenied"),
+        1,
+    );
+    let error = guard.release().await.unwrap_err().to_string();
+    assert!(error.contains("DeleteObject"), "{error}");
+    assert!(error.contains("AccessDenied"), "{error}");
+}
+
+/// Renewals that fail for a while (S3 answering 500) keep the lock as long as it has not
+/// expired; renewals that fail past its expiry lose it, since another run may take it over.
+#[tokio::test]
+async fn failed_renewals_lose_the_lock_only_once_it_expired() {
+    let peer = Peer::start().await;
+    let ttl = Duration::from_secs(3);
+    let (_, lock) = peer.state(ttl);
+    let renewals = || RequestMatch::method("PUT").and_path_prefix(LOCK);
+    let guard = lock.acquire("staging").await.unwrap();
+    // One renewal (three attempts with the SDK's retries) fails; the next gets through.
+    peer.proxy
+        .add(renewals(), s3_error(500, "InternalError"), 3);
+    tokio::time::sleep(ttl).await;
+    assert!(
+        !guard.is_lost(),
+        "a renewal that failed before the expiry loses nothing"
+    );
+    assert!(matches!(
+        lock.acquire("staging").await,
+        Err(Error::Locked { .. })
+    ));
+    // From now on every renewal fails: lost once the expiry passed.
+    peer.proxy
+        .add(renewals(), s3_error(500, "InternalError"), 1000);
+    let deadline = tokio::time::Instant::now() + ttl * 3;
+    while !guard.is_lost() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never lost though it expired"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A missing bucket is an error that names it, never an empty history.
+#[tokio::test]
+async fn a_missing_bucket_is_an_error_naming_it() {
+    let peer = Peer::start().await;
+    peer.aws
+        .json(&["s3api", "delete-bucket", "--bucket", BUCKET])
+        .await;
+    let (store, _) = peer.state(Duration::from_secs(60));
+    let error = store
+        .find_latest_verified("staging", &|_: &DeploymentRecord| true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("NoSuchBucket"), "{error}");
+    assert!(error.contains("s3://kyb-state/"), "{error}");
 }
