@@ -22,7 +22,7 @@ const POINTER_ATTEMPTS: u32 = 5;
 
 /// The records of every environment in an S3 bucket: each state of a run an object written
 /// once with `If-None-Match: *`, never replaced; a known-good pointer per environment. See
-/// the [module documentation](super) for the layout.
+/// docs/state.md for the layout.
 #[derive(Clone, Debug)]
 pub struct S3RecordStore {
     bucket: Bucket,
