@@ -37,20 +37,16 @@ struct Imported<'a> {
     already_there: usize,
 }
 
-/// Refuses an environment whose records and lock are the project's own files.
-fn shared(env: &Environment, what: &str) -> Result<(), CliError> {
+/// Refuses an environment whose records and lock are the project's own files: `what`
+/// works on a shared backend only, and `why` says what to do instead.
+fn shared(env: &Environment, what: &str, why: &str) -> Result<(), CliError> {
     if env.settings.state.backend.is_shared() {
         return Ok(());
     }
     Err(CliError::Usage {
         message: format!(
-            "{what} works on a shared state backend, and environments.{name}.state.backend is \"file\": {why}",
-            name = env.name,
-            why = if what == "unlock" {
-                "its lock is held by the operating system for a live process and released when that process ends; stop that process instead"
-            } else {
-                "set backend = \"s3\" with a bucket under [environments.NAME.state] first (docs/state.md)"
-            }
+            "{what} works on a shared state backend, and environments.{}.state.backend is \"file\": {why}",
+            env.name
         ),
     })
 }
@@ -72,7 +68,11 @@ pub(crate) async fn unlock(
 ) -> Result<i32, CliError> {
     let project = Project::load(ctx, global)?;
     let env = project.environment(&args.environment, None)?;
-    shared(&env, "unlock")?;
+    shared(
+        &env,
+        "unlock",
+        "its lock is held by the operating system for a live process and released when that process ends; stop that process instead",
+    )?;
     let confirmed = prompt::confirm(
         ctx,
         true,
@@ -123,7 +123,11 @@ pub(crate) async fn import(
 ) -> Result<i32, CliError> {
     let project = Project::load(ctx, global)?;
     let env = project.environment(&args.environment, None)?;
-    shared(&env, "state import")?;
+    shared(
+        &env,
+        "state import",
+        "set backend = \"s3\" with a bucket under [environments.NAME.state] first (docs/state.md)",
+    )?;
     let ledger = match &args.from {
         Some(path) => JsonlRecordStore::new(ctx.cwd.join(path)),
         None => project.ledger(),

@@ -112,6 +112,26 @@ impl Peer {
         serde_json::from_slice(&std::fs::read(out.path()).unwrap()).unwrap()
     }
 
+    /// Replaces staging's lock object, with the AWS CLI, by another holder's.
+    async fn put_foreign_lock(&self) {
+        let other = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(other.path(), b"{\"someone\":\"else\"}").unwrap();
+        let key = LOCK.trim_start_matches("/kyb-state/");
+        let body = other.path().to_str().unwrap();
+        self.aws
+            .json(&[
+                "s3api",
+                "put-object",
+                "--bucket",
+                BUCKET,
+                "--key",
+                key,
+                "--body",
+                body,
+            ])
+            .await;
+    }
+
     /// Requests the proxy saw whose path starts with `prefix`.
     fn requests(&self, method: &str, prefix: &str) -> usize {
         self.proxy
@@ -504,21 +524,7 @@ async fn a_holder_whose_lock_was_taken_knows_it_lost_it() {
     let (_, lock) = peer.state(ttl);
     let guard = lock.acquire("staging").await.unwrap();
     // Another run's lock object replaces it (as a takeover would after an expiry).
-    let other = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(other.path(), b"{\"someone\":\"else\"}").unwrap();
-    let key = LOCK.trim_start_matches("/kyb-state/");
-    peer.aws
-        .json(&[
-            "s3api",
-            "put-object",
-            "--bucket",
-            BUCKET,
-            "--key",
-            key,
-            "--body",
-            other.path().to_str().unwrap(),
-        ])
-        .await;
+    peer.put_foreign_lock().await;
     let deadline = tokio::time::Instant::now() + ttl * 2;
     while !guard.is_lost() {
         assert!(
@@ -646,20 +652,7 @@ async fn a_release_deletes_only_its_own_lock() {
     let peer = Peer::start().await;
     let (_, lock) = peer.state(Duration::from_secs(60));
     let guard = lock.acquire("staging").await.unwrap();
-    let other = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(other.path(), b"{\"someone\":\"else\"}").unwrap();
-    peer.aws
-        .json(&[
-            "s3api",
-            "put-object",
-            "--bucket",
-            BUCKET,
-            "--key",
-            LOCK.trim_start_matches("/kyb-state/"),
-            "--body",
-            other.path().to_str().unwrap(),
-        ])
-        .await;
+    peer.put_foreign_lock().await;
     // Released before its heartbeat noticed: the conditional delete finds another ETag.
     guard.release().await.unwrap();
     assert_eq!(peer.object(LOCK).await["someone"], "else");
