@@ -142,7 +142,7 @@ copies nothing twice. The environment's lock is held while importing.")]
 /// `state import`.
 #[derive(Debug, Args)]
 pub(crate) struct StateImportArgs {
-    /// Environment whose runs to copy; its state backend must be a shared one (s3)
+    /// Environment whose runs to copy; its state backend must be a shared one (s3, kubernetes)
     #[arg(short = 'e', long, value_name = "ENV")]
     pub(crate) environment: String,
 

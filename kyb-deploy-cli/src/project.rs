@@ -103,6 +103,19 @@ impl Project {
                     ),
                 })
             }
+            StateBackendKind::Kubernetes => {
+                let (records, lock) = kyb_deploy_k8s::kubernetes_state(env, &self.config).await?;
+                Ok(State {
+                    records: Arc::new(records),
+                    lock: Arc::new(lock),
+                    location: format!(
+                        "Kubernetes namespace {}: {}/{}",
+                        kyb_deploy_k8s::state_namespace(env)?,
+                        settings.prefix.trim_matches('/'),
+                        env.name
+                    ),
+                })
+            }
         }
     }
 

@@ -49,6 +49,7 @@ mod registry_login;
 mod release;
 mod scan_chain;
 mod scanner;
+pub mod shared_state;
 mod stage;
 mod target;
 mod test_runner;

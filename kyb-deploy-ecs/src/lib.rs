@@ -25,6 +25,6 @@ pub use crate::ecr::{EcrLogin, ecr_region};
 pub use crate::error::{CallError, TaskDefinitionError};
 pub use crate::poller::{Observation, ServicePoller, Subscription};
 pub use crate::settings::{EcsDeployment, EcsPoll, EcsSettings, MAX_CALLS_PER_SECOND};
-pub use crate::state::{S3DeployLock, S3RecordStore, s3_client, s3_state, s3_state_with_client};
+pub use crate::state::{s3_client, s3_state, s3_state_with_client};
 pub use crate::target::{EcsTarget, EcsTargetSpec};
 pub use crate::task_definition::{TaskDefinitionSpec, VERSION_LABEL};

@@ -1,27 +1,11 @@
 //! The S3 state backend: an environment's deployment records and its lock as objects in a
-//! bucket, shared by every runner that deploys the environment.
-//!
-//! Under `<prefix>/<environment>/`:
-//! - `records/<newest-first time>_<run id>_<operation>_<status>.json`: one object per state of
-//!   a run, written create-only (`If-None-Match: *`), never overwritten. Keys sort newest
-//!   first, and name what the history and unfinished-run lookups need, so those read only
-//!   the records they show.
-//! - `known-good.json`: the newest verified releases and the newest record folded into
-//!   them, replaced with `If-Match` on its ETag after every record. A known-good lookup
-//!   reads it and the records written since, however long the history.
-//! - `lock.json`: the environment's lock: holder, host, CI run and expiry. Created with
-//!   `If-None-Match: *`, renewed with `If-Match`, taken over with `If-Match` once expired.
-//! - `lock-events/<newest-first time>_<what>.json`: who took over or broke a lock.
-//!
-//! Every conditional write whose answer was lost (a 5xx, a dropped connection, a retry that
-//! then met its own earlier write as "412 Precondition Failed") is settled by reading the
-//! object back: the write counts as done exactly when the object holds what was written.
+//! bucket, shared by every runner that deploys the environment. The layout and the rules
+//! are core's (`kyb_deploy_core::shared_state`); this module is the bucket: objects written
+//! with `If-None-Match: *` and `If-Match`, deleted with `If-Match`, listed by prefix.
 
-mod bucket;
-mod keys;
-mod lock;
-mod store;
+mod s3_objects;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
@@ -29,12 +13,10 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use kyb_deploy_core::config::{StateBackendKind, StateConfig};
+use kyb_deploy_core::shared_state::{ObjectDeployLock, ObjectRecordStore, object_state};
 use kyb_deploy_core::{Error, Result};
 
-use self::bucket::Bucket;
-use self::keys::Layout;
-pub use self::lock::S3DeployLock;
-pub use self::store::S3RecordStore;
+use self::s3_objects::S3Objects;
 use crate::client::https_client;
 
 /// The record store and the lock of `environment` in the bucket `state` names, through
@@ -46,7 +28,7 @@ use crate::client::https_client;
 pub async fn s3_state(
     state: &StateConfig,
     environment: &str,
-) -> Result<(S3RecordStore, S3DeployLock)> {
+) -> Result<(ObjectRecordStore, ObjectDeployLock)> {
     let client = s3_client(state, environment).await?;
     s3_state_with_client(client, state, environment)
 }
@@ -61,7 +43,7 @@ pub fn s3_state_with_client(
     client: aws_sdk_s3::Client,
     state: &StateConfig,
     environment: &str,
-) -> Result<(S3RecordStore, S3DeployLock)> {
+) -> Result<(ObjectRecordStore, ObjectDeployLock)> {
     let key = format!("environments.{environment}.state");
     if state.backend != StateBackendKind::S3 {
         return Err(Error::Config {
@@ -78,11 +60,9 @@ pub fn s3_state_with_client(
             ),
         });
     };
-    let bucket = Bucket::new(client, bucket);
-    let layout = Layout::new(&state.prefix);
-    Ok((
-        S3RecordStore::new(bucket.clone(), layout.clone()),
-        S3DeployLock::new(bucket, layout, state.lock_ttl),
+    Ok(object_state(
+        Arc::new(S3Objects::new(client, bucket)),
+        state,
     ))
 }
 

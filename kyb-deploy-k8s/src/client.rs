@@ -36,8 +36,26 @@ impl Credentials {
         home: Option<&Path>,
         in_cluster: bool,
     ) -> Option<Self> {
-        let context = settings.context.clone();
-        if let Some(file) = &settings.kubeconfig {
+        Self::find(
+            settings.kubeconfig.as_deref(),
+            settings.context.clone(),
+            base,
+            kubeconfig_env,
+            home,
+            in_cluster,
+        )
+    }
+
+    /// [`Credentials::locate`] with the file and context given apart.
+    fn find(
+        file: Option<&Path>,
+        context: Option<String>,
+        base: &Path,
+        kubeconfig_env: Option<&str>,
+        home: Option<&Path>,
+        in_cluster: bool,
+    ) -> Option<Self> {
+        if let Some(file) = file {
             return Some(Self::Kubeconfig {
                 paths: vec![base.join(file)],
                 context,
@@ -75,6 +93,24 @@ impl Credentials {
         Self::locate(
             settings,
             base,
+            kubeconfig_env.as_deref(),
+            home.as_deref(),
+            in_cluster,
+        )
+    }
+
+    /// The credentials in the standard places (`KUBECONFIG`, `~/.kube/config`, the pod's
+    /// service account), with `context`: for a program that has no Kubernetes target
+    /// settings (the Kubernetes state backend of another target's environment).
+    #[must_use]
+    pub fn standard(context: Option<String>) -> Option<Self> {
+        let kubeconfig_env = std::env::var("KUBECONFIG").ok();
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+        Self::find(
+            None,
+            context,
+            Path::new("."),
             kubeconfig_env.as_deref(),
             home.as_deref(),
             in_cluster,

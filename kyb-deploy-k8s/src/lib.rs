@@ -39,6 +39,7 @@ mod plan;
 mod recorded;
 mod rollout;
 mod settings;
+mod state;
 mod target;
 mod verdict;
 
@@ -56,6 +57,10 @@ pub use crate::rollout::{RolloutEnd, RolloutScope, follow_rollout};
 pub use crate::settings::{
     Autoscaling, DisruptionBudget, IngressSettings, KubernetesSettings, NetworkPolicySettings,
     Probe, Probes, Resources, RolloutSettings, SecretSource,
+};
+pub use crate::state::{
+    DIRECTORY_LABEL, HOLDER_ANNOTATION, KEY_ANNOTATION, ROOT_LABEL, SECRET_TYPE, STATE_LABEL,
+    kubernetes_state, kubernetes_state_with_client, state_namespace,
 };
 pub use crate::target::{KubernetesTarget, KubernetesTargetSpec};
 pub use crate::verdict::{

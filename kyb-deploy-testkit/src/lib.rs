@@ -60,6 +60,7 @@ mod signals;
 // `SimClock` is public through `ecs_sim`; the Kubernetes simulator alone uses less of it.
 #[cfg_attr(not(feature = "ecs-sim"), allow(unreachable_pub, dead_code))]
 mod sim_runtime;
+pub mod state_contract;
 
 pub use crate::backend_check::refusal;
 pub use crate::engine::{

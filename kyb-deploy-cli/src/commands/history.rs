@@ -20,7 +20,8 @@ struct History<'a> {
     /// The environment asked for, or null for all.
     environment: Option<&'a str>,
     /// Where the records were read: the ledger file as configured, or the shared store
-    /// (`s3://bucket/prefix/environment`); several, comma-separated, without an environment.
+    /// (`s3://bucket/prefix/environment`, `Kubernetes namespace NS: prefix/environment`);
+    /// several, comma-separated, without an environment.
     ledger: String,
     /// The runs, oldest first, at most `--limit`.
     records: Vec<&'a DeploymentRecord>,

@@ -126,7 +126,7 @@ pub(crate) async fn import(
     shared(
         &env,
         "state import",
-        "set backend = \"s3\" with a bucket under [environments.NAME.state] first (docs/state.md)",
+        "set backend = \"s3\" (with a bucket) or \"kubernetes\" under [environments.NAME.state] first (docs/state.md)",
     )?;
     let ledger = match &args.from {
         Some(path) => JsonlRecordStore::new(ctx.cwd.join(path)),

@@ -27,6 +27,11 @@ const PATIENCE: Duration = Duration::from_secs(240);
 /// short (simulated time runs 10 times faster), verified through the Service's address
 /// (no `verify.base_url`: the target reports it).
 fn config(repository: &str, namespace: &str) -> String {
+    config_for("k8s", repository, namespace)
+}
+
+/// [`config`] with the environment named `environment`.
+pub(crate) fn config_for(environment: &str, repository: &str, namespace: &str) -> String {
     format!(
         r#"
 [image]
@@ -36,49 +41,49 @@ tags = ["{{version}}"]
 [image.build_args]
 VERSION = "{{version}}"
 
-[environments.k8s]
+[environments.{environment}]
 target = "kubernetes"
 rollback = "auto"
 
-[environments.k8s.timeouts]
+[environments.{environment}.timeouts]
 overall = "4m"
 wait = "2m"
 verify = "1m"
 rollback = "2m"
 
-[environments.k8s.kubernetes]
+[environments.{environment}.kubernetes]
 namespace = "{namespace}"
 app = "kyb-api"
 replicas = 2
 
-[environments.k8s.kubernetes.rollout]
+[environments.{environment}.kubernetes.rollout]
 max_surge = "1"
 max_unavailable = "0"
 progress_deadline = "120s"
 
-[environments.k8s.kubernetes.probes.readiness]
+[environments.{environment}.kubernetes.probes.readiness]
 path = "/ready"
 initial_delay = "1s"
 period = "2s"
 timeout = "2s"
 failure_threshold = 3
 
-[environments.k8s.env]
-ENVIRONMENT = "k8s"
+[environments.{environment}.env]
+ENVIRONMENT = "{environment}"
 LOG_LEVEL = "info"
 
-[environments.k8s.verify]
+[environments.{environment}.verify]
 soak = "2s"
 
-[environments.k8s.verify.readiness]
+[environments.{environment}.verify.readiness]
 period = "200ms"
 failure_threshold = 50
 
-[environments.k8s.verify.liveness]
+[environments.{environment}.verify.liveness]
 period = "200ms"
 success_threshold = 5
 
-[[environments.k8s.verify.smoke]]
+[[environments.{environment}.verify.smoke]]
 name = "classify"
 method = "POST"
 path = "/v1/classify"
@@ -101,7 +106,7 @@ async fn kyb_deploy(project: &Project, args: &[&str]) -> Run {
 }
 
 /// The real kubectl on the simulator: its stdout, which must be a success.
-fn kubectl(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn kubectl(dir: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new("kubectl")
         .args(args)
         .env("KUBECONFIG", dir.join("kubeconfig"))

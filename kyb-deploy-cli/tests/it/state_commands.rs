@@ -2,11 +2,11 @@
 //! back with the store.
 
 use kyb_deploy_core::config::{StateBackendKind, StateConfig};
+use kyb_deploy_core::shared_state::{ObjectDeployLock, ObjectRecordStore};
 use kyb_deploy_core::{
     DeployLock as _, DeploymentRecord, JsonlRecordStore, Operation, RecordStatus, RecordStore as _,
     Release, Version,
 };
-use kyb_deploy_ecs::{S3DeployLock, S3RecordStore};
 use kyb_deploy_testkit::moto::{AwsCli, MotoServer};
 
 use crate::ecs_e2e::kyb_deploy_command;
@@ -15,7 +15,7 @@ use crate::support::{Project, moto_s3, output};
 const BUCKET: &str = "kyb-deploy-state";
 
 /// A project whose staging keeps its state in moto's S3, and the store and lock of it.
-async fn project() -> (MotoServer, Project, S3RecordStore, S3DeployLock) {
+async fn project() -> (MotoServer, Project, ObjectRecordStore, ObjectDeployLock) {
     let moto = MotoServer::start().await;
     AwsCli::new(moto.url())
         .json(&["s3api", "create-bucket", "--bucket", BUCKET])

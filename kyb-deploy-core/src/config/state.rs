@@ -21,6 +21,12 @@ pub struct StateConfig {
     pub region: Option<String>,
     /// The S3 endpoint (`backend = "s3"`); else `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`.
     pub endpoint_url: Option<String>,
+    /// The namespace holding the records (Secrets) and the lock (a Lease)
+    /// (`backend = "kubernetes"`); else the Kubernetes target's namespace.
+    pub namespace: Option<String>,
+    /// The kubeconfig context (`backend = "kubernetes"`); else the Kubernetes target's, or
+    /// the kubeconfig's current context.
+    pub context: Option<String>,
     /// How long a shared lock stays valid without a heartbeat: a killed run's lock is taken
     /// over this long after its last heartbeat. Heartbeats come every third of it.
     #[serde(with = "super::duration")]
@@ -35,6 +41,8 @@ impl Default for StateConfig {
             prefix: "kyb-deploy".to_owned(),
             region: None,
             endpoint_url: None,
+            namespace: None,
+            context: None,
             lock_ttl: Duration::from_secs(60),
         }
     }
@@ -48,6 +56,8 @@ pub enum StateBackendKind {
     File,
     /// Objects in an S3 bucket, written with conditional requests: shared.
     S3,
+    /// Secrets and a Lease in a Kubernetes namespace, written on `resourceVersion`: shared.
+    Kubernetes,
 }
 
 impl StateBackendKind {
@@ -56,6 +66,7 @@ impl StateBackendKind {
         match self {
             Self::File => "file",
             Self::S3 => "s3",
+            Self::Kubernetes => "kubernetes",
         }
     }
 
@@ -68,21 +79,50 @@ impl StateBackendKind {
 /// The shortest `lock_ttl`: heartbeats come every third of it, and each is one request.
 pub(crate) const MIN_LOCK_TTL: Duration = Duration::from_secs(3);
 
-/// The problems of `state` under `key` (`environments.<name>.state`).
-pub(super) fn check(key: &str, state: &StateConfig, problems: &mut Vec<String>) {
-    let s3_only = [
-        ("bucket", state.bucket.is_some()),
-        ("region", state.region.is_some()),
-        ("endpoint_url", state.endpoint_url.is_some()),
+/// The problems of `state` under `key` (`environments.<name>.state`) of an environment
+/// deploying to `target`.
+pub(super) fn check(key: &str, state: &StateConfig, target: &str, problems: &mut Vec<String>) {
+    let owned = [
+        ("bucket", StateBackendKind::S3, state.bucket.is_some()),
+        ("region", StateBackendKind::S3, state.region.is_some()),
+        (
+            "endpoint_url",
+            StateBackendKind::S3,
+            state.endpoint_url.is_some(),
+        ),
+        (
+            "namespace",
+            StateBackendKind::Kubernetes,
+            state.namespace.is_some(),
+        ),
+        (
+            "context",
+            StateBackendKind::Kubernetes,
+            state.context.is_some(),
+        ),
     ];
+    for (name, owner, _) in owned
+        .iter()
+        .filter(|(_, owner, set)| *set && *owner != state.backend)
+    {
+        problems.push(format!(
+            "{key}.{name}: only read with backend = \"{}\", and this environment's backend is \"{}\"; set backend = \"{}\" or remove {name}",
+            owner.as_str(),
+            state.backend.as_str(),
+            owner.as_str()
+        ));
+    }
     match state.backend {
-        StateBackendKind::File => {
-            for (name, _) in s3_only.iter().filter(|(_, set)| *set) {
-                problems.push(format!(
-                    "{key}.{name}: only read with backend = \"s3\", and this environment's backend is \"file\"; set backend = \"s3\" or remove {name}"
-                ));
-            }
-        }
+        StateBackendKind::File => {}
+        StateBackendKind::Kubernetes => match state.namespace.as_deref() {
+            None if target != "kubernetes" => problems.push(format!(
+                "{key}.namespace: backend = \"kubernetes\" needs the namespace that holds the records and the lock when the target is not kubernetes (this one is {target:?}); set namespace = \"NAME\""
+            )),
+            Some(namespace) if !valid_namespace(namespace) => problems.push(format!(
+                "{key}.namespace: {namespace:?} is not a Kubernetes namespace name; use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit"
+            )),
+            _ => {}
+        },
         StateBackendKind::S3 => match state.bucket.as_deref() {
             None => problems.push(format!(
                 "{key}.bucket: backend = \"s3\" needs the bucket that holds the records and the lock; set bucket = \"NAME\""
@@ -112,6 +152,17 @@ pub(super) fn check(key: &str, state: &StateConfig, problems: &mut Vec<String>) 
     }
 }
 
+/// A namespace name as Kubernetes accepts it (an RFC 1123 label).
+fn valid_namespace(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+}
+
 /// An S3 bucket name as AWS accepts it for new buckets.
 fn valid_bucket(name: &str) -> bool {
     let bytes = name.as_bytes();
@@ -130,7 +181,7 @@ mod tests {
 
     fn problems(state: &StateConfig) -> Vec<String> {
         let mut problems = Vec::new();
-        check("environments.staging.state", state, &mut problems);
+        check("environments.staging.state", state, "ecs", &mut problems);
         problems
     }
 
@@ -173,6 +224,47 @@ mod tests {
         assert!(
             found[0]
                 .starts_with("environments.staging.state.bucket: only read with backend = \"s3\"")
+        );
+    }
+
+    #[test]
+    fn kubernetes_needs_a_namespace_unless_the_target_has_one() {
+        let kubernetes = |namespace: Option<&str>| StateConfig {
+            backend: StateBackendKind::Kubernetes,
+            namespace: namespace.map(str::to_owned),
+            ..StateConfig::default()
+        };
+        assert!(problems(&kubernetes(Some("kyb-state"))).is_empty());
+        let missing = problems(&kubernetes(None));
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert!(
+            missing[0].starts_with(
+                "environments.staging.state.namespace: backend = \"kubernetes\" needs"
+            ),
+            "{missing:?}"
+        );
+        let mut found = Vec::new();
+        check("k", &kubernetes(None), "kubernetes", &mut found);
+        assert!(found.is_empty(), "{found:?}");
+        for bad in ["Kyb", "-a", "a.b", &"a".repeat(64)] {
+            let found = problems(&kubernetes(Some(bad)));
+            assert_eq!(found.len(), 1, "{bad}: {found:?}");
+            assert!(
+                found[0].contains("is not a Kubernetes namespace name"),
+                "{found:?}"
+            );
+        }
+        // Each backend's keys only with that backend.
+        let mixed = StateConfig {
+            bucket: Some("kyb-state".into()),
+            context: Some("ci".into()),
+            ..kubernetes(Some("kyb"))
+        };
+        let found = problems(&mixed);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("environments.staging.state.bucket: only read with backend = \"s3\", and this environment's backend is \"kubernetes\""),
+            "{found:?}"
         );
     }
 

@@ -180,7 +180,12 @@ pub(super) fn environment(name: &str, env: &EnvironmentConfig, problems: &mut Ve
         no_nul(&vkey, value, problems);
     }
     verify(&key, env, problems);
-    super::state::check(&format!("{key}.state"), &env.state, problems);
+    super::state::check(
+        &format!("{key}.state"),
+        &env.state,
+        env.target.as_str(),
+        problems,
+    );
 }
 
 fn verify(key: &str, env: &EnvironmentConfig, problems: &mut Vec<String>) {

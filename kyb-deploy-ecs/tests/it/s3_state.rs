@@ -7,12 +7,11 @@ use std::time::Duration;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use kyb_deploy_core::config::{StateBackendKind, StateConfig};
-use kyb_deploy_core::{
-    DeployLock as _, DeploymentRecord, Error, Operation, RecordStatus, RecordStore as _, Release,
-    RollbackDetails, Version,
-};
-use kyb_deploy_ecs::{S3DeployLock, S3RecordStore, https_client, s3_state_with_client};
+use kyb_deploy_core::shared_state::{ObjectDeployLock, ObjectRecordStore};
+use kyb_deploy_core::{DeployLock as _, DeploymentRecord, Error, RecordStatus, RecordStore as _};
+use kyb_deploy_ecs::{https_client, s3_state_with_client};
 use kyb_deploy_testkit::moto::{AwsCli, MotoServer};
+use kyb_deploy_testkit::state_contract::{self, finished};
 use kyb_deploy_testkit::{Fault, FaultProxy, RequestMatch};
 use serde_json::Value;
 
@@ -43,7 +42,7 @@ impl Peer {
     }
 
     /// The store and lock of staging, through the proxy, with a lock that lives `ttl`.
-    fn state(&self, ttl: Duration) -> (S3RecordStore, S3DeployLock) {
+    fn state(&self, ttl: Duration) -> (ObjectRecordStore, ObjectDeployLock) {
         let client = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::Config::builder()
                 .behavior_version(BehaviorVersion::latest())
@@ -142,30 +141,9 @@ impl Peer {
     }
 }
 
-fn release(version: &str) -> Release {
-    Release::new(
-        Version::parse(version).unwrap(),
-        format!("registry.test/kyb-api:{version}@sha256:{version:0>64}"),
-    )
-}
-
-/// A deploy run of `version` in staging, in progress.
+/// A deploy run of `version` in staging on ECS, in progress.
 fn started(id: &str, version: &str) -> DeploymentRecord {
-    let mut record = DeploymentRecord::start(
-        id,
-        Operation::Deploy,
-        "staging",
-        "ecs",
-        Version::parse(version).unwrap(),
-    );
-    record.release = Some(release(version));
-    record
-}
-
-fn finished(mut record: DeploymentRecord, status: RecordStatus) -> DeploymentRecord {
-    record.status = status;
-    record.finished_at = Some(time::OffsetDateTime::now_utc());
-    record
+    state_contract::started(id, version, "ecs")
 }
 
 /// An S3 error answer with `code`.
@@ -182,65 +160,27 @@ fn s3_error(status: u16, code: &str) -> Fault {
 async fn every_state_of_a_run_is_its_own_object_and_lookups_read_the_latest() {
     let peer = Peer::start().await;
     let (store, _) = peer.state(Duration::from_secs(60));
-    let v1 = started("r1", "v1");
-    store.append(&v1).await.unwrap();
-    store
-        .append(&finished(v1, RecordStatus::Succeeded))
-        .await
-        .unwrap();
-    let v2 = started("r2", "v2");
-    store.append(&v2).await.unwrap();
+    state_contract::lookups_read_the_latest_state(&store, "ecs").await;
 
-    // Three objects, never overwritten: the AWS CLI sees each state.
+    // Four objects, never overwritten: the AWS CLI sees each state, newest first.
     let keys = peer.keys(RECORDS).await;
-    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(keys.len(), 4, "{keys:?}");
     assert!(
-        keys[0].contains("_r2_deploy_in%5Fprogress.json"),
+        keys[0].contains("_r3_deploy_failed%5Fbefore%5Fdeploy.json"),
         "{keys:?}"
     );
-    assert!(keys[1].contains("_r1_deploy_succeeded.json"), "{keys:?}");
-    let newest = peer.object(&format!("/{BUCKET}/{}", keys[0])).await;
+    assert!(
+        keys[1].contains("_r2_deploy_in%5Fprogress.json"),
+        "{keys:?}"
+    );
+    assert!(keys[2].contains("_r1_deploy_succeeded.json"), "{keys:?}");
+    let newest = peer.object(&format!("/{BUCKET}/{}", keys[1])).await;
     assert_eq!(newest["id"], "r2", "{newest:#}");
-
-    let recent = store.recent(Some("staging"), 10).await.unwrap();
-    let ids: Vec<(&str, &str)> = recent
-        .records
-        .iter()
-        .map(|r| (r.id.as_str(), r.status.as_str()))
-        .collect();
-    assert_eq!(ids, [("r1", "succeeded"), ("r2", "in_progress")]);
-    assert_eq!(store.recent(None, 1).await.unwrap().records[0].id, "r2");
-    let unfinished = store.in_progress("staging").await.unwrap();
-    assert_eq!(unfinished.len(), 1);
-    assert_eq!(unfinished[0].id, "r2");
-    let good = store
-        .find_latest_verified("staging", &|_: &DeploymentRecord| true)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((good.id.as_str(), good.version.as_str()), ("r1", "v1"));
-    // A deploy refused the lock meanwhile is recorded, and resolved nothing: the lookup
-    // reads past it.
-    store
-        .append(&finished(
-            started("r3", "v3"),
-            RecordStatus::FailedBeforeDeploy,
-        ))
-        .await
-        .unwrap();
-    let unfinished = store.in_progress("staging").await.unwrap();
-    assert_eq!(unfinished.len(), 1);
-    assert_eq!(unfinished[0].id, "r2");
-    let loaded = store.load().await.unwrap();
-    assert_eq!(loaded.records.len(), 3);
-    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
 
     // The pointer names the verified run and the newest record folded in.
     let pointer = peer.object(POINTER).await;
     assert_eq!(pointer["verified"][0]["id"], "r1", "{pointer:#}");
-    let newest = peer.keys(RECORDS).await.remove(0);
-    assert!(newest.contains("_r3_"), "{newest}");
-    assert_eq!(pointer["watermark"], newest.as_str(), "{pointer:#}");
+    assert_eq!(pointer["watermark"], keys[0].as_str(), "{pointer:#}");
 }
 
 /// A rollback's run verifies the release it went back to: the pointer counts it, and a
@@ -249,28 +189,7 @@ async fn every_state_of_a_run_is_its_own_object_and_lookups_read_the_latest() {
 async fn a_verified_rollback_is_known_good_and_the_pointer_follows_each_run() {
     let peer = Peer::start().await;
     let (store, _) = peer.state(Duration::from_secs(60));
-    store
-        .append(&finished(started("r1", "v1"), RecordStatus::Succeeded))
-        .await
-        .unwrap();
-    let mut failed = finished(started("r2", "v2"), RecordStatus::RolledBack);
-    failed.rollback = Some(RollbackDetails {
-        to: Some(release("v1")),
-        to_record: Some("r1".into()),
-        by_platform: false,
-        succeeded: true,
-        error: None,
-    });
-    store.append(&failed).await.unwrap();
-    let found = store
-        .find_latest_verified("staging", &|r: &DeploymentRecord| {
-            r.version.as_str() == "v2"
-        })
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(found.id, "r2", "the rollback run vouches for v1");
-    assert_eq!(found.verified_release(), Some(&release("v1")));
+    state_contract::a_verified_rollback_is_known_good(&store, "ecs").await;
     let pointer = peer.object(POINTER).await;
     let ids: Vec<&str> = pointer["verified"]
         .as_array()
@@ -460,18 +379,7 @@ async fn racing_acquirers_get_one_lock() {
     let peer = Peer::start().await;
     let (_, a) = peer.state(Duration::from_secs(60));
     let (_, b) = peer.state(Duration::from_secs(60));
-    for _ in 0..10 {
-        let (first, second) = tokio::join!(a.acquire("staging"), b.acquire("staging"));
-        let won: Vec<_> = [first, second].into_iter().filter_map(Result::ok).collect();
-        assert_eq!(
-            won.len(),
-            1,
-            "exactly one of two racing runs holds the lock"
-        );
-        for guard in won {
-            guard.release().await.unwrap();
-        }
-    }
+    state_contract::racing_acquirers_get_one_lock(&a, &b, 10).await;
 }
 
 /// The heartbeat keeps a lock past its time to live; a holder that stops renewing (killed:
@@ -490,21 +398,8 @@ async fn a_lock_lives_while_renewed_and_is_taken_over_once_expired() {
     );
     assert!(!guard.is_lost());
     drop(guard);
-    let deadline = tokio::time::Instant::now() + ttl * 3;
-    let taken = loop {
-        match lock.acquire("staging").await {
-            Ok(guard) => break guard,
-            Err(Error::Locked { .. }) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(e) => panic!("the expired lock was not taken over: {e}"),
-        }
-    };
+    let taken = state_contract::take_over_once_expired(&lock, ttl).await;
     let previous = taken.took_over().expect("a takeover").to_owned();
-    assert!(
-        previous.contains(&format!("pid {}", std::process::id())),
-        "{previous}"
-    );
     let events = peer
         .keys("/kyb-state/kyb-deploy/staging/lock-events/")
         .await;
@@ -525,14 +420,7 @@ async fn a_holder_whose_lock_was_taken_knows_it_lost_it() {
     let guard = lock.acquire("staging").await.unwrap();
     // Another run's lock object replaces it (as a takeover would after an expiry).
     peer.put_foreign_lock().await;
-    let deadline = tokio::time::Instant::now() + ttl * 2;
-    while !guard.is_lost() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the renewal never noticed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    state_contract::lost_within(&guard, ttl).await;
     guard.release().await.unwrap();
     assert_eq!(
         peer.object(LOCK).await["someone"],

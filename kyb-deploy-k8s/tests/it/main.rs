@@ -5,6 +5,7 @@ mod lost_answers;
 mod pipeline;
 mod prune;
 mod rollout;
+mod state;
 
 use std::collections::BTreeMap;
 

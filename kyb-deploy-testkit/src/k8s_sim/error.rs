@@ -78,6 +78,25 @@ impl ApiError {
         .with_details(r, name)
     }
 
+    /// 409: a delete whose precondition (`uid`, `resourceVersion`) the object does not meet.
+    pub(crate) fn precondition_failed(
+        r: &ResourceType,
+        name: &str,
+        field: &str,
+        wanted: &str,
+        found: &str,
+    ) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: {field} in precondition: {wanted}, {field} in object meta: {found}",
+                r.qualified()
+            ),
+        )
+        .with_details(r, name)
+    }
+
     /// 409: a server-side apply conflict (message from the apply logic).
     pub(crate) fn apply_conflict(
         r: &ResourceType,

@@ -285,6 +285,8 @@ pub(super) fn delete(cluster: &Cluster, t: &Target, query: &Query, body: &Bytes)
     let name = t.name.as_deref().unwrap_or_default();
     let policy = propagation(query, body)?;
     let mut state = cluster.lock();
+    let current = state.store.get(t.resource, namespace(t), name)?;
+    check_preconditions(t.resource, name, &current, body)?;
     let deleted = if dry {
         // Nothing is deleted, dependents included.
         state.store.get(t.resource, namespace(t), name)?
@@ -354,6 +356,31 @@ pub(crate) enum Propagation {
     Cascade,
     /// Kept, their owner reference removed.
     Orphan,
+}
+
+/// The `preconditions` of a DeleteOptions body: the object's `uid` and `resourceVersion`
+/// must be those given, else 409 Conflict and nothing is deleted.
+fn check_preconditions(
+    r: &'static ResourceType,
+    name: &str,
+    object: &Value,
+    body: &Bytes,
+) -> Result<(), ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    let options: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the DeleteOptions body is not JSON: {e}")))?;
+    for (field, meta) in [("UID", "uid"), ("ResourceVersion", "resourceVersion")] {
+        let wanted = &options["preconditions"][meta];
+        if let Some(wanted) = wanted.as_str() {
+            let found = object["metadata"][meta].as_str().unwrap_or_default();
+            if wanted != found {
+                return Err(ApiError::precondition_failed(r, name, field, wanted, found));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn propagation(query: &Query, body: &Bytes) -> Result<Propagation, ApiError> {

@@ -1,56 +1,65 @@
-//! [`S3DeployLock`]: one lock object per environment, with an expiry renewed by a heartbeat.
+//! [`ObjectDeployLock`]: one lock object per environment, with an expiry renewed by a
+//! heartbeat.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kyb_deploy_core::{
-    CancellationToken, DeployLock, Error, LockGuard, Result, ci_run_url, current_actor,
-    current_host,
-};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
-use super::bucket::{Bucket, Condition, Written};
 use super::keys::Layout;
+use super::objects::{Condition, ObjectStore, Written, put};
 use super::store::now_micros;
+use crate::deploy_lock::{DeployLock, LockGuard};
+use crate::error::{Error, Result};
+use crate::record::{ci_run_url, current_actor, current_host};
 
 /// Attempts to take a lock while others create, release or take it over at the same time.
 const ACQUIRE_ATTEMPTS: u32 = 5;
 
-/// The lock of an environment in an S3 bucket: `lock.json`, created with
-/// `If-None-Match: *`, renewed every third of `ttl` with `If-Match` on its ETag, deleted
-/// (with `If-Match`) when the run ends. A holder that stops renewing (killed, cut off)
-/// loses the lock once `ttl` passes: the next run takes it over with `If-Match` on the
-/// expired object's ETag, and records the takeover in `lock-events/`.
+/// The lock of an environment in an [`ObjectStore`]: `lock.json`, created only where there
+/// is none, renewed every third of `ttl` on its version tag, deleted (on its version tag)
+/// when the run ends. A holder that stops renewing (killed, cut off) loses the lock once
+/// `ttl` passes: the next run takes it over, conditional on the expired object's version
+/// tag, and records the takeover in `lock-events/`.
 #[derive(Clone, Debug)]
-pub struct S3DeployLock {
-    bucket: Bucket,
+pub struct ObjectDeployLock {
+    objects: Arc<dyn ObjectStore>,
     layout: Layout,
     ttl: Duration,
 }
 
-/// What `lock.json` holds.
+/// What `lock.json` holds. A store may show parts of it its own way (a Kubernetes Lease's
+/// holder identity and renew time); the JSON is what is compared and read back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Holder {
+pub struct LockHolder {
     /// Unique to one acquisition: tells this holder's writes from another's.
-    token: String,
-    actor: String,
-    host: String,
-    pid: u32,
-    ci_run_url: Option<String>,
+    pub token: String,
+    /// Who runs the holding deployment.
+    pub actor: String,
+    /// The machine it runs on.
+    pub host: String,
+    /// Its process.
+    pub pid: u32,
+    /// Its CI run, when in CI.
+    pub ci_run_url: Option<String>,
+    /// When this holder took the lock.
     #[serde(with = "time::serde::rfc3339")]
-    acquired_at: OffsetDateTime,
+    pub acquired_at: OffsetDateTime,
+    /// Its last renewal.
     #[serde(with = "time::serde::rfc3339")]
-    renewed_at: OffsetDateTime,
+    pub renewed_at: OffsetDateTime,
+    /// When the lock is free to take over unless renewed.
     #[serde(with = "time::serde::rfc3339")]
-    expires_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
     /// The expired holder this one took over from.
-    took_over_from: Option<String>,
+    pub took_over_from: Option<String>,
 }
 
-impl Holder {
+impl LockHolder {
     fn new(ttl: Duration) -> Self {
         let now = OffsetDateTime::now_utc();
         Self {
@@ -112,10 +121,10 @@ impl Drop for Heartbeat {
     }
 }
 
-impl S3DeployLock {
-    pub(crate) fn new(bucket: Bucket, layout: Layout, ttl: Duration) -> Self {
+impl ObjectDeployLock {
+    pub(crate) fn new(objects: Arc<dyn ObjectStore>, layout: Layout, ttl: Duration) -> Self {
         Self {
-            bucket,
+            objects,
             layout,
             ttl,
         }
@@ -136,8 +145,7 @@ impl S3DeployLock {
             previous,
         })
         .expect("a lock event serializes");
-        self.bucket
-            .put(&key, &body, Condition::Absent)
+        put(self.objects.as_ref(), &key, &body, Condition::Absent)
             .await
             .map(|_| ())
     }
@@ -145,15 +153,15 @@ impl S3DeployLock {
     /// Holds the lock written as `holder` with `etag`: renews it every third of the time to
     /// live until released or dropped; `lost` fires when a renewal finds another holder, or
     /// the lock expired before a renewal got through.
-    fn hold(&self, key: String, mut holder: Holder, etag: String) -> LockGuard {
+    fn hold(&self, key: String, mut holder: LockHolder, etag: String) -> LockGuard {
         let held = Arc::new(Mutex::new(Held {
             etag,
             released: false,
         }));
         let lost = CancellationToken::new();
         let heartbeat = {
-            let (bucket, held, lost, ttl, key) = (
-                self.bucket.clone(),
+            let (objects, held, lost, ttl, key) = (
+                self.objects.clone(),
                 held.clone(),
                 lost.clone(),
                 self.ttl,
@@ -170,9 +178,13 @@ impl S3DeployLock {
                     let mut renewed = holder.clone();
                     renewed.renewed_at = now;
                     renewed.expires_at = now + ttl;
-                    match bucket
-                        .put(&key, &renewed.body(), Condition::Matches(&state.etag))
-                        .await
+                    match put(
+                        objects.as_ref(),
+                        &key,
+                        &renewed.body(),
+                        Condition::Matches(&state.etag),
+                    )
+                    .await
                     {
                         Ok(Written::Done(etag)) => {
                             state.etag = etag;
@@ -192,42 +204,45 @@ impl S3DeployLock {
                 }
             })
         };
-        let bucket = self.bucket.clone();
+        let objects = self.objects.clone();
         LockGuard::new(Heartbeat(heartbeat))
             .with_lost(lost)
             .with_release(move || async move {
                 let mut state = held.lock().await;
                 state.released = true;
-                bucket.delete_if(&key, &state.etag).await.map(|_| ())
+                objects.delete_if(&key, &state.etag).await.map(|_| ())
             })
     }
 }
 
 #[async_trait]
-impl DeployLock for S3DeployLock {
+impl DeployLock for ObjectDeployLock {
     async fn acquire(&self, environment: &str) -> Result<LockGuard> {
         let key = self.layout.lock(environment);
         for _ in 0..ACQUIRE_ATTEMPTS {
-            let mut holder = Holder::new(self.ttl);
-            if let Written::Done(etag) = self
-                .bucket
-                .put(&key, &holder.body(), Condition::Absent)
-                .await?
+            let mut holder = LockHolder::new(self.ttl);
+            if let Written::Done(etag) = put(
+                self.objects.as_ref(),
+                &key,
+                &holder.body(),
+                Condition::Absent,
+            )
+            .await?
             {
                 return Ok(self.hold(key, holder, etag));
             }
-            let Some(current) = self.bucket.get(&key).await? else {
+            let Some(current) = self.objects.get(&key).await? else {
                 // Released in between: try again.
                 continue;
             };
-            let previous = match serde_json::from_slice::<Holder>(&current.body) {
+            let previous = match serde_json::from_slice::<LockHolder>(&current.body) {
                 Ok(previous) if previous.expires_at > OffsetDateTime::now_utc() => {
                     return Err(Error::Locked {
                         environment: environment.to_owned(),
                         holder: format!(
                             "{}; lock object {}",
                             previous.describe(),
-                            self.bucket.url(&key)
+                            self.objects.url(&key)
                         ),
                     });
                 }
@@ -238,18 +253,21 @@ impl DeployLock for S3DeployLock {
                         environment: environment.to_owned(),
                         holder: format!(
                             "{} holds something that is not a lock ({e}); if no deployment is running, break it with `kyb-deploy unlock -e {environment}`",
-                            self.bucket.url(&key)
+                            self.objects.url(&key)
                         ),
                     });
                 }
             };
             holder.took_over_from = Some(previous.clone());
-            if let Written::Done(etag) = self
-                .bucket
-                .put(&key, &holder.body(), Condition::Matches(&current.etag))
-                .await?
+            if let Written::Done(etag) = put(
+                self.objects.as_ref(),
+                &key,
+                &holder.body(),
+                Condition::Matches(&current.etag),
+            )
+            .await?
             {
-                // The takeover is the lock's; its record is for people reading the bucket.
+                // The takeover is the lock's; its record is for people reading the store.
                 let _ = self
                     .record_event(environment, "takeover", holder.describe(), previous.clone())
                     .await;
@@ -257,33 +275,33 @@ impl DeployLock for S3DeployLock {
             }
         }
         Err(Error::Seam {
-            seam: "S3 state",
+            seam: self.objects.seam(),
             message: format!(
                 "the lock {} kept changing while this run tried to take it ({ACQUIRE_ATTEMPTS} attempts); run again",
-                self.bucket.url(&key)
+                self.objects.url(&key)
             ),
         })
     }
 
     async fn break_lock(&self, environment: &str, by: &str) -> Result<Option<String>> {
         let key = self.layout.lock(environment);
-        let Some(current) = self.bucket.get(&key).await? else {
+        let Some(current) = self.objects.get(&key).await? else {
             return Ok(None);
         };
-        let previous = serde_json::from_slice::<Holder>(&current.body).map_or_else(
+        let previous = serde_json::from_slice::<LockHolder>(&current.body).map_or_else(
             |_| "an object that is not a lock".to_owned(),
             |holder| holder.describe(),
         );
         self.record_event(environment, "break", by.to_owned(), previous.clone())
             .await?;
-        if self.bucket.delete_if(&key, &current.etag).await? {
+        if self.objects.delete_if(&key, &current.etag).await? {
             Ok(Some(previous))
         } else {
             Err(Error::Seam {
-                seam: "S3 state",
+                seam: self.objects.seam(),
                 message: format!(
                     "the lock {} changed while it was being broken (its holder renewed or released it); look again with `kyb-deploy status -e {environment}`",
-                    self.bucket.url(&key)
+                    self.objects.url(&key)
                 ),
             })
         }

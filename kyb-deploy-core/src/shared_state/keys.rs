@@ -1,6 +1,6 @@
-//! Where each object of the state lives in the bucket, and what a record's key says about it.
+//! Where each object of the state lives in the store, and what a key says about it.
 
-use kyb_deploy_core::DeploymentRecord;
+use crate::record::{DeploymentRecord, Operation, RecordStatus};
 
 /// The key layout under a prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl Layout {
         format!("{}/", self.prefix)
     }
 
-    /// The environment named by a directory [`directories`](super::bucket::Bucket::directories)
+    /// The environment named by a directory [`directories`](super::ObjectStore::directories)
     /// found under [`root`](Self::root).
     pub(crate) fn environment_of(&self, directory: &str) -> Option<String> {
         let name = directory.strip_prefix(&self.root())?.strip_suffix('/')?;
@@ -111,19 +111,61 @@ impl Layout {
 impl RecordKey {
     /// Whether the state this key names ends its run.
     pub(crate) fn is_final(&self) -> bool {
-        kyb_deploy_core::RecordStatus::from_name(&decode(&self.status)).is_final()
+        RecordStatus::from_name(&decode(&self.status)).is_final()
     }
 
     /// Whether it is a state of a deploy run.
     pub(crate) fn is_deploy(&self) -> bool {
-        decode(&self.operation) == kyb_deploy_core::Operation::Deploy.as_str()
+        decode(&self.operation) == Operation::Deploy.as_str()
     }
 
     /// [`DeploymentRecord::resolved_earlier_runs`], from the key alone.
     pub(crate) fn resolved_earlier_runs(&self) -> bool {
-        self.is_deploy()
-            && decode(&self.status) != kyb_deploy_core::RecordStatus::FailedBeforeDeploy.as_str()
+        self.is_deploy() && decode(&self.status) != RecordStatus::FailedBeforeDeploy.as_str()
     }
+}
+
+/// What an object of the state is, as its key says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// One state of a run (`records/…`).
+    Record,
+    /// The known-good pointer (`known-good.json`).
+    Pointer,
+    /// The lock (`lock.json`).
+    Lock,
+    /// A record of a lock taken over or broken (`lock-events/…`).
+    LockEvent,
+}
+
+impl ObjectKind {
+    /// The kind's name, as a label value: `record`, `known-good`, `lock`, `lock-event`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Record => "record",
+            Self::Pointer => "known-good",
+            Self::Lock => "lock",
+            Self::LockEvent => "lock-event",
+        }
+    }
+}
+
+/// The environment and the kind of the object at `key`, read from its last segments (the
+/// prefix may have any number); `None` for a key the state never writes.
+#[must_use]
+pub fn key_info(key: &str) -> Option<(String, ObjectKind)> {
+    let mut segments = key.rsplit('/');
+    let last = segments.next()?;
+    let parent = segments.next()?;
+    let (environment, kind) = match (parent, last) {
+        ("records", _) => (segments.next()?, ObjectKind::Record),
+        ("lock-events", _) => (segments.next()?, ObjectKind::LockEvent),
+        (environment, "known-good.json") => (environment, ObjectKind::Pointer),
+        (environment, "lock.json") => (environment, ObjectKind::Lock),
+        _ => return None,
+    };
+    (!environment.is_empty() && segments.next().is_some()).then(|| (environment.to_owned(), kind))
 }
 
 /// `at` as 20 digits that sort newest first.
@@ -169,7 +211,7 @@ fn decode(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use kyb_deploy_core::{Operation, RecordStatus, Version};
+    use crate::version::Version;
 
     use super::*;
 
@@ -220,6 +262,36 @@ mod tests {
         assert_eq!(decode(&key.id), "a_b/c%d é");
         assert_eq!(layout.parse_record("staging", &key.key), Some(key.clone()));
         assert!(!key.is_deploy());
+    }
+
+    #[test]
+    fn a_key_says_its_environment_and_kind() {
+        let layout = Layout::new("teams/kyb");
+        let record = DeploymentRecord::start(
+            "r1",
+            Operation::Deploy,
+            "staging",
+            "kubernetes",
+            Version::parse("v1").unwrap(),
+        );
+        let staging = || Some(("staging".to_owned(), ObjectKind::Record));
+        assert_eq!(key_info(&layout.record(9, &record).key), staging());
+        assert_eq!(
+            key_info(&layout.pointer("staging")),
+            Some(("staging".into(), ObjectKind::Pointer))
+        );
+        assert_eq!(
+            key_info(&layout.lock("prod")),
+            Some(("prod".into(), ObjectKind::Lock))
+        );
+        assert_eq!(
+            key_info(&layout.lock_event("prod", 3, "break")),
+            Some(("prod".into(), ObjectKind::LockEvent))
+        );
+        // No prefix before the environment, or not a key the state writes.
+        assert_eq!(key_info("staging/lock.json"), None);
+        assert_eq!(key_info("kyb-deploy/staging/other.json"), None);
+        assert_eq!(ObjectKind::Pointer.as_str(), "known-good");
     }
 
     #[test]

@@ -1,18 +1,21 @@
-//! [`S3RecordStore`]: deployment records as create-only objects, and the known-good pointer.
+//! [`ObjectRecordStore`]: deployment records as create-only objects, and the known-good
+//! pointer.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use kyb_deploy_core::{
-    DeploymentRecord, Error, LedgerProblem, LedgerSnapshot, RecordStore, Result,
-};
 use serde::{Deserialize, Serialize};
 
-use super::bucket::{Bucket, Condition, Written};
 use super::keys::{Layout, RecordKey};
+use super::objects::{Condition, Listed, Object, ObjectStore, Written, put};
+use crate::error::{Error, Result};
+use crate::ledger::{LedgerProblem, LedgerSnapshot};
+use crate::record::DeploymentRecord;
+use crate::record_store::RecordStore;
 
-/// Most keys listed per request (S3's own limit).
-const PAGE: i32 = 1000;
+/// Most keys listed per request (S3's own limit; Kubernetes lists take the same).
+const PAGE: usize = 1000;
 /// Records read at once.
 const READS_AT_ONCE: usize = 16;
 /// Verified records the pointer keeps, newest first.
@@ -20,12 +23,12 @@ const POINTER_RECORDS: usize = 50;
 /// Attempts to replace the pointer when other writers keep replacing it first.
 const POINTER_ATTEMPTS: u32 = 5;
 
-/// The records of every environment in an S3 bucket: each state of a run an object written
-/// once with `If-None-Match: *`, never replaced; a known-good pointer per environment. See
+/// The records of every environment in an [`ObjectStore`]: each state of a run an object
+/// written once, create-only, never replaced; a known-good pointer per environment. See
 /// docs/state.md for the layout.
 #[derive(Clone, Debug)]
-pub struct S3RecordStore {
-    bucket: Bucket,
+pub struct ObjectRecordStore {
+    objects: Arc<dyn ObjectStore>,
     layout: Layout,
 }
 
@@ -45,46 +48,60 @@ struct Pointer {
 /// The pointer and its ETag (`None`: there is no pointer yet).
 type ReadPointer = (Pointer, Option<String>);
 
+/// A record key, with its object when the listing carried it.
+type ListedRecord = (RecordKey, Option<Object>);
+
 /// The record keys of an environment, newest first, a page at a time: the first page lists
-/// the number asked for, each next one four times as many (up to S3's 1000), so a lookup
-/// that ends early lists little.
+/// the number asked for, each next one four times as many (up to 1000), so a lookup that
+/// ends early lists little.
 struct Pages {
     environment: String,
     prefix: String,
     continuation: Option<String>,
-    page: i32,
+    page: usize,
     done: bool,
 }
 
 impl Pages {
     /// The next page of record keys; `None` once every key was listed.
-    async fn next(&mut self, store: &S3RecordStore) -> Result<Option<Vec<RecordKey>>> {
+    async fn next(&mut self, store: &ObjectRecordStore) -> Result<Option<Vec<ListedRecord>>> {
         if self.done {
             return Ok(None);
         }
-        let (keys, next) = store
-            .bucket
+        let page = store
+            .objects
             .list(&self.prefix, self.continuation.take(), self.page)
             .await?;
         self.page = self.page.saturating_mul(4).min(PAGE);
-        self.done = next.is_none();
-        self.continuation = next;
+        self.done = page.next.is_none();
+        self.continuation = page.next;
         Ok(Some(
-            keys.iter()
-                .filter_map(|k| store.layout.parse_record(&self.environment, k))
+            page.objects
+                .into_iter()
+                .filter_map(|Listed { key, object }| {
+                    let key = store.layout.parse_record(&self.environment, &key)?;
+                    Some((key, object))
+                })
                 .collect(),
         ))
     }
 }
 
-impl S3RecordStore {
-    pub(crate) fn new(bucket: Bucket, layout: Layout) -> Self {
-        Self { bucket, layout }
+impl ObjectRecordStore {
+    pub(crate) fn new(objects: Arc<dyn ObjectStore>, layout: Layout) -> Self {
+        Self { objects, layout }
+    }
+
+    fn error(&self, message: String) -> Error {
+        Error::Seam {
+            seam: self.objects.seam(),
+            message,
+        }
     }
 
     async fn read_pointer(&self, environment: &str) -> Result<ReadPointer> {
         let key = self.layout.pointer(environment);
-        match self.bucket.get(&key).await? {
+        match self.objects.get(&key).await? {
             None => Ok((
                 Pointer {
                     complete: true,
@@ -108,15 +125,15 @@ impl S3RecordStore {
         environment: &str,
         until: Option<&str>,
         first: usize,
-        mut visit: impl FnMut(RecordKey) -> bool,
+        mut visit: impl FnMut(ListedRecord) -> bool,
     ) -> Result<()> {
         let mut pages = self.pages(environment, first);
         while let Some(keys) = pages.next(self).await? {
-            for key in keys {
-                if until.is_some_and(|until| key.key.as_str() >= until) {
+            for listed in keys {
+                if until.is_some_and(|until| listed.0.key.as_str() >= until) {
                     return Ok(());
                 }
-                if !visit(key) {
+                if !visit(listed) {
                     return Ok(());
                 }
             }
@@ -129,30 +146,37 @@ impl S3RecordStore {
             environment: environment.to_owned(),
             prefix: self.layout.records(environment),
             continuation: None,
-            page: i32::try_from(first).unwrap_or(PAGE).clamp(1, PAGE),
+            page: first.clamp(1, PAGE),
             done: false,
         }
     }
 
     /// The newest key of each run among `keys` (newest first), in that order.
-    fn newest_per_run(keys: Vec<RecordKey>) -> Vec<RecordKey> {
+    fn newest_per_run(keys: Vec<ListedRecord>) -> Vec<ListedRecord> {
         let mut seen = HashSet::new();
         keys.into_iter()
-            .filter(|k| seen.insert(k.id.clone()))
+            .filter(|(k, _)| seen.insert(k.id.clone()))
             .collect()
+    }
+
+    /// The object of a listed record: the one the listing carried, else read.
+    async fn object_of(&self, (key, listed): &ListedRecord) -> Result<Option<Object>> {
+        match listed {
+            Some(object) => Ok(Some(object.clone())),
+            None => self.objects.get(&key.key).await,
+        }
     }
 
     /// Reads the records at `keys`, in their order; the unreadable ones become problems.
     async fn read(
         &self,
-        keys: &[RecordKey],
+        keys: &[ListedRecord],
     ) -> Result<(Vec<(RecordKey, DeploymentRecord)>, Vec<LedgerProblem>)> {
         let mut records = Vec::with_capacity(keys.len());
         let mut problems = Vec::new();
         for chunk in keys.chunks(READS_AT_ONCE) {
-            let read =
-                futures::future::join_all(chunk.iter().map(|k| self.bucket.get(&k.key))).await;
-            for (key, object) in chunk.iter().zip(read) {
+            let read = futures::future::join_all(chunk.iter().map(|k| self.object_of(k))).await;
+            for ((key, _), object) in chunk.iter().zip(read) {
                 let Some(object) = object? else {
                     continue;
                 };
@@ -162,7 +186,7 @@ impl S3RecordStore {
                         line: 0,
                         message: format!(
                             "{} is not a deployment record ({e}); it is skipped",
-                            self.bucket.url(&key.key)
+                            self.objects.url(&key.key)
                         ),
                     }),
                 }
@@ -201,14 +225,16 @@ impl S3RecordStore {
                 return Ok(());
             }
             fold(&mut pointer, newer);
-            let body = serde_json::to_vec(&pointer).map_err(|e| Error::Seam {
-                seam: "S3 state",
-                message: format!("serializing {} failed: {e}", self.bucket.url(&key)),
+            let body = serde_json::to_vec(&pointer).map_err(|e| {
+                self.error(format!(
+                    "serializing {} failed: {e}",
+                    self.objects.url(&key)
+                ))
             })?;
             let condition = etag
                 .as_deref()
                 .map_or(Condition::Absent, Condition::Matches);
-            match self.bucket.put(&key, &body, condition).await? {
+            match put(self.objects.as_ref(), &key, &body, condition).await? {
                 Written::Done(_) => return Ok(()),
                 Written::Refused => read = self.read_pointer(environment).await?,
             }
@@ -222,7 +248,7 @@ impl S3RecordStore {
         environment: &str,
     ) -> Result<(Vec<(RecordKey, DeploymentRecord)>, Vec<LedgerProblem>)> {
         let mut keys = Vec::new();
-        self.walk(environment, None, PAGE as usize, |k| {
+        self.walk(environment, None, PAGE, |k| {
             keys.push(k);
             true
         })
@@ -230,10 +256,10 @@ impl S3RecordStore {
         self.read(&Self::newest_per_run(keys)).await
     }
 
-    /// The environments that have a directory in the bucket.
+    /// The environments that have a directory in the store.
     async fn environments(&self) -> Result<Vec<String>> {
         Ok(self
-            .bucket
+            .objects
             .directories(&self.layout.root())
             .await?
             .iter()
@@ -258,7 +284,7 @@ impl S3RecordStore {
             None,
             limit.saturating_mul(2).saturating_add(2),
             |k| {
-                if seen.insert(k.id.clone()) {
+                if seen.insert(k.0.id.clone()) {
                     keys.push(k);
                 }
                 keys.len() < limit
@@ -295,30 +321,28 @@ fn oldest_first(mut records: Vec<(RecordKey, DeploymentRecord)>) -> Vec<Deployme
 }
 
 /// The current time in microseconds since the Unix epoch.
-pub(super) fn now_micros() -> u64 {
+pub(crate) fn now_micros() -> u64 {
     u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000).unwrap_or(0)
 }
 
 #[async_trait]
-impl RecordStore for S3RecordStore {
+impl RecordStore for ObjectRecordStore {
     /// Writes the record as a new object, create-only, its key after every record of the
     /// environment the pointer knows, then advances the pointer.
     async fn append(&self, record: &DeploymentRecord) -> Result<()> {
         let read = self.read_pointer(&record.environment).await?;
         let at = now_micros().max(read.0.watermark_at.saturating_add(1));
         let key = self.layout.record(at, record);
-        let body = serde_json::to_vec(record).map_err(|e| Error::Seam {
-            seam: "S3 state",
-            message: format!("serializing record {} failed: {e}", record.id),
-        })?;
-        match self.bucket.put(&key.key, &body, Condition::Absent).await? {
+        let body = serde_json::to_vec(record)
+            .map_err(|e| self.error(format!("serializing record {} failed: {e}", record.id)))?;
+        match put(self.objects.as_ref(), &key.key, &body, Condition::Absent).await? {
             Written::Done(_) => {}
             Written::Refused => {
                 return Err(Error::Seam {
-                    seam: "S3 state",
+                    seam: self.objects.seam(),
                     message: format!(
                         "{} already holds another record: two writers chose the same key; nothing was overwritten, run again",
-                        self.bucket.url(&key.key)
+                        self.objects.url(&key.key)
                     ),
                 });
             }
@@ -352,9 +376,9 @@ impl RecordStore for S3RecordStore {
         let mut seen = HashSet::new();
         let mut pages = self.pages(environment, 64);
         while let Some(keys) = pages.next(self).await? {
-            let fresh: Vec<RecordKey> = keys
+            let fresh: Vec<ListedRecord> = keys
                 .into_iter()
-                .filter(|k| seen.insert(k.id.clone()))
+                .filter(|(k, _)| seen.insert(k.id.clone()))
                 .collect();
             let (records, _) = self.read(&fresh).await?;
             if let Some((_, found)) = records.into_iter().find(|(_, r)| matches(r)) {
@@ -419,11 +443,11 @@ impl RecordStore for S3RecordStore {
         let mut seen = HashSet::new();
         let mut unfinished = Vec::new();
         self.walk(environment, None, 16, |k| {
-            if !seen.insert(k.id.clone()) {
+            if !seen.insert(k.0.id.clone()) {
                 return true;
             }
-            let bound = k.resolved_earlier_runs();
-            if !k.is_final() {
+            let bound = k.0.resolved_earlier_runs();
+            if !k.0.is_final() {
                 unfinished.push(k);
             }
             !bound
