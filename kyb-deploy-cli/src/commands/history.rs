@@ -78,6 +78,8 @@ fn revisions_table(revisions: &[JoinedRevision]) -> String {
 
 /// The newest `limit` runs of every environment, wherever each keeps its records, and
 /// where that is: the ledger file for the `file` backend, one store per shared environment.
+/// A shared store that cannot be read is a problem reported with the rest, never a reason
+/// to show nothing.
 async fn every_environment(
     project: &Project,
     limit: usize,
@@ -92,11 +94,29 @@ async fn every_environment(
     let mut snapshot = project.ledger().recent(None, limit).await?;
     let mut locations = vec![project.config.ledger.path.display().to_string()];
     for env in shared {
-        let state = project.state(&env).await?;
-        let found = state.records.recent(Some(&env.name), limit).await?;
-        snapshot.records.extend(found.records);
-        snapshot.problems.extend(found.problems);
-        locations.push(state.location);
+        let read = match project.state(&env).await {
+            Ok(state) => match state.records.recent(Some(&env.name), limit).await {
+                Ok(found) => {
+                    locations.push(state.location);
+                    Ok(found)
+                }
+                Err(e) => Err(format!("{}: {}", state.location, e.chain())),
+            },
+            Err(e) => Err(e.chain()),
+        };
+        match read {
+            Ok(found) => {
+                snapshot.records.extend(found.records);
+                snapshot.problems.extend(found.problems);
+            }
+            Err(why) => snapshot.problems.push(LedgerProblem {
+                line: 0,
+                message: format!(
+                    "the runs of {} are not shown: its shared state could not be read ({why}); `history -e {}` retries it alone",
+                    env.name, env.name
+                ),
+            }),
+        }
     }
     Ok((snapshot, locations.join(", ")))
 }

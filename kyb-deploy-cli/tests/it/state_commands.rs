@@ -176,3 +176,36 @@ async fn unlock_breaks_a_shared_lock_only_when_confirmed() {
         file.all()
     );
 }
+
+/// `history` without an environment shows every readable store, and names the one it could
+/// not read instead of failing as a whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_of_every_environment_survives_an_unreadable_store() {
+    let (_moto, project, store, _) = project().await;
+    store
+        .append(&record("r1", "staging", "v1", RecordStatus::Succeeded))
+        .await
+        .unwrap();
+    let config = std::fs::read_to_string(project.path().join("kyb-deploy.toml")).unwrap();
+    std::fs::write(
+        project.path().join("kyb-deploy.toml"),
+        format!(
+            "{config}\n[environments.production]\ntarget = \"docker\"\n[environments.production.docker]\n[environments.production.state]\nbackend = \"s3\"\nbucket = \"{BUCKET}\"\nregion = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:1\"\n"
+        ),
+    )
+    .unwrap();
+    let run = kyb_deploy(&project, &["history"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("r1"), "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("the runs of production are not shown: its shared state could not be read"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stderr.contains("`history -e production`"),
+        "{}",
+        run.all()
+    );
+}
