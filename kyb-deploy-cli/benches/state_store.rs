@@ -1,18 +1,19 @@
-//! The S3 state backend with a long history: 10,000 runs of staging in moto's S3, behind a
-//! proxy that counts the requests, with the file backend's ledger of the same 10,000 runs as
-//! the baseline measured in the same run:
+//! The shared state backends with a long history: 10,000 runs of staging in moto's S3, and
+//! 10,000 runs in the Kubernetes simulator's namespace, each behind a proxy that counts the
+//! requests, with the file backend's ledger of the same 10,000 runs as the baseline measured
+//! in the same run:
 //!
 //! - requests of a known-good lookup, of one record written, of the lock taken and released,
 //!   and of the look for unfinished runs: each bounded, however long the history;
-//! - `kyb-deploy history -e staging` (the release binary) over the 10,000 runs in S3, beside
-//!   the same command over the ledger file.
+//! - `kyb-deploy history -e ENV` (the release binary) over the 10,000 runs in each shared
+//!   backend, beside the same command over the ledger file.
 //!
 //! ```text
 //! cargo bench -p kyb-deploy-cli --bench state_store
 //! ```
 //!
-//! It needs moto (`scripts/test.sh` installs it into `.kyb-deploy/venv`). It takes about a
-//! minute, prints a table of value, target and ratio (value / target) per figure, and fails
+//! It needs moto (`scripts/test.sh` installs it into `.kyb-deploy/venv`). It takes about two
+//! minutes, prints a table of value, target and ratio (value / target) per figure, and fails
 //! only on errors: a missed target is printed as MISSED. See docs/performance.md.
 
 #![expect(
@@ -30,10 +31,12 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use kyb_deploy_core::config::{StateBackendKind, StateConfig};
+use kyb_deploy_core::shared_state::{ObjectDeployLock, ObjectRecordStore};
 use kyb_deploy_core::{
     DeployLock as _, DeploymentRecord, Operation, RecordStatus, RecordStore as _, Release, Version,
 };
 use kyb_deploy_testkit::FaultProxy;
+use kyb_deploy_testkit::k8s_sim::K8sSimulator;
 use kyb_deploy_testkit::moto::{AwsCli, MotoServer};
 
 use crate::support::{BenchResult, Row, print_table, secs};
@@ -148,7 +151,8 @@ async fn counted<T>(proxy: &FaultProxy, work: impl Future<Output = T>) -> (T, us
     (value, proxy.requests().len() - before, started.elapsed())
 }
 
-/// The median wall time of `kyb-deploy history -e <environment>` in `dir`.
+/// The median wall time of `kyb-deploy history -e <environment>` in `dir` (the Kubernetes
+/// client configured by `dir/kubeconfig`, when there is one).
 fn history_time(binary: &Path, dir: &Path, environment: &str) -> BenchResult<Duration> {
     let mut times = Vec::new();
     for _ in 0..HISTORY_RUNS {
@@ -156,6 +160,8 @@ fn history_time(binary: &Path, dir: &Path, environment: &str) -> BenchResult<Dur
         let out = Command::new(binary)
             .args(["history", "-e", environment])
             .current_dir(dir)
+            .env("KUBECONFIG", dir.join("kubeconfig"))
+            .env("HOME", dir)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -197,6 +203,71 @@ fn requests_row(figure: &str, requests: usize, target: usize, took: Duration) ->
         )),
         format!("took {} ms", took.as_millis()),
     )
+}
+
+/// The requests (and time) of a known-good lookup (newest, and one past the pointer), of a
+/// record written, of the lock taken and released, and of the look for unfinished runs, in
+/// `store` and `lock` over `environment`'s 10,000 runs, counted by `proxy`.
+async fn bounded_costs(
+    proxy: &FaultProxy,
+    store: &ObjectRecordStore,
+    lock: &ObjectDeployLock,
+    environment: &str,
+    started: time::OffsetDateTime,
+) -> BenchResult<Vec<Row>> {
+    let mut rows = Vec::new();
+    let (found, lookup, took_past) = counted(
+        proxy,
+        store.find_latest_verified(environment, &|r: &DeploymentRecord| {
+            r.version.as_str() == "v5000"
+        }),
+    )
+    .await;
+    if found?.is_none() {
+        return Err("the lookup found no verified run of v5000".into());
+    }
+    let (_, lookup_newest, took) = counted(
+        proxy,
+        store.find_latest_verified(environment, &|_: &DeploymentRecord| true),
+    )
+    .await;
+    rows.push(requests_row(
+        "known-good lookup (newest verified)",
+        lookup_newest,
+        3,
+        took,
+    ));
+    rows.push(row(
+        "known-good lookup (v5000, past the pointer's 50)",
+        lookup.to_string(),
+        None,
+        format!(
+            "took {} ms; reads the history when the pointer has dropped it",
+            took_past.as_millis()
+        ),
+    ));
+    let next = record(environment, RUNS + 1, started);
+    let (written, append, took) = counted(proxy, store.append(&next)).await;
+    written?;
+    rows.push(requests_row(
+        "one record written (and the pointer)",
+        append,
+        6,
+        took,
+    ));
+    let (guard, acquire, took_acquire) = counted(proxy, lock.acquire(environment)).await;
+    let (released, release, took_release) = counted(proxy, guard?.release()).await;
+    released?;
+    rows.push(requests_row(
+        "lock taken and released",
+        acquire + release,
+        3,
+        took_acquire + took_release,
+    ));
+    let (unfinished, look, took) = counted(proxy, store.in_progress(environment)).await;
+    unfinished?;
+    rows.push(requests_row("look for unfinished runs", look, 2, took));
+    Ok(rows)
 }
 
 async fn run() -> BenchResult<()> {
@@ -260,58 +331,7 @@ async fn run() -> BenchResult<()> {
         ((), requests, took)
     };
 
-    let mut rows = Vec::new();
-    let (found, lookup, took_past) = counted(
-        &proxy,
-        store.find_latest_verified("staging", &|r: &DeploymentRecord| {
-            r.version.as_str() == "v5000"
-        }),
-    )
-    .await;
-    if found?.is_none() {
-        return Err("the lookup found no verified run of v5000".into());
-    }
-    let (_, lookup_newest, took) = counted(
-        &proxy,
-        store.find_latest_verified("staging", &|_: &DeploymentRecord| true),
-    )
-    .await;
-    rows.push(requests_row(
-        "known-good lookup (newest verified)",
-        lookup_newest,
-        3,
-        took,
-    ));
-    rows.push(row(
-        "known-good lookup (v5000, past the pointer's 50)",
-        lookup.to_string(),
-        None,
-        format!(
-            "took {} ms; reads the history when the pointer has dropped it",
-            took_past.as_millis()
-        ),
-    ));
-    let next = record("staging", RUNS + 1, started);
-    let (written, append, took) = counted(&proxy, store.append(&next)).await;
-    written?;
-    rows.push(requests_row(
-        "one record written (and the pointer)",
-        append,
-        6,
-        took,
-    ));
-    let (guard, acquire, took_acquire) = counted(&proxy, lock.acquire("staging")).await;
-    let (released, release, took_release) = counted(&proxy, guard?.release()).await;
-    released?;
-    rows.push(requests_row(
-        "lock taken and released",
-        acquire + release,
-        3,
-        took_acquire + took_release,
-    ));
-    let (unfinished, look, took) = counted(&proxy, store.in_progress("staging")).await;
-    unfinished?;
-    rows.push(requests_row("look for unfinished runs", look, 2, took));
+    let mut rows = bounded_costs(&proxy, &store, &lock, "staging", started).await?;
     rows.push(row(
         "pointer built over 10,000 runs (once)",
         pointer_requests.to_string(),
@@ -338,7 +358,91 @@ async fn run() -> BenchResult<()> {
         "S3 state backend with {RUNS} runs (moto_server on 127.0.0.1; requests counted by a proxy)"
     );
     print_table(&rows);
+
+    let rows = kubernetes(&binaries.kyb_deploy, dir, file, started).await?;
+    println!();
+    println!(
+        "Kubernetes state backend with {RUNS} runs (the simulator on 127.0.0.1; requests counted by a proxy)"
+    );
+    print_table(&rows);
     Ok(())
+}
+
+/// The Kubernetes backend: 10,000 runs of `k8s` appended through the store (each a Secret)
+/// into the simulator, then the bounded costs and `history -e k8s` through a counting
+/// proxy. `file` is the ledger's `history` time, measured above.
+async fn kubernetes(
+    binary: &Path,
+    dir: &Path,
+    file: Duration,
+    started: time::OffsetDateTime,
+) -> BenchResult<Vec<Row>> {
+    let sim = K8sSimulator::builder()
+        .build()
+        .serve(tokio::net::TcpListener::bind("127.0.0.1:0").await?)?;
+    let proxy = FaultProxy::start(sim.addr()).await?;
+    let client = |url: &str| -> BenchResult<kube::Client> {
+        Ok(kube::Client::try_from(kube::Config::new(url.parse()?))?)
+    };
+    let namespace: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "kyb-bench"}}))?;
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client(&sim.url())?)
+        .create(&kube::api::PostParams::default(), &namespace)
+        .await?;
+    let state = StateConfig {
+        backend: StateBackendKind::Kubernetes,
+        ..StateConfig::default()
+    };
+    let (seeder, _) =
+        kyb_deploy_k8s::kubernetes_state_with_client(client(&sim.url())?, "kyb-bench", &state);
+    eprintln!("appending {RUNS} runs to the Kubernetes simulator ...");
+    let seeding = Instant::now();
+    for i in 0..RUNS {
+        let mut record = record("k8s", i, started);
+        record.target = "kubernetes".into();
+        seeder.append(&record).await?;
+    }
+    let seeded = seeding.elapsed();
+    eprintln!("appended in {}", secs(seeded));
+    let (store, lock) =
+        kyb_deploy_k8s::kubernetes_state_with_client(client(&proxy.url())?, "kyb-bench", &state);
+    let mut rows = bounded_costs(&proxy, &store, &lock, "k8s", started).await?;
+
+    // The binary, through the proxy, with a kubeconfig of its own.
+    std::fs::write(
+        dir.join("kubeconfig"),
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster: {{server: \"{}\"}}\nusers:\n- name: bench\n  user: {{}}\ncontexts:\n- name: sim\n  context: {{cluster: sim, user: bench}}\ncurrent-context: sim\n",
+            proxy.url()
+        ),
+    )?;
+    let config = std::fs::read_to_string(dir.join("kyb-deploy.toml"))?;
+    std::fs::write(
+        dir.join("kyb-deploy.toml"),
+        format!(
+            "{config}\n[environments.k8s]\ntarget = \"kubernetes\"\n[environments.k8s.kubernetes]\nnamespace = \"kyb-bench\"\n[environments.k8s.state]\nbackend = \"kubernetes\"\n"
+        ),
+    )?;
+    eprintln!("timing `kyb-deploy history -e k8s` ...");
+    let k8s = history_time(binary, dir, "k8s")?;
+    rows.push(row(
+        "history -e k8s over 10,000 runs in Kubernetes (median of 5)",
+        secs(k8s),
+        Some((
+            format!("< {}", secs(HISTORY_TARGET)),
+            k8s.as_secs_f64() / HISTORY_TARGET.as_secs_f64(),
+            k8s < HISTORY_TARGET,
+        )),
+        format!("ledger file of 10,000 runs: {}", secs(file)),
+    ));
+    rows.push(row(
+        "10,000 runs appended one by one (seeding)",
+        secs(seeded),
+        None,
+        "each: pointer read, record created, records since listed, pointer replaced".into(),
+    ));
+    sim.shutdown().await?;
+    Ok(rows)
 }
 
 /// An environment on moto's ECS (no cluster: `history` notes the target's error).

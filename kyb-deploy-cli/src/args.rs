@@ -188,10 +188,32 @@ pub(crate) struct DeployArgs {
     #[arg(long = "build-arg", value_name = "KEY=VALUE", value_parser = parse_build_arg)]
     pub(crate) build_args: Vec<(String, String)>,
 
+    /// Deploy this image, built and pushed elsewhere (a CI job), instead of building one: a
+    /// reference pinned by digest, like ghcr.io/acme/api@sha256:<64 hex digits>
+    #[arg(long, value_name = "REF@DIGEST", value_parser = parse_pinned_image)]
+    pub(crate) image: Option<String>,
+
     /// While another run holds the environment's lock, wait for it up to DURATION (like 10m)
     /// instead of stopping at once (exit 3, naming the holder)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) wait_for_lock: Option<Duration>,
+}
+
+/// Accepts an image reference pinned by a sha256 digest: what was built is what is deployed.
+fn parse_pinned_image(raw: &str) -> Result<String, String> {
+    let pinned = raw.rsplit_once("@sha256:").is_some_and(|(name, digest)| {
+        !name.is_empty()
+            && !name.contains(char::is_whitespace)
+            && digest.len() == 64
+            && digest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    if pinned {
+        Ok(raw.to_owned())
+    } else {
+        Err("must name the image by its digest, like ghcr.io/acme/api@sha256:<64 lowercase hex digits>: a tag can move between the build and the deployment".to_owned())
+    }
 }
 
 /// Parses `KEY=VALUE`.

@@ -26,9 +26,9 @@ pub(crate) async fn run(
         "deploy to"
     };
     let progress = Progress::start(ctx, global.output, title);
-    let pipeline = project
-        .pipeline(ctx, &env, progress.sink(), !args.dry_run)
-        .await?;
+    // A prebuilt image is deployed as it is: nothing to build, scan or push.
+    let build = !args.dry_run && args.image.is_none();
+    let pipeline = project.pipeline(ctx, &env, progress.sink(), build).await?;
 
     let shown = version
         .as_ref()
@@ -47,6 +47,7 @@ pub(crate) async fn run(
     request.project = project.config.project.clone();
     request.image = project.config.image.clone();
     request.image.build_args.extend(args.build_args);
+    request.prebuilt_image = args.image;
     request.tests = project.test_suites();
     request.version = version;
     request.project_dir = project.dir.clone();

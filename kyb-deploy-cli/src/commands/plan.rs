@@ -18,6 +18,7 @@ pub(crate) async fn run(
         yes: false,
         timeout: args.timeout,
         build_args: Vec::new(),
+        image: None,
         // A plan takes no lock.
         wait_for_lock: None,
     };

@@ -17,3 +17,4 @@ mod signals;
 mod snapshots;
 mod state_commands;
 mod support;
+mod workflows;

@@ -404,3 +404,42 @@ fn a_final_record_that_cannot_be_written_exits_7() {
         "the record written before the deploy is all there is"
     );
 }
+
+/// `--image` deploys an image built elsewhere, pinned by digest, as it is; a reference that a
+/// tag could move is refused before anything runs.
+#[test]
+fn a_prebuilt_image_is_deployed_by_its_digest() {
+    let h = Harness::new(CONFIG);
+    let image = format!("ghcr.io/acme/kyb-platform-api@sha256:{}", "ab".repeat(32));
+    let run = h.run(&[
+        "--output", "json", "deploy", "-e", "staging", "-v", "v7", "--image", &image,
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let report = &run.json()["report"];
+    assert_eq!(report["release"]["image"], image.as_str(), "{report:#}");
+    assert_eq!(h.target.current().unwrap().image, image);
+    for stage in ["build", "scan", "push"] {
+        assert!(
+            report["stages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["stage"] == stage && s["result"]["status"] == "skipped"),
+            "{stage}: {report:#}"
+        );
+    }
+    for bad in [
+        "ghcr.io/acme/api:v7",
+        "ghcr.io/acme/api@sha256:abc",
+        "@sha256:0",
+    ] {
+        let refused = h.run(&["deploy", "-e", "staging", "-v", "v8", "--image", bad]);
+        assert_eq!(refused.code, 2, "{bad}: {refused:?}");
+        assert!(
+            refused.stderr.contains("must name the image by its digest"),
+            "{bad}: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(h.target.current().unwrap().version.as_str(), "v7");
+}

@@ -335,6 +335,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_update_not_applied_is_tried_again_while_the_version_is_unchanged() {
+        let store = Scripted::with(&[Attempt::NotAppliedLost]);
+        let first = store.insert("k", b"old");
+        let written = put(&store, "k", b"mine", Condition::Matches(&first)).await;
+        assert!(matches!(written, Ok(Written::Done(_))), "{written:?}");
+        assert_eq!(store.attempts(), 2);
+        // Moved on meanwhile (another writer): no second attempt, an error.
+        let store = Scripted::with(&[Attempt::NotAppliedLost]);
+        let first = store.insert("k", b"old");
+        store.insert("k", b"theirs");
+        let written = put(&store, "k", b"mine", Condition::Matches(&first)).await;
+        assert!(written.is_err(), "{written:?}");
+        assert_eq!(store.attempts(), 1);
+    }
+
+    #[tokio::test]
     async fn a_lost_answer_over_another_writers_object_is_an_error_not_a_refusal() {
         // Not applied, and meanwhile someone else's object is there: it may be that ours
         // was applied and replaced, so nothing is claimed either way.
