@@ -5,9 +5,10 @@
 #   VERSION  the version it is recorded and verified as
 #   FORCE    "true" deploys despite failing tests or a dirty tree (recorded, with a warning)
 #   SLACK_WEBHOOK_URL  when set, kyb-deploy notifies it (Slack-compatible) of the outcome
-# Waits up to 15 minutes for another run's lock on ENV. Writes the step outputs outcome,
-# run_id and url, a line in the job summary, and exits with kyb-deploy's exit code
-# (docs/cli.md: 0 deployed, 4 rolled back, 5 needs attention, ...).
+# Waits up to 15 minutes for another run's lock on ENV. Under GitHub Actions kyb-deploy itself
+# writes the job summary, the step outputs (outcome, exit_code, version, image, digest, url,
+# record_id, rolled_back_to) and the annotations (docs/ci.md). Exits with kyb-deploy's exit
+# code (docs/cli.md: 0 deployed, 4 rolled back, 5 needs attention, ...).
 set -euo pipefail
 environment="${1:?usage: ci-deploy.sh ENVIRONMENT}"
 : "${IMAGE:?IMAGE must name the image by digest}" "${VERSION:?VERSION must be set}"
@@ -18,21 +19,4 @@ args=(deploy -e "$environment" -v "$VERSION" --image "$IMAGE" --yes --wait-for-l
 if [ "${FORCE:-false}" = true ]; then
   args+=(--force)
 fi
-report="${RUNNER_TEMP:-/tmp}/kyb-deploy-$environment.json"
-status=0
-kyb-deploy --output json "${args[@]}" > "$report" || status=$?
-outcome="$(jq -r '.report.outcome.outcome // "unknown"' "$report" 2>/dev/null || echo unknown)"
-run_id="$(jq -r '.report.run_id // ""' "$report" 2>/dev/null || true)"
-url="$(jq -r '.report.url // ""' "$report" 2>/dev/null || true)"
-if [ -n "${GITHUB_OUTPUT:-}" ]; then
-  {
-    echo "outcome=$outcome"
-    echo "run_id=$run_id"
-    echo "url=$url"
-  } >> "$GITHUB_OUTPUT"
-fi
-if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
-  echo "kyb-deploy: \`$VERSION\` to $environment: **$outcome** (exit $status, run \`$run_id\`)" >> "$GITHUB_STEP_SUMMARY"
-fi
-cat "$report"
-exit "$status"
+exec kyb-deploy --ci github "${args[@]}"

@@ -58,6 +58,22 @@ pub(crate) struct GlobalArgs {
     /// document on stdout, events as JSON lines on stderr)
     #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Human)]
     pub(crate) output: OutputFormat,
+
+    /// CI integration: `github` writes a job summary, step outputs and annotations
+    /// (docs/ci.md); `auto` does so when GITHUB_ACTIONS=true; `none` never
+    #[arg(long, global = true, value_enum, value_name = "CI", default_value_t = CiMode::Auto)]
+    pub(crate) ci: CiMode,
+}
+
+/// Which CI system a run reports to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CiMode {
+    /// GitHub Actions when GITHUB_ACTIONS=true, else nothing
+    Auto,
+    /// Summary, step outputs and annotations for GitHub Actions
+    Github,
+    /// Nothing for a CI system
+    None,
 }
 
 /// How results are printed.

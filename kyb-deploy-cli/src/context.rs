@@ -44,6 +44,18 @@ pub struct CliContext {
     pub(crate) grace: Grace,
     /// The renderer of the run in progress, if any.
     pub(crate) active_progress: Arc<Mutex<Option<Progress>>>,
+    /// The CI system's variables (`GITHUB_ACTIONS`, `GITHUB_OUTPUT`, ...): the process's
+    /// for the real process, none unless given otherwise.
+    pub(crate) ci_variables: CiVariables,
+}
+
+/// Where the CI system's variables come from.
+#[derive(Clone, Debug)]
+pub(crate) enum CiVariables {
+    /// The process environment.
+    Process,
+    /// These.
+    Given(std::collections::BTreeMap<String, String>),
 }
 
 impl std::fmt::Debug for CliContext {
@@ -80,6 +92,25 @@ impl CliContext {
             handle_signals: false,
             grace: Grace::default(),
             active_progress: Arc::new(Mutex::new(None)),
+            ci_variables: CiVariables::Given(std::collections::BTreeMap::new()),
+        }
+    }
+
+    /// Reads the CI system's variables (`GITHUB_ACTIONS`, `GITHUB_STEP_SUMMARY`,
+    /// `GITHUB_OUTPUT`) from `variables` instead of seeing none.
+    pub fn with_ci_variables(
+        mut self,
+        variables: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        self.ci_variables = CiVariables::Given(variables.into_iter().collect());
+        self
+    }
+
+    /// The CI variable `name`, if set.
+    pub(crate) fn var(&self, name: &str) -> Option<String> {
+        match &self.ci_variables {
+            CiVariables::Process => std::env::var(name).ok(),
+            CiVariables::Given(variables) => variables.get(name).cloned(),
         }
     }
 
@@ -95,6 +126,7 @@ impl CliContext {
                 std::io::stdin().is_terminal(),
             );
         ctx.handle_signals = true;
+        ctx.ci_variables = CiVariables::Process;
         ctx
     }
 

@@ -2,6 +2,7 @@
 
 pub(crate) mod errors;
 pub(crate) mod format;
+pub(crate) mod github;
 pub(crate) mod json;
 pub(crate) mod progress;
 pub(crate) mod run;

@@ -19,6 +19,8 @@ pub struct Notification {
     pub version: String,
     /// Who ran it.
     pub actor: String,
+    /// The CI run it ran in (GitHub Actions: the run's page), when in one.
+    pub ci_run_url: Option<String>,
     /// The run's record id.
     pub run_id: String,
     /// How it ended.

@@ -27,7 +27,7 @@ use crate::git_version::GitVersionSource;
 use crate::image_builder::ImageBuilder;
 use crate::notifier::{Notification, Notifier};
 use crate::outcome::Outcome;
-use crate::record::{DeploymentRecord, StageTiming, current_actor};
+use crate::record::{DeploymentRecord, StageTiming, ci_run_url, current_actor};
 use crate::record_store::RecordStore;
 use crate::registry::Registry;
 use crate::release::Release;
@@ -186,6 +186,7 @@ impl Pipeline {
                 .as_ref()
                 .map_or_else(String::new, |v| v.version.to_string()),
             actor: current_actor(),
+            ci_run_url: ci_run_url(),
             run_id: report.run_id.clone(),
             outcome: report.outcome.clone(),
         };

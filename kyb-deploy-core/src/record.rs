@@ -260,6 +260,8 @@ pub struct DeploymentRecord {
     pub dirty: bool,
     /// Who ran it (`GITHUB_ACTOR`, else `USER`).
     pub actor: String,
+    /// The CI run it ran in (GitHub Actions: the run's page), when in one.
+    pub ci_run_url: Option<String>,
     /// Process id of the run, to tell a live run from a dead one.
     pub pid: u32,
     /// The platform's rollout id.
@@ -336,6 +338,8 @@ struct StoredRecord {
     commit: Option<String>,
     dirty: bool,
     actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ci_run_url: Option<String>,
     pid: u32,
     rollout_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -384,6 +388,7 @@ impl From<StoredRecord> for DeploymentRecord {
             commit: stored.commit,
             dirty: stored.dirty,
             actor: stored.actor,
+            ci_run_url: stored.ci_run_url,
             pid: stored.pid,
             rollout_id: stored.rollout_id,
             started_at: stored.started_at,
@@ -425,6 +430,7 @@ impl From<DeploymentRecord> for StoredRecord {
             commit: record.commit,
             dirty: record.dirty,
             actor: record.actor,
+            ci_run_url: record.ci_run_url,
             pid: record.pid,
             rollout_id: record.rollout_id,
             started_at: record.started_at,
@@ -460,6 +466,7 @@ impl DeploymentRecord {
             commit: None,
             dirty: false,
             actor: current_actor(),
+            ci_run_url: ci_run_url(),
             pid: std::process::id(),
             rollout_id: None,
             started_at: OffsetDateTime::now_utc(),

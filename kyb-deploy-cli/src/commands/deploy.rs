@@ -61,5 +61,5 @@ pub(crate) async fn run(
         .deploy(&request, &RunControl::new(ctx.cancel.clone()))
         .await;
     progress.finish();
-    run::print(ctx, global.output, &report)
+    run::print(ctx, global, &report)
 }

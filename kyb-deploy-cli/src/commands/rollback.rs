@@ -54,5 +54,5 @@ pub(crate) async fn run(
         .rollback(&request, &RunControl::new(ctx.cancel.clone()))
         .await;
     progress.finish();
-    run::print(ctx, global.output, &report)
+    run::print(ctx, global, &report)
 }

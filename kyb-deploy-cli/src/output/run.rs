@@ -7,26 +7,40 @@ use kyb_deploy_core::verify::VerificationReport;
 use kyb_deploy_core::{Operation, Outcome, RollbackSummary, RunReport, StageResult, redact_url};
 
 use super::format;
+use super::github::GithubActions;
 use super::json;
 use super::style::Style;
-use crate::args::OutputFormat;
+use crate::args::{GlobalArgs, OutputFormat};
 use crate::context::CliContext;
 use crate::error::CliError;
 use crate::exit_codes::ExitCodes;
 
-/// Prints the result of a run in `format` and returns its exit code.
+/// Prints the result of a run in the output format `global` asks for, tells the CI system
+/// it runs in (GitHub Actions: summary, outputs, annotations), and returns its exit code.
 pub(crate) fn print(
     ctx: &CliContext,
-    format: OutputFormat,
+    global: &GlobalArgs,
     report: &RunReport,
 ) -> Result<i32, CliError> {
     let code = ExitCodes::for_report(report);
     let mut out = ctx.stdout.clone();
-    match format {
+    match global.output {
         OutputFormat::Json => write_json(&mut out, code, report),
         OutputFormat::Human => write_human(&mut ctx.stderr.clone(), &mut out, ctx.style, report),
     }
     .map_err(CliError::Output)?;
+    if let Some(github) = GithubActions::detect(global.ci, |name| ctx.var(name)) {
+        // The run is over and recorded: a summary that cannot be written is a warning.
+        if let Err(e) = github.announce(report, code, global.output, &mut out) {
+            let _ = ctx.stderr.clone().write_all(
+                format!(
+                    "{} GitHub Actions summary or outputs not written: {e}\n",
+                    ctx.style.warn("warning:")
+                )
+                .as_bytes(),
+            );
+        }
+    }
     Ok(code)
 }
 

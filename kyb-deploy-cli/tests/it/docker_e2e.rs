@@ -228,22 +228,72 @@ fn the_sample_service_is_deployed_and_a_broken_release_rolled_back() {
     let v1_container = serving_containers(&name);
     assert_eq!(v1_container.len(), 1, "{v1_container:?}");
 
-    // v2 is built with a fault that makes it unhealthy: rolled back, v1 still serves.
-    let v2 = output(binary(project.path()).args([
-        "deploy",
-        "-e",
-        "development",
-        "-v",
-        "v2",
-        "--build-arg",
-        "FAULT_UNHEALTHY_AFTER=0.1",
-    ]));
+    // v2 is built with a fault that makes it unhealthy: rolled back, v1 still serves. It runs
+    // as in GitHub Actions: the job summary, the step outputs and an error annotation.
+    let (summary, outputs) = (
+        project.path().join("step-summary.md"),
+        project.path().join("step-outputs"),
+    );
+    let v2 = output(
+        binary(project.path())
+            .args([
+                "deploy",
+                "-e",
+                "development",
+                "-v",
+                "v2",
+                "--build-arg",
+                "FAULT_UNHEALTHY_AFTER=0.1",
+            ])
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("GITHUB_OUTPUT", &outputs)
+            .env("GITHUB_SERVER_URL", "https://github.com")
+            .env("GITHUB_REPOSITORY", "acme/kyb-platform-api")
+            .env("GITHUB_RUN_ID", "4242")
+            .env("GITHUB_ACTOR", "octocat"),
+    );
     assert_eq!(v2.code, 4, "{}", v2.all());
     assert!(v2.all().contains("rolled back to v1"), "{}", v2.all());
+    assert!(
+        v2.stdout
+            .contains("::error title=kyb-deploy deploy to development::failed at verify"),
+        "{}",
+        v2.stdout
+    );
+    let outputs = std::fs::read_to_string(&outputs).unwrap();
+    for line in [
+        "outcome=rolled_back",
+        "exit_code=4",
+        "version=v2",
+        "rolled_back_to=v1",
+        &format!("url={url}/"),
+    ] {
+        assert!(outputs.lines().any(|l| l == line), "{line}:\n{outputs}");
+    }
+    assert!(
+        outputs
+            .lines()
+            .any(|l| l.starts_with("digest=sha256:") && l.len() == "digest=sha256:".len() + 64),
+        "{outputs}"
+    );
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        summary.contains("### ❌ kyb-deploy deploy to development"),
+        "{summary}"
+    );
+    assert!(summary.contains("| rolled back to | `v1` |"), "{summary}");
+    assert!(summary.contains("| build | ok |"), "{summary}");
+    assert!(summary.contains("| verify | **failed**"), "{summary}");
     let (_, status_body) = http_get(&format!("{url}/status")).unwrap();
     assert!(status_body.contains("\"version\":\"v1\""), "{status_body}");
     let all = runs(&project);
     assert_eq!(all[1]["status"], "rolled_back");
+    assert_eq!(
+        all[1]["ci_run_url"],
+        "https://github.com/acme/kyb-platform-api/actions/runs/4242"
+    );
+    assert_eq!(all[1]["actor"], "octocat");
     assert_eq!(all[1]["rollback"]["to"]["version"], "v1");
     assert_eq!(all[1]["rollback"]["succeeded"], true);
 

@@ -99,6 +99,10 @@ pub(crate) fn binary(dir: &Path) -> Command {
             command.env_remove(key);
         }
     }
+    // Tests that run inside GitHub Actions must not write to its files or annotate its run.
+    for key in ["GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"] {
+        command.env_remove(key);
+    }
     command
 }
 

@@ -53,6 +53,7 @@ fn notification() -> Notification {
         environment: "staging".into(),
         version: "v1.2.3".into(),
         actor: "ci".into(),
+        ci_run_url: Some("https://github.com/acme/api/actions/runs/42".into()),
         run_id: "run-1".into(),
         outcome: Outcome::Succeeded {
             release: Release::new(version, "repo@sha256:0"),
@@ -76,6 +77,10 @@ async fn retries_with_backoff_until_delivered() {
     );
     assert_eq!(body["environment"], "staging");
     assert_eq!(body["outcome"]["outcome"], "succeeded");
+    assert_eq!(
+        body["ci_run_url"], "https://github.com/acme/api/actions/runs/42",
+        "the CI run travels with the notification"
+    );
 }
 
 #[tokio::test]
