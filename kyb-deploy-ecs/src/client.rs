@@ -132,7 +132,7 @@ pub(crate) fn certainly_not_applied<E>(e: &SdkError<E, HttpResponse>) -> bool {
 pub(crate) fn describe_error<E, R>(operation: &str, e: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     format!("{operation}: {}", crate::error::answer(e))
 }
@@ -267,7 +267,7 @@ fn is_throttling_code(code: &str) -> bool {
 
 /// Whether the error's chain speaks of credentials: how the SDK reports that the
 /// credential chain found none (a dispatch failure caused by the provider).
-fn mentions_credentials(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn mentions_credentials(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(e);
     while let Some(error) = next {
         let text = error.to_string().to_ascii_lowercase();
@@ -468,6 +468,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(FailureClass::of(&e), FailureClass::Unreachable, "{e:?}");
+        let refused = call_error("DescribeServices", &e).chain();
         let e = client(false)
             .describe_services()
             .cluster("c")
@@ -475,5 +476,26 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(FailureClass::of(&e), FailureClass::Credentials, "{e:?}");
+        let missing = call_error("DescribeServices", &e).chain();
+        assert!(
+            missing
+                .contains("DescribeServices: no AWS credentials found; configure AWS credentials"),
+            "{missing}"
+        );
+        // One line each, the causes' messages only: no SDK debug dump (`DispatchFailure(`,
+        // `ConnectorError {`), which would show the request and its internals.
+        for message in [&refused, &missing] {
+            assert!(!message.contains('\n'), "{message}");
+            assert!(
+                !message.contains(" { ") && !message.contains("DispatchFailure("),
+                "{message}"
+            );
+            assert!(
+                message.len() < 400,
+                "{} characters: {message}",
+                message.len()
+            );
+        }
+        assert!(refused.contains("Connection refused"), "{refused}");
     }
 }

@@ -3,7 +3,7 @@
 //! failed AWS call a target error whose source is the [`CallError`].
 
 use aws_sdk_ecs::config::http::HttpResponse;
-use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 
 use crate::client::FailureClass;
 
@@ -75,17 +75,37 @@ fn fix_suffix(class: FailureClass, code: Option<&str>) -> String {
         .map_or_else(String::new, |fix| format!("; {fix}"))
 }
 
-/// AWS's error code and message, or the cause of a failure to reach AWS.
+/// AWS's error code and message, or the cause of a failure to reach AWS: one line of the
+/// causes' messages, never the SDK's debug form of them (which holds the request, its
+/// headers and the connector's internals).
 pub(crate) fn answer<E, R>(e: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     match (e.code(), e.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_owned(),
-        _ => DisplayErrorContext(e).to_string(),
+        // The SDK's own words for this run to a paragraph about its service model; the
+        // fix that follows says what to do.
+        _ if crate::client::mentions_credentials(e) => "no AWS credentials found".to_owned(),
+        _ => causes(e),
     }
+}
+
+/// The messages of `e` and its sources, joined with ": ", each once (a cause whose message
+/// its wrapper already repeats is left out).
+pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    parts.join(": ")
 }
 
 impl From<CallError> for kyb_deploy_core::Error {

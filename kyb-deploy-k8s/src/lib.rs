@@ -60,7 +60,7 @@ pub use crate::settings::{
 };
 pub use crate::state::{
     DIRECTORY_LABEL, HOLDER_ANNOTATION, KEY_ANNOTATION, ROOT_LABEL, SECRET_TYPE, STATE_LABEL,
-    kubernetes_state, kubernetes_state_with_client, state_namespace,
+    kubernetes_objects, kubernetes_state, kubernetes_state_with_client, state_namespace,
 };
 pub use crate::target::{KubernetesTarget, KubernetesTargetSpec};
 pub use crate::verdict::{

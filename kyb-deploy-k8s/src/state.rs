@@ -123,6 +123,17 @@ pub fn state_namespace(environment: &Environment) -> kyb_deploy_core::Result<Str
     })
 }
 
+/// The state's objects in `namespace` through `client`: Secrets, and a Lease for the lock
+/// (for a program that builds its own store with
+/// [`object_state`](kyb_deploy_core::shared_state::object_state), or seeds one).
+#[must_use]
+pub fn kubernetes_objects(client: Client, namespace: &str) -> Arc<dyn ObjectStore> {
+    Arc::new(KubernetesObjects {
+        client,
+        namespace: namespace.to_owned(),
+    })
+}
+
 /// The record store and the lock kept in `namespace` through `client` (a program that
 /// builds its own client, or a test), under `state`'s prefix and lock time to live.
 #[must_use]
@@ -131,11 +142,7 @@ pub fn kubernetes_state_with_client(
     namespace: &str,
     state: &StateConfig,
 ) -> (ObjectRecordStore, ObjectDeployLock) {
-    let objects = KubernetesObjects {
-        client,
-        namespace: namespace.to_owned(),
-    };
-    object_state(Arc::new(objects), state)
+    object_state(kubernetes_objects(client, namespace), state)
 }
 
 /// The state's objects in a namespace: Secrets, and a Lease for the lock.
