@@ -82,6 +82,8 @@ async fn dispatch(cli: Cli, ctx: &mut CliContext) -> Result<i32, CliError> {
             commands::state::import(args, global, ctx).await
         }
         Command::Config(ConfigCommand::Validate) => commands::config_validate::run(global, ctx),
+        Command::Completions(args) => commands::shell::completions(args.shell, ctx),
+        Command::Man => commands::shell::man(ctx),
     }
 }
 

@@ -22,12 +22,22 @@ Environment: KYB_DEPLOY_CONFIG (the configuration file), KYB_DEPLOY_<KEY>__<KEY>
 configuration keys, like KYB_DEPLOY_ENVIRONMENTS__STAGING__ROLLBACK=never), NO_COLOR.
 Reference: docs/cli.md";
 
+/// `--version`: the package version, the commit and the build date (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KYB_DEPLOY_COMMIT"),
+    ", built ",
+    env!("KYB_DEPLOY_BUILD_DATE"),
+    ")"
+);
+
 /// Deploy the KYB Platform API: test, build, deploy, verify, and roll back when verification
 /// fails.
 #[derive(Debug, Parser)]
 #[command(
     name = "kyb-deploy",
-    version,
+    version = VERSION,
     max_term_width = 100,
     arg_required_else_help = true,
     after_long_help = EXIT_CODES
@@ -131,6 +141,28 @@ for. The break is recorded beside the lock, with who broke it.")]
     /// Work with the configuration file
     #[command(subcommand, arg_required_else_help = true)]
     Config(ConfigCommand),
+
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell
+    #[command(after_long_help = "\
+Examples:
+  kyb-deploy completions bash > /etc/bash_completion.d/kyb-deploy
+  kyb-deploy completions zsh > \"${fpath[1]}/_kyb-deploy\"
+  kyb-deploy completions fish > ~/.config/fish/completions/kyb-deploy.fish")]
+    Completions(CompletionsArgs),
+
+    /// Print the manual page (roff), for `man`
+    #[command(after_long_help = "\
+Example:
+  kyb-deploy man > /usr/local/share/man/man1/kyb-deploy.1 && man kyb-deploy")]
+    Man,
+}
+
+/// `completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 /// `unlock`.

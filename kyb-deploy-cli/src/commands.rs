@@ -8,6 +8,7 @@ pub(crate) mod history;
 pub(crate) mod plan;
 pub(crate) mod render;
 pub(crate) mod rollback;
+pub(crate) mod shell;
 pub(crate) mod state;
 pub(crate) mod status;
 pub(crate) mod verify;

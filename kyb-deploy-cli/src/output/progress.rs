@@ -124,10 +124,22 @@ impl Progress {
     }
 }
 
+/// `event` as one JSON line, with `at`: when it was rendered, RFC 3339 in UTC to the
+/// millisecond (`2026-12-08T03:50:01.123Z`).
+fn json_line(event: &Event, at: time::OffsetDateTime) -> Option<String> {
+    let mut value = serde_json::to_value(event).ok()?;
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    let at = at.to_offset(time::UtcOffset::UTC).format(&format).ok()?;
+    value.as_object_mut()?.insert("at".to_owned(), at.into());
+    serde_json::to_string(&value).ok()
+}
+
 impl State {
     fn handle(&mut self, event: &Event) {
         if let Mode::Json = self.mode {
-            if let Ok(line) = serde_json::to_string(event) {
+            if let Some(line) = json_line(event, time::OffsetDateTime::now_utc()) {
                 self.print(&line);
             }
             return;
@@ -366,6 +378,13 @@ mod tests {
             .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["event"], "stage_started");
+        // Each event says when, in RFC 3339.
+        for line in &lines {
+            let at = line["at"].as_str().unwrap();
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|e| panic!("{at}: {e}"));
+            assert!(at.ends_with('Z') && at.len() == 24, "{at}");
+        }
         assert_eq!(lines[1]["elapsed_ms"], 5);
         assert_eq!(lines[1]["result"]["status"], "succeeded");
     }

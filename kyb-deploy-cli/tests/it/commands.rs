@@ -285,3 +285,83 @@ fn verify_past_its_time_limit_exits_6() {
     assert_eq!(json["verification"]["report"], serde_json::Value::Null);
     assert_eq!(json["verification"]["error"], "timed out after 200ms");
 }
+
+/// Shell completions and the manual page come from the same definition as `--help`: every
+/// command is in them, and the bash script is valid bash.
+#[test]
+fn completions_and_the_manual_page_cover_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let bash =
+        crate::support::output(crate::support::binary(dir.path()).args(["completions", "bash"]));
+    assert_eq!(bash.code, 0, "{}", bash.all());
+    for command in ["deploy", "rollback", "unlock", "completions", "man"] {
+        assert!(
+            bash.stdout.contains(command),
+            "{command} missing from the bash script"
+        );
+    }
+    let script = dir.path().join("kyb-deploy.bash");
+    std::fs::write(&script, &bash.stdout).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    let zsh =
+        crate::support::output(crate::support::binary(dir.path()).args(["completions", "zsh"]));
+    assert!(
+        zsh.stdout.starts_with("#compdef kyb-deploy"),
+        "{}",
+        zsh.stdout
+    );
+    let man = crate::support::output(crate::support::binary(dir.path()).arg("man"));
+    assert_eq!(man.code, 0, "{}", man.all());
+    assert!(man.stdout.contains(".TH kyb-deploy 1"), "{}", man.stdout);
+    assert!(
+        ["deploy", "rollback", "unlock", "completions"]
+            .iter()
+            .all(|c| man.stdout.contains(&format!("kyb\\-deploy\\-{c}(1)"))),
+        "{}",
+        man.stdout
+    );
+    let unknown =
+        crate::support::output(crate::support::binary(dir.path()).args(["completions", "nosh"]));
+    assert_eq!(unknown.code, 2, "{}", unknown.all());
+    assert!(
+        unknown.stderr.contains("possible values: bash"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+/// `--version` names the commit and the build date, so a report or a bug says exactly
+/// which build ran.
+#[test]
+fn the_version_names_the_commit_and_the_build_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = crate::support::output(crate::support::binary(dir.path()).arg("--version"));
+    assert_eq!(run.code, 0, "{}", run.all());
+    let line = run.stdout.trim_end();
+    let rest = line
+        .strip_prefix(&format!(
+            "kyb-deploy {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .unwrap_or_else(|| panic!("{line}"));
+    let (commit, date) = rest
+        .strip_suffix(')')
+        .and_then(|r| r.split_once(", built "))
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{line}"
+    );
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(date, &format).unwrap_or_else(|e| panic!("{line}: {e}"));
+}
