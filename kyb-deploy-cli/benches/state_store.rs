@@ -205,9 +205,10 @@ fn requests_row(figure: &str, requests: usize, target: usize, took: Duration) ->
     )
 }
 
-/// The requests (and time) of a known-good lookup (newest, and one past the pointer), of a
-/// record written, of the lock taken and released, and of the look for unfinished runs, in
-/// `store` and `lock` over `environment`'s 10,000 runs, counted by `proxy`.
+/// The requests (and time) of the pointer built over the seeded runs (once), of a
+/// known-good lookup (newest, and one past the pointer), of a record written, of the lock
+/// taken and released, and of the look for unfinished runs, in `store` and `lock` over
+/// `environment`'s 10,000 runs, counted by `proxy`.
 async fn bounded_costs(
     proxy: &FaultProxy,
     store: &ObjectRecordStore,
@@ -215,6 +216,12 @@ async fn bounded_costs(
     environment: &str,
     started: time::OffsetDateTime,
 ) -> BenchResult<Vec<Row>> {
+    // The first record after seeding folds all 10,000 into the pointer (the pointer is
+    // built once; every later record folds in only what was written since).
+    eprintln!("building the known-good pointer over {RUNS} runs ...");
+    let newest = record(environment, RUNS, started);
+    let (built, pointer_requests, pointer_took) = counted(proxy, store.append(&newest)).await;
+    built?;
     let mut rows = Vec::new();
     let (found, lookup, took_past) = counted(
         proxy,
@@ -267,6 +274,12 @@ async fn bounded_costs(
     let (unfinished, look, took) = counted(proxy, store.in_progress(environment)).await;
     unfinished?;
     rows.push(requests_row("look for unfinished runs", look, 2, took));
+    rows.push(row(
+        "pointer built over 10,000 runs (once)",
+        pointer_requests.to_string(),
+        None,
+        format!("took {}", secs(pointer_took)),
+    ));
     Ok(rows)
 }
 
@@ -321,23 +334,7 @@ async fn run() -> BenchResult<()> {
     };
     let (store, lock) =
         kyb_deploy_ecs::s3_state_with_client(s3_client(&proxy.url()), &state, "staging")?;
-    // The first record after seeding folds all 10,000 into the pointer (the pointer is
-    // built once; every later record folds in only what was written since).
-    eprintln!("building the known-good pointer over {RUNS} runs ...");
-    let newest = record("staging", RUNS, started);
-    let ((), pointer_requests, pointer_took) = {
-        let (result, requests, took) = counted(&proxy, store.append(&newest)).await;
-        result?;
-        ((), requests, took)
-    };
-
     let mut rows = bounded_costs(&proxy, &store, &lock, "staging", started).await?;
-    rows.push(row(
-        "pointer built over 10,000 runs (once)",
-        pointer_requests.to_string(),
-        None,
-        format!("took {}", secs(pointer_took)),
-    ));
 
     eprintln!("timing `kyb-deploy history` ...");
     let file = history_time(&binaries.kyb_deploy, dir, "local")?;
@@ -426,18 +423,7 @@ async fn kubernetes(
     eprintln!("seeded in {}", secs(seeded));
     let (store, lock) =
         kyb_deploy_k8s::kubernetes_state_with_client(client(&proxy.url())?, "kyb-bench", &state);
-    eprintln!("building the known-good pointer over {RUNS} runs ...");
-    let mut newest = record("k8s", RUNS, started);
-    newest.target = "kubernetes".into();
-    let (built, pointer_requests, pointer_took) = counted(&proxy, store.append(&newest)).await;
-    built?;
     let mut rows = bounded_costs(&proxy, &store, &lock, "k8s", started).await?;
-    rows.push(row(
-        "pointer built over 10,000 runs (once)",
-        pointer_requests.to_string(),
-        None,
-        format!("took {}", secs(pointer_took)),
-    ));
 
     // The binary, through the proxy, with a kubeconfig of its own.
     std::fs::write(

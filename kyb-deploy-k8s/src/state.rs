@@ -84,10 +84,8 @@ pub async fn kubernetes_state(
         });
     }
     let base = config.directory().unwrap_or(Path::new("."));
-    let namespace = state_namespace(environment)?;
-    let target = (environment.settings.target.as_str() == "kubernetes")
-        .then(|| KubernetesSettings::of(environment))
-        .transpose()?;
+    let target = target_settings(environment)?;
+    let namespace = namespace_of(environment, target.as_ref())?;
     let credentials = match target {
         Some(mut settings) => {
             if state.context.is_some() {
@@ -109,11 +107,31 @@ pub async fn kubernetes_state(
 ///
 /// When neither names one, or the target's settings cannot be read.
 pub fn state_namespace(environment: &Environment) -> kyb_deploy_core::Result<String> {
+    match &environment.settings.state.namespace {
+        Some(namespace) => Ok(namespace.clone()),
+        None => namespace_of(environment, target_settings(environment)?.as_ref()),
+    }
+}
+
+/// The Kubernetes target's settings, when the environment deploys to Kubernetes.
+fn target_settings(
+    environment: &Environment,
+) -> kyb_deploy_core::Result<Option<KubernetesSettings>> {
+    (environment.settings.target.as_str() == "kubernetes")
+        .then(|| KubernetesSettings::of(environment))
+        .transpose()
+}
+
+/// [`state_namespace`], with the target's settings read already.
+fn namespace_of(
+    environment: &Environment,
+    target: Option<&KubernetesSettings>,
+) -> kyb_deploy_core::Result<String> {
     if let Some(namespace) = &environment.settings.state.namespace {
         return Ok(namespace.clone());
     }
-    if environment.settings.target.as_str() == "kubernetes" {
-        return Ok(KubernetesSettings::of(environment)?.namespace);
+    if let Some(settings) = target {
+        return Ok(settings.namespace.clone());
     }
     Err(kyb_deploy_core::Error::Config {
         message: format!(
@@ -340,12 +358,28 @@ fn code(e: &kube::Error) -> Option<u16> {
     }
 }
 
+/// The kinds of object the state is kept in (Secrets, Leases): namespaced API objects the
+/// client reads and writes whole.
+trait StateObject:
+    Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + serde::Serialize
+    + std::fmt::Debug
+{
+}
+
+impl<K> StateObject for K where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+{
+}
+
 impl KubernetesObjects {
-    fn api<K>(&self) -> Api<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-        <K as Resource>::DynamicType: Default,
-    {
+    fn api<K: StateObject>(&self) -> Api<K> {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
@@ -384,14 +418,11 @@ impl KubernetesObjects {
         object_name(key).map_err(|message| self.error(message))
     }
 
-    async fn get_as<K>(&self, name: &str, key: &str) -> kyb_deploy_core::Result<Option<K>>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-        <K as Resource>::DynamicType: Default,
-    {
+    async fn get_as<K: StateObject>(
+        &self,
+        name: &str,
+        key: &str,
+    ) -> kyb_deploy_core::Result<Option<K>> {
         self.api::<K>()
             .get_opt(name)
             .await
@@ -399,15 +430,12 @@ impl KubernetesObjects {
     }
 
     /// One attempt of a write: create, or update on `resourceVersion`.
-    async fn write<K>(&self, key: &str, object: &K, condition: Condition<'_>) -> PutAnswer
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + serde::Serialize
-            + std::fmt::Debug,
-        <K as Resource>::DynamicType: Default,
-    {
+    async fn write<K: StateObject>(
+        &self,
+        key: &str,
+        object: &K,
+        condition: Condition<'_>,
+    ) -> PutAnswer {
         let api = self.api::<K>();
         let params = PostParams::default();
         let answer = match condition {
@@ -433,14 +461,7 @@ impl KubernetesObjects {
         }
     }
 
-    async fn delete<K>(&self, key: &str, etag: &str) -> kyb_deploy_core::Result<bool>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-        <K as Resource>::DynamicType: Default,
-    {
+    async fn delete<K: StateObject>(&self, key: &str, etag: &str) -> kyb_deploy_core::Result<bool> {
         let name = self.name(key)?;
         let params = DeleteParams {
             preconditions: Some(Preconditions {

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kyb_deploy_core::{Outcome, RollbackSummary, RunReport, StageResult};
 
@@ -64,7 +64,7 @@ impl GithubActions {
     }
 }
 
-fn append(path: &PathBuf, text: &str) -> io::Result<()> {
+fn append(path: &Path, text: &str) -> io::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -249,27 +249,24 @@ fn annotations(report: &RunReport) -> String {
             .replace('\r', "%0D")
             .replace('\n', "%0A")
     };
-    let mut text = String::new();
-    let title = format!(
+    // A property value also escapes ',' and ':', which separate properties.
+    let title = escape(&format!(
         "kyb-deploy {} to {}",
         report.operation.as_str(),
         report.environment
-    );
+    ))
+    .replace(',', "%2C")
+    .replace(':', "%3A");
+    let mut text = String::new();
     if !report.outcome.is_success() {
         let _ = writeln!(
             text,
-            "::error title={}::{}",
-            escape(&title).replace(',', "%2C").replace(':', "%3A"),
+            "::error title={title}::{}",
             escape(&report.outcome.summary())
         );
     }
     for warning in &report.warnings {
-        let _ = writeln!(
-            text,
-            "::warning title={}::{}",
-            escape(&title).replace(',', "%2C").replace(':', "%3A"),
-            escape(warning)
-        );
+        let _ = writeln!(text, "::warning title={title}::{}", escape(warning));
     }
     text
 }

@@ -167,17 +167,23 @@ impl Fleet {
         let dir = project.path();
         std::fs::copy(static_sample_api(), dir.join("kyb-sample-api")).unwrap();
         std::fs::write(dir.join("Dockerfile"), dockerfile(&self.name)).unwrap();
-        std::fs::create_dir(dir.join("ecs")).unwrap();
-        std::fs::write(
-            dir.join("ecs/task-definition.json"),
-            TEMPLATE.replace("FAMILY", &self.name),
-        )
-        .unwrap();
+        // Empty AWS files: the command points the AWS chain at them (nothing of this machine).
         std::fs::create_dir(dir.join("aws")).unwrap();
         std::fs::write(dir.join("aws/config"), "").unwrap();
         std::fs::write(dir.join("aws/credentials"), "").unwrap();
-        if let Platform::Kubernetes { kubeconfig, .. } = &self.platform {
-            std::fs::copy(kubeconfig.path().join("kubeconfig"), dir.join("kubeconfig")).unwrap();
+        match &self.platform {
+            Platform::Ecs { .. } => {
+                std::fs::create_dir(dir.join("ecs")).unwrap();
+                std::fs::write(
+                    dir.join("ecs/task-definition.json"),
+                    TEMPLATE.replace("FAMILY", &self.name),
+                )
+                .unwrap();
+            }
+            Platform::Kubernetes { kubeconfig, .. } => {
+                std::fs::copy(kubeconfig.path().join("kubeconfig"), dir.join("kubeconfig"))
+                    .unwrap();
+            }
         }
         project
     }

@@ -160,9 +160,9 @@ impl ObjectRecordStore {
     }
 
     /// The object of a listed record: the one the listing carried, else read.
-    async fn object_of(&self, (key, listed): &ListedRecord) -> Result<Option<Object>> {
+    async fn object_of(&self, key: &RecordKey, listed: Option<Object>) -> Result<Option<Object>> {
         match listed {
-            Some(object) => Ok(Some(object.clone())),
+            Some(object) => Ok(Some(object)),
             None => self.objects.get(&key.key).await,
         }
     }
@@ -170,18 +170,26 @@ impl ObjectRecordStore {
     /// Reads the records at `keys`, in their order; the unreadable ones become problems.
     async fn read(
         &self,
-        keys: &[ListedRecord],
+        keys: Vec<ListedRecord>,
     ) -> Result<(Vec<(RecordKey, DeploymentRecord)>, Vec<LedgerProblem>)> {
         let mut records = Vec::with_capacity(keys.len());
         let mut problems = Vec::new();
-        for chunk in keys.chunks(READS_AT_ONCE) {
-            let read = futures::future::join_all(chunk.iter().map(|k| self.object_of(k))).await;
-            for ((key, _), object) in chunk.iter().zip(read) {
+        let mut rest = keys.into_iter().peekable();
+        while rest.peek().is_some() {
+            let chunk: Vec<ListedRecord> = rest.by_ref().take(READS_AT_ONCE).collect();
+            let (keys, listed): (Vec<RecordKey>, Vec<Option<Object>>) = chunk.into_iter().unzip();
+            let read = futures::future::join_all(
+                keys.iter()
+                    .zip(listed)
+                    .map(|(key, object)| self.object_of(key, object)),
+            )
+            .await;
+            for (key, object) in keys.into_iter().zip(read) {
                 let Some(object) = object? else {
                     continue;
                 };
                 match serde_json::from_slice::<DeploymentRecord>(&object.body) {
-                    Ok(record) => records.push((key.clone(), record)),
+                    Ok(record) => records.push((key, record)),
                     Err(e) => problems.push(LedgerProblem {
                         line: 0,
                         message: format!(
@@ -209,7 +217,7 @@ impl ObjectRecordStore {
             true
         })
         .await?;
-        self.read(&Self::newest_per_run(keys)).await
+        self.read(Self::newest_per_run(keys)).await
     }
 
     /// Folds the records written since the pointer into it and replaces it, with
@@ -253,7 +261,7 @@ impl ObjectRecordStore {
             true
         })
         .await?;
-        self.read(&Self::newest_per_run(keys)).await
+        self.read(Self::newest_per_run(keys)).await
     }
 
     /// The environments that have a directory in the store.
@@ -291,7 +299,7 @@ impl ObjectRecordStore {
             },
         )
         .await?;
-        self.read(&keys).await
+        self.read(keys).await
     }
 }
 
@@ -380,7 +388,7 @@ impl RecordStore for ObjectRecordStore {
                 .into_iter()
                 .filter(|(k, _)| seen.insert(k.id.clone()))
                 .collect();
-            let (records, _) = self.read(&fresh).await?;
+            let (records, _) = self.read(fresh).await?;
             if let Some((_, found)) = records.into_iter().find(|(_, r)| matches(r)) {
                 return Ok(Some(found));
             }
@@ -453,7 +461,7 @@ impl RecordStore for ObjectRecordStore {
             !bound
         })
         .await?;
-        let (records, _) = self.read(&unfinished).await?;
+        let (records, _) = self.read(unfinished).await?;
         let mut records: Vec<DeploymentRecord> = records.into_iter().map(|(_, r)| r).collect();
         records.reverse();
         Ok(records)
